@@ -1,0 +1,40 @@
+"""`iomt broker`: run a local MQTT broker on loopback (Mosquitto if installed, else amqtt)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from types import FrameType
+
+from iomt.environment import Environment, ExitStatus
+
+HELP = "run a local MQTT broker on 127.0.0.1 (Mosquitto if installed, else embedded amqtt)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=1883, help="TCP port (0 picks a free one)")
+    parser.add_argument(
+        "--embedded",
+        action="store_true",
+        help="use embedded amqtt even if Mosquitto is installed",
+    )
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM stops the broker like Ctrl-C does, so no Mosquitto is left behind."""
+    raise KeyboardInterrupt
+
+
+def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    from federation.broker import LocalBroker
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    broker = LocalBroker(port=args.port, prefer="embedded" if args.embedded else "mosquitto")
+    broker.start()
+    try:
+        env.print(broker.url)
+        env.warn(f"iomt broker: {broker.kind} listening on {broker.url}; Ctrl-C stops it")
+        broker.wait()
+    finally:
+        broker.stop()
+    return ExitStatus.SUCCESS

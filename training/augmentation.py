@@ -1,0 +1,61 @@
+"""Label-preserving augmentation of sensor windows, applied to raw (unnormalised) values.
+
+Why these: the same exercise looks different on another wrist because the watch sits at another
+angle (rotation), the person moves with more or less vigour (scaling), sensors differ (noise),
+and a window starts at an arbitrary phase of the movement (time shift). Rotations are applied to
+every consecutive x/y/z triple of channels (accelerometer and gyroscope rotate together).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AugmentationConfig:
+    """Strengths of each augmentation; zero switches one off."""
+
+    rotation_std_rad: float = 0.25
+    scale_range: float = 0.15
+    noise_std: float = 0.05
+    max_shift_fraction: float = 0.15
+
+
+def random_rotations(count: int, std_rad: float, rng: np.random.Generator) -> np.ndarray:
+    """`count` rotation matrices about random axes with normally distributed angles (Rodrigues)."""
+    axes = rng.normal(size=(count, 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    angles = rng.normal(0.0, std_rad, size=count)
+    cross = np.zeros((count, 3, 3))
+    cross[:, 0, 1], cross[:, 0, 2], cross[:, 1, 2] = -axes[:, 2], axes[:, 1], -axes[:, 0]
+    cross -= cross.transpose(0, 2, 1)
+    sin, cos = np.sin(angles)[:, None, None], np.cos(angles)[:, None, None]
+    return np.eye(3) + sin * cross + (1 - cos) * cross @ cross
+
+
+def augment_windows(
+    windows: np.ndarray, config: AugmentationConfig, rng: np.random.Generator, rotate_triples: bool
+) -> np.ndarray:
+    """Return augmented copies of raw windows `(batch, time, channels)`."""
+    out = windows.astype(np.float32, copy=True)
+    count, length, channels = out.shape
+    if rotate_triples and config.rotation_std_rad > 0:
+        rotation = random_rotations(count, config.rotation_std_rad, rng).astype(np.float32)
+        for start in range(0, channels - channels % 3, 3):
+            out[:, :, start : start + 3] = np.einsum(
+                "nij,ntj->nti", rotation, out[:, :, start : start + 3]
+            )
+    if config.scale_range > 0:
+        out *= rng.uniform(
+            1 - config.scale_range, 1 + config.scale_range, size=(count, 1, channels)
+        ).astype(np.float32)
+    if config.noise_std > 0:
+        scale = out.std(axis=(0, 1), keepdims=True) + 1e-6
+        out += rng.normal(0.0, config.noise_std, size=out.shape).astype(np.float32) * scale
+    max_shift = int(config.max_shift_fraction * length)
+    if max_shift > 0:
+        shifts = rng.integers(-max_shift, max_shift + 1, size=count)
+        out = np.stack([np.roll(window, shift, axis=0) for window, shift in zip(out, shifts)])
+    return out

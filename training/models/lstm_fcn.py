@@ -1,0 +1,49 @@
+"""LSTM-FCN (Karim et al. 2017) for multichannel activity windows.
+
+Two branches read the same window: a dimension-shuffled LSTM (each *channel* is a time step, so the
+LSTM sees C steps of T features: cheap, and the shape converts to a fused int8 LSTM) and a fully
+convolutional branch of three Conv1D-BN-ReLU blocks with global average pooling. Their
+concatenation is the `embedding`; the dense `head_0`/`head_1` after it is what devices fine-tune.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from training.keras_backend import import_keras
+from training.models.config import EMBEDDING_LAYER, HEAD_LAYERS, ModelConfig
+
+
+def build_lstm_fcn(
+    config: ModelConfig,
+    window_length: int,
+    num_channels: int,
+    num_classes: int,
+    batch_size: int | None = None,
+) -> Any:
+    """A tf_keras LSTM-FCN taking normalised windows `(batch, time, channels)`."""
+    _, keras = import_keras()
+    layers = keras.layers
+    regulariser = keras.regularizers.l2(config.l2)
+    inputs = keras.Input(shape=(window_length, num_channels), batch_size=batch_size, name="window")
+
+    shuffled = layers.Permute((2, 1), name="dimension_shuffle")(inputs)  # (batch, channels, time)
+    lstm = layers.LSTM(config.lstm_units, name="lstm")(shuffled)
+    lstm = layers.Dropout(config.lstm_dropout, name="lstm_dropout")(lstm)
+
+    conv = inputs
+    for index, (filters, kernel) in enumerate(zip(config.conv_filters, config.conv_kernels)):
+        conv = layers.Conv1D(
+            filters, kernel, padding="same", kernel_regularizer=regulariser, name=f"conv_{index}"
+        )(conv)
+        conv = layers.BatchNormalization(name=f"bn_{index}")(conv)
+        conv = layers.ReLU(name=f"relu_{index}")(conv)
+    pooled = layers.GlobalAveragePooling1D(name="gap")(conv)
+
+    embedding = layers.Concatenate(name=EMBEDDING_LAYER)([lstm, pooled])
+    hidden = layers.Dropout(config.head_dropout, name="head_dropout")(embedding)
+    hidden = layers.Dense(
+        config.head_units, activation="relu", kernel_regularizer=regulariser, name=HEAD_LAYERS[0]
+    )(hidden)
+    outputs = layers.Dense(num_classes, activation="softmax", name=HEAD_LAYERS[1])(hidden)
+    return keras.Model(inputs, outputs, name="lstm_fcn")

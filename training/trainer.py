@@ -1,0 +1,240 @@
+"""Train one model on a window dataset: dense phase with early stopping, then pruning phase.
+
+Reads top to bottom as the recipe: split by subject, normalise with training-subject statistics,
+train with augmentation and a cosine learning-rate schedule keeping the best validation weights,
+then prune to the target sparsity while fine-tuning, strip the wrappers, and evaluate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from training.augmentation import AugmentationConfig, augment_windows
+from training.evaluation import ClassificationReport, classification_report
+from training.keras_backend import import_keras
+from training.models import ModelConfig, build_model
+from training.pruning import (
+    PruningSchedule,
+    measure_sparsity,
+    pruning_callbacks,
+    strip_pruning,
+    wrap_for_pruning,
+)
+from training.splits import SubjectSplit
+
+ProgressCallback = Callable[[str, int, int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run, recorded in the run directory."""
+
+    model: ModelConfig
+    epochs: int = 30
+    prune_epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    sparsity: float = 0.5
+    patience: int = 10
+    seed: int = 0
+    augmentation: AugmentationConfig | None = field(default_factory=AugmentationConfig)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The stripped model and what `metrics.json` needs."""
+
+    model: Any
+    history: list[dict[str, float]]
+    val: ClassificationReport
+    test: ClassificationReport
+    sparsity: float
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Normalised windows of one split with their labels and subjects."""
+
+    X: np.ndarray  # (windows, time, channels), normalised
+    y: np.ndarray
+    subject: np.ndarray
+
+
+def channel_statistics(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std over windows and time; std floored so flat channels stay finite."""
+    mean = X.mean(axis=(0, 1)).astype(np.float32)
+    std = np.maximum(X.std(axis=(0, 1)), 1e-6).astype(np.float32)
+    return mean, std
+
+
+def _split(
+    dataset: Any, subjects: tuple[int, ...], mean: np.ndarray, std: np.ndarray
+) -> PreparedData:
+    mask = np.isin(dataset.subject, subjects)
+    return PreparedData((dataset.X[mask] - mean) / std, dataset.y[mask], dataset.subject[mask])
+
+
+def train(
+    dataset: Any, split: SubjectSplit, config: TrainConfig, progress: ProgressCallback | None = None
+) -> tuple[TrainResult, np.ndarray, np.ndarray]:
+    """Train, prune and evaluate; returns the result and the normalisation (mean, std)."""
+    tf, keras = import_keras()
+    keras.utils.set_random_seed(config.seed)
+    mean, std = channel_statistics(dataset.X[np.isin(dataset.subject, split.train_subjects)])
+    train_data = _split(dataset, split.train_subjects, mean, std)
+    val_data = _split(dataset, split.val_subjects, mean, std)
+    test_data = _split(dataset, split.test_subjects, mean, std)
+    num_classes = len(dataset.labels)
+    _, length, channels = dataset.X.shape
+    model = build_model(config.model, length, channels, num_classes)
+    rng = np.random.default_rng(config.seed)
+    rotate = _has_xyz_triples(dataset.channels)
+    augment = _augmenter(config, mean, std, rng, rotate)
+
+    history = _fit_dense(model, train_data, val_data, config, augment, progress)
+    sparsity = 0.0
+    if config.sparsity > 0:
+        model, prune_history = _fit_pruned(model, train_data, val_data, config, augment, progress)
+        history += prune_history
+        sparsity = measure_sparsity(model)
+    val = _report(model, val_data, num_classes)
+    test = _report(model, test_data, num_classes)
+    return TrainResult(model, history, val, test, sparsity), mean, std
+
+
+def _has_xyz_triples(channels: Any) -> bool:
+    names = [str(c).lower() for c in channels]
+    return (
+        len(names) % 3 == 0
+        and len(names) >= 3
+        and all(names[i].endswith("x") for i in range(0, len(names), 3))
+    )
+
+
+def _augmenter(
+    config: TrainConfig, mean: np.ndarray, std: np.ndarray, rng: np.random.Generator, rotate: bool
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Augment normalised windows by going back to raw units, where rotation is meaningful."""
+    if config.augmentation is None:
+        return lambda windows: windows
+    aug = config.augmentation
+
+    def apply(windows: np.ndarray) -> np.ndarray:
+        raw = windows * std + mean
+        return ((augment_windows(raw, aug, rng, rotate) - mean) / std).astype(np.float32)
+
+    return apply
+
+
+def _compile(model: Any, learning_rate: float) -> None:
+    _, keras = import_keras()
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+
+def _cosine(base: float, epoch: int, epochs: int) -> float:
+    return base * 0.5 * (1 + math.cos(math.pi * epoch / max(epochs, 1)))
+
+
+def _fit_dense(
+    model: Any,
+    train_data: PreparedData,
+    val_data: PreparedData,
+    config: TrainConfig,
+    augment: Callable[[np.ndarray], np.ndarray],
+    progress: ProgressCallback | None,
+) -> list[dict[str, float]]:
+    """Epoch loop with fresh augmentation each epoch; keeps the best validation weights."""
+    _compile(model, config.learning_rate)
+    rng = np.random.default_rng(config.seed + 1)
+    history: list[dict[str, float]] = []
+    best_accuracy, best_weights, since_best = -1.0, model.get_weights(), 0
+    for epoch in range(config.epochs):
+        model.optimizer.learning_rate.assign(_cosine(config.learning_rate, epoch, config.epochs))
+        row = _one_epoch(model, train_data, val_data, config, augment, rng, callbacks=[])
+        row.update(epoch=epoch, phase="dense")
+        history.append(row)
+        if progress:
+            progress("dense", epoch + 1, config.epochs, row)
+        if row["val_accuracy"] > best_accuracy:
+            best_accuracy, best_weights, since_best = row["val_accuracy"], model.get_weights(), 0
+        else:
+            since_best += 1
+            if since_best >= config.patience:
+                break
+    model.set_weights(best_weights)
+    return history
+
+
+def _fit_pruned(
+    model: Any,
+    train_data: PreparedData,
+    val_data: PreparedData,
+    config: TrainConfig,
+    augment: Callable[[np.ndarray], np.ndarray],
+    progress: ProgressCallback | None,
+) -> tuple[Any, list[dict[str, float]]]:
+    """Fine-tune while sparsity ramps up over the first 70% of the phase, then strip."""
+    steps_per_epoch = math.ceil(len(train_data.X) / config.batch_size)
+    total = steps_per_epoch * config.prune_epochs
+    schedule = PruningSchedule(
+        config.sparsity,
+        begin_step=0,
+        end_step=max(1, int(0.7 * total)),
+        frequency=max(1, steps_per_epoch // 4),
+    )
+    pruned = wrap_for_pruning(model, schedule)
+    _compile(pruned, config.learning_rate * 0.3)
+    rng = np.random.default_rng(config.seed + 2)
+    history: list[dict[str, float]] = []
+    for epoch in range(config.prune_epochs):
+        row = _one_epoch(pruned, train_data, val_data, config, augment, rng, pruning_callbacks())
+        row.update(epoch=epoch, phase="prune")
+        history.append(row)
+        if progress:
+            progress("prune", epoch + 1, config.prune_epochs, row)
+    return strip_pruning(pruned), history
+
+
+def _one_epoch(
+    model: Any,
+    train_data: PreparedData,
+    val_data: PreparedData,
+    config: TrainConfig,
+    augment: Callable[[np.ndarray], np.ndarray],
+    rng: np.random.Generator,
+    callbacks: list[Any],
+) -> dict[str, Any]:
+    order = rng.permutation(len(train_data.X))
+    fit = model.fit(
+        augment(train_data.X[order]),
+        train_data.y[order],
+        batch_size=config.batch_size,
+        epochs=1,
+        verbose=0,
+        callbacks=callbacks,
+    )
+    val_loss, val_accuracy = model.evaluate(val_data.X, val_data.y, batch_size=256, verbose=0)
+    return {
+        "loss": float(fit.history["loss"][0]),
+        "accuracy": float(fit.history["accuracy"][0]),
+        "val_loss": float(val_loss),
+        "val_accuracy": float(val_accuracy),
+    }
+
+
+def predict_classes(model: Any, X: np.ndarray) -> np.ndarray:
+    """Top-1 class of each normalised window."""
+    return np.argmax(model.predict(X, batch_size=256, verbose=0), axis=1)
+
+
+def _report(model: Any, data: PreparedData, num_classes: int) -> ClassificationReport:
+    return classification_report(data.y, predict_classes(model, data.X), data.subject, num_classes)

@@ -21,7 +21,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-TOPIC_ROOT = "iomt/v1"
+from federation.errors import FederationError
+from federation.topics import TOPIC_ROOT
+
 # One table: every topic kind under iomt/v1/{fleet}/ and its QoS.
 TOPIC_QOS: dict[str, int] = {
     "round": 1,
@@ -38,8 +40,10 @@ PUBLISH_TIMEOUT_S = 10.0
 _NOT_CONNECTED = "MQTT broker {url} did not accept the connection within {timeout:.0f} s"
 
 
-class MqttLinkError(RuntimeError):
+class MqttLinkError(FederationError):
     """A paho operation failed (mapped from its MQTTErrorCode or reason code)."""
+
+    reason = "transport"
 
 
 class MqttPublishTimeoutError(MqttLinkError):

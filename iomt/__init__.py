@@ -1,3 +1,3 @@
-"""IoMT Edge FL: the `iomt` command line and the fleet simulation that wires the packages together."""
+"""IoMT Edge FL: the `iomt` command line and the fleet simulation wiring the packages."""
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""The `iomt` front door: parse arguments, dispatch to a command, turn exceptions into exit codes."""
+"""The `iomt` front door: parse arguments, dispatch a command, turn exceptions into exit codes."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ def build_parser(modules: dict[str, ModuleType]) -> argparse.ArgumentParser:
     """The whole argument parser; each command adds its own arguments."""
     parser = argparse.ArgumentParser(
         prog="iomt",
-        description="IoMT Edge FL: train, quantise, deploy and federate health models on edge devices.",
+        description=(
+            "IoMT Edge FL: train, quantise, deploy and federate health models on edge devices."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"iomt {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

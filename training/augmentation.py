@@ -57,5 +57,7 @@ def augment_windows(
     max_shift = int(config.max_shift_fraction * length)
     if max_shift > 0:
         shifts = rng.integers(-max_shift, max_shift + 1, size=count)
-        out = np.stack([np.roll(window, shift, axis=0) for window, shift in zip(out, shifts)])
+        out = np.stack(
+            [np.roll(window, shift, axis=0) for window, shift in zip(out, shifts, strict=True)]
+        )
     return out

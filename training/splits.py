@@ -9,7 +9,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class SubjectSplit:
-    """Which subjects train, which choose hyperparameters, which are looked at once for the report."""
+    """Subjects that train, that choose hyperparameters, and that are looked at once to report."""
 
     train_subjects: tuple[int, ...]
     val_subjects: tuple[int, ...]

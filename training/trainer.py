@@ -83,7 +83,7 @@ def train(
     dataset: Any, split: SubjectSplit, config: TrainConfig, progress: ProgressCallback | None = None
 ) -> tuple[TrainResult, np.ndarray, np.ndarray]:
     """Train, prune and evaluate; returns the result and the normalisation (mean, std)."""
-    tf, keras = import_keras()
+    _, keras = import_keras()
     keras.utils.set_random_seed(config.seed)
     mean, std = channel_statistics(dataset.X[np.isin(dataset.subject, split.train_subjects)])
     train_data = _split(dataset, split.train_subjects, mean, std)

@@ -32,7 +32,9 @@ def build_lstm_fcn(
     lstm = layers.Dropout(config.lstm_dropout, name="lstm_dropout")(lstm)
 
     conv = inputs
-    for index, (filters, kernel) in enumerate(zip(config.conv_filters, config.conv_kernels)):
+    for index, (filters, kernel) in enumerate(
+        zip(config.conv_filters, config.conv_kernels, strict=True)
+    ):
         conv = layers.Conv1D(
             filters, kernel, padding="same", kernel_regularizer=regulariser, name=f"conv_{index}"
         )(conv)

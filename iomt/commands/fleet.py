@@ -1,0 +1,64 @@
+"""`iomt fleet add|revoke|list --registry F`: the devices the aggregator trusts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from iomt.environment import Environment, ExitStatus
+from iomt.errors import UsageError
+
+if TYPE_CHECKING:
+    from federation.device_registry import DeviceRegistry
+
+HELP = "manage the device registry (device id -> Ed25519 public key, revoked flag)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="fleet_action", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="register a device and its public key")
+    add.add_argument("device_id")
+    key = add.add_mutually_exclusive_group(required=True)
+    key.add_argument("--public-key", help="64 hex chars (printed by `iomt edge keygen`)")
+    key.add_argument("--public-key-file", type=Path, help="file holding the hex public key")
+    revoke = actions.add_parser("revoke", help="refuse a device's updates from now on")
+    revoke.add_argument("device_id")
+    listing = actions.add_parser("list", help="show registered devices")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    for sub in (add, revoke, listing):
+        sub.add_argument("--registry", type=Path, required=True, help="registry JSON file")
+
+
+def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    from federation.device_registry import DeviceRegistry, RegistryError, parse_public_key
+
+    try:
+        registry = DeviceRegistry.load(args.registry, missing_ok=args.fleet_action == "add")
+        if args.fleet_action == "add":
+            text = args.public_key or args.public_key_file.read_text()
+            entry = registry.add(args.device_id, parse_public_key(text))
+            registry.save()
+            env.print(f"added {entry.device_id} {entry.public_key_hex}")
+        elif args.fleet_action == "revoke":
+            registry.revoke(args.device_id)
+            registry.save()
+            env.print(f"revoked {args.device_id}")
+        else:
+            _print_list(env, registry, args.json)
+    except (RegistryError, OSError) as exc:
+        raise UsageError(str(exc)) from exc
+    return ExitStatus.SUCCESS
+
+
+def _print_list(env: Environment, registry: DeviceRegistry, as_json: bool) -> None:
+    entries = sorted(registry.entries.values(), key=lambda e: e.device_id)
+    if as_json:
+        rows = [{"device_id": e.device_id, "public_key": e.public_key_hex, "revoked": e.revoked}
+                for e in entries]  # fmt: skip
+        env.print(json.dumps(rows))
+        return
+    for e in entries:
+        state = "revoked" if e.revoked else "trusted"
+        env.print(f"{e.device_id:24s} {state:8s} {e.public_key_hex}")

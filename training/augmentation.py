@@ -2,8 +2,10 @@
 
 Why these: the same exercise looks different on another wrist because the watch sits at another
 angle (rotation), the person moves with more or less vigour (scaling), sensors differ (noise),
-and a window starts at an arbitrary phase of the movement (time shift). Rotations are applied to
-every consecutive x/y/z triple of channels (accelerometer and gyroscope rotate together).
+a window starts at an arbitrary phase of the movement (time shift), and the same movement
+done with the other arm is a mirror image (mirroring flips one axis of a vector sensor and the
+other two of an angular-rate one, since angular velocity is a pseudo-vector). Rotations apply
+to every consecutive x/y/z triple of channels (accelerometer and gyroscope rotate together).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class AugmentationConfig:
     scale_range: float = 0.15
     noise_std: float = 0.05
     max_shift_fraction: float = 0.15
+    mirror_probability: float = 0.5
 
 
 def random_rotations(count: int, std_rad: float, rng: np.random.Generator) -> np.ndarray:
@@ -47,6 +50,8 @@ def augment_windows(
             out[:, :, start : start + 3] = np.einsum(
                 "nij,ntj->nti", rotation, out[:, :, start : start + 3]
             )
+    if rotate_triples and config.mirror_probability > 0:
+        _mirror(out, rng.random(count) < config.mirror_probability)
     if config.scale_range > 0:
         out *= rng.uniform(
             1 - config.scale_range, 1 + config.scale_range, size=(count, 1, channels)
@@ -61,3 +66,12 @@ def augment_windows(
             [np.roll(window, shift, axis=0) for window, shift in zip(out, shifts, strict=True)]
         )
     return out
+
+
+def _mirror(windows: np.ndarray, chosen: np.ndarray) -> None:
+    """Mirror the chosen windows in place: accelerometer x flips, gyroscope y and z flip."""
+    for start in range(0, windows.shape[2] - windows.shape[2] % 3, 3):
+        is_rate = start >= 3  # channels are acc_xyz then gyr_xyz
+        axes = [start + 1, start + 2] if is_rate else [start]
+        for axis in axes:
+            windows[chosen, :, axis] *= -1

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from training.augmentation import AugmentationConfig, augment_windows
+from training.datasets.normalisation import fit_normalisation
+from training.datasets.window_dataset import WindowDataset
 from training.evaluation import ClassificationReport, classification_report
 from training.keras_backend import import_keras
 from training.models import ModelConfig, build_model
@@ -65,13 +67,6 @@ class PreparedData:
     subject: np.ndarray
 
 
-def channel_statistics(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std over windows and time; std floored so flat channels stay finite."""
-    mean = X.mean(axis=(0, 1)).astype(np.float32)
-    std = np.maximum(X.std(axis=(0, 1)), 1e-6).astype(np.float32)
-    return mean, std
-
-
 def _split(
     dataset: Any, subjects: tuple[int, ...], mean: np.ndarray, std: np.ndarray
 ) -> PreparedData:
@@ -80,12 +75,16 @@ def _split(
 
 
 def train(
-    dataset: Any, split: SubjectSplit, config: TrainConfig, progress: ProgressCallback | None = None
+    dataset: WindowDataset,
+    split: SubjectSplit,
+    config: TrainConfig,
+    progress: ProgressCallback | None = None,
 ) -> tuple[TrainResult, np.ndarray, np.ndarray]:
     """Train, prune and evaluate; returns the result and the normalisation (mean, std)."""
     _, keras = import_keras()
     keras.utils.set_random_seed(config.seed)
-    mean, std = channel_statistics(dataset.X[np.isin(dataset.subject, split.train_subjects)])
+    normalisation = fit_normalisation(dataset, split.train_subjects)
+    mean, std = normalisation.mean, normalisation.std
     train_data = _split(dataset, split.train_subjects, mean, std)
     val_data = _split(dataset, split.val_subjects, mean, std)
     test_data = _split(dataset, split.test_subjects, mean, std)

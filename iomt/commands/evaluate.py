@@ -1,0 +1,64 @@
+"""`iomt evaluate`: a trained run on a dataset's test subjects, float beside int8 and TFLM."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from iomt.environment import Environment, ExitStatus
+
+HELP = "evaluate runs/NAME on a dataset (float; int8 LiteRT and TFLM once converted)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", type=Path, help="training run directory")
+    parser.add_argument("--data", required=True, type=Path, help="window dataset .npz")
+    parser.add_argument("--bundle", type=Path, help="converted bundle: adds int8 and TFLM columns")
+    parser.add_argument("--subjects", default="test", help="'test', 'val', 'all' or ids 1,2,3")
+    parser.add_argument(
+        "--plot", type=Path, help="confusion-matrix PNG (default RUN/confusion.png)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    from training.datasets.window_dataset import load_window_dataset
+    from training.plots import plot_confusion_matrix
+    from training.run_artifacts import load_run
+    from training.run_evaluation import evaluate_run
+
+    trained = load_run(args.run)
+    dataset = load_window_dataset(args.data)
+    subjects = _subjects(args.subjects, trained)
+    results = evaluate_run(trained, dataset, subjects, bundle=args.bundle)
+    plot_path = args.plot or args.run / "confusion.png"
+    first = next(iter(results.values()))
+    plot_confusion_matrix(
+        first.confusion, list(trained.labels), f"{args.run.name} on subjects {subjects}", plot_path
+    )
+    _print(env, results, args.json)
+    env.warn(f"confusion matrix -> {plot_path}")
+    return ExitStatus.SUCCESS
+
+
+def _subjects(text: str, trained: Any) -> list[int]:
+    if text == "test":
+        return list(trained.split.test_subjects)
+    if text == "val":
+        return list(trained.split.val_subjects)
+    if text == "all":
+        return sorted(
+            trained.split.train_subjects + trained.split.val_subjects + trained.split.test_subjects
+        )
+    return [int(part) for part in text.split(",")]
+
+
+def _print(env: Environment, results: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        env.print(json.dumps({name: r.to_dict() for name, r in results.items()}, indent=2))
+        return
+    env.print(f"{'model':<16}{'accuracy':>10}{'macro-F1':>10}")
+    for name, report in results.items():
+        env.print(f"{name:<16}{report.accuracy:>10.3f}{report.macro_f1:>10.3f}")

@@ -1,0 +1,82 @@
+"""`iomt train`: train, prune and evaluate a model on a window dataset, writing `runs/NAME`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from iomt.environment import Environment, ExitStatus
+from iomt.errors import UsageError
+from iomt.progress import EpochProgress
+
+HELP = "train an LSTM-FCN or BiLSTM on a window dataset, prune it, and write runs/NAME"
+
+
+def _subject_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated subject ids, got {text!r}"
+        ) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, type=Path, help="window dataset .npz")
+    parser.add_argument("--arch", required=True, choices=["lstm-fcn", "bilstm"])
+    parser.add_argument("--out", required=True, type=Path, help="run directory to write")
+    parser.add_argument("--size", default="pi", choices=["pi", "mcu"], help="model width")
+    parser.add_argument("--sparsity", type=float, default=0.5, help="pruning target (0 = none)")
+    parser.add_argument("--epochs", type=int, default=30, help="dense epochs (early stopping)")
+    parser.add_argument("--prune-epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--patience", type=int, default=10, help="early-stopping patience")
+    parser.add_argument("--no-augment", action="store_true", help="switch augmentation off")
+    parser.add_argument("--test-subjects", type=_subject_list, help="e.g. 8,9,10")
+    parser.add_argument("--val-subjects", type=_subject_list, help="e.g. 6,7")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print metrics.json to stdout")
+
+
+def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    from training.training_run import TrainingRequest, run_training
+
+    if not 0.0 <= args.sparsity < 1.0:
+        raise UsageError(f"--sparsity must be in [0, 1), got {args.sparsity}")
+    if args.epochs < 1:
+        raise UsageError("--epochs must be at least 1")
+    request = TrainingRequest(
+        data=args.data,
+        arch=args.arch,
+        out=args.out,
+        size=args.size,
+        sparsity=args.sparsity,
+        epochs=args.epochs,
+        prune_epochs=args.prune_epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        augment=not args.no_augment,
+        test_subjects=args.test_subjects,
+        val_subjects=args.val_subjects,
+        seed=args.seed,
+    )
+    with EpochProgress(env) as progress:
+        metrics = run_training(request, progress=progress.update, announce=env.warn)
+    _print_summary(env, metrics, args)
+    return ExitStatus.SUCCESS
+
+
+def _print_summary(env: Environment, metrics: dict[str, Any], args: argparse.Namespace) -> None:
+    if args.json:
+        env.print(json.dumps(metrics, indent=2))
+        return
+    test = metrics["test"]
+    env.print(
+        f"test accuracy {test['accuracy']:.3f}  macro-F1 {test['macro_f1']:.3f}"
+        f"  val accuracy {metrics['val']['accuracy']:.3f}  sparsity {metrics['sparsity']:.3f}"
+        f"  -> {args.out}"
+    )

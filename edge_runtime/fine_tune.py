@@ -70,7 +70,7 @@ def fine_tune(
     weights = [np.array(w, dtype=np.float64) for w in head_weights]
     features, labels = _check_inputs(weights, activations, X, y, config)
     anchor = _proximal_anchor(weights, global_weights, config)
-    per_class = class_weight_vector(labels, int(weights[-1].shape[1]), config.class_weights)
+    per_class = class_weight_vector(labels, int(weights[-1].shape[0]), config.class_weights)
     optimiser = _Optimiser(config, weights)
     rng = np.random.default_rng(config.seed)
     history = []

@@ -130,6 +130,11 @@ class Int8Model:
         return cls(interpreter, source)
 
     @property
+    def interpreter(self) -> Any:
+        """The backend interpreter itself, for diagnostics and benchmarks."""
+        return self._interpreter
+
+    @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of the interpreter input, batch included (e.g. (1, T, C))."""
         return tuple(int(d) for d in self._input["shape"])

@@ -28,6 +28,20 @@ class HeartRhythm:
     drift_tau_s: float = 40.0
     onset_from_bpm: float | None = None  # heart rate at t=0, approaching mean_hr_bpm
     onset_tau_s: float = 45.0
+    phasic_per_min: float = 0.0  # task-evoked heart-rate bursts per minute (acute stress)
+    phasic_bpm: float = 0.0  # peak height of one burst
+
+
+def _phasic_bursts(rhythm: HeartRhythm, grid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sum of heart-rate bursts (5 s rise, 15 s decay) at random times: responses to task events."""
+    out = np.zeros_like(grid)
+    duration_s = float(grid[-1]) if grid.size else 0.0
+    count = rng.poisson(rhythm.phasic_per_min * duration_s / 60.0)
+    for start in rng.uniform(-20.0, duration_s, size=count):
+        lag = np.clip(grid - start, 0.0, None)
+        shape = (1.0 - np.exp(-lag / 5.0)) * np.exp(-lag / 15.0)
+        out += rng.uniform(0.5, 1.0) * rhythm.phasic_bpm * shape / 0.4725  # 0.4725: peak of shape
+    return out
 
 
 def _ornstein_uhlenbeck(
@@ -56,6 +70,7 @@ def beat_times(rhythm: HeartRhythm, duration_s: float, rng: np.random.Generator)
     grid_step = 0.5
     grid = np.arange(0.0, duration_s + 5.0, grid_step)
     drift = _ornstein_uhlenbeck(grid.size, grid_step, rhythm.drift_bpm, rhythm.drift_tau_s, rng)
+    drift += _phasic_bursts(rhythm, grid, rng)
     breathing_wander = _ornstein_uhlenbeck(grid.size, grid_step, 0.06, 30.0, rng)
     breath_phase = (
         2 * np.pi * np.cumsum(rhythm.breathing_per_min / 60.0 * (1 + breathing_wander)) * grid_step

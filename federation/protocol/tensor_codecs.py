@@ -26,6 +26,7 @@ CODEC_DTYPES: dict[str, np.dtype[np.generic]] = {
 INDEX_DTYPE = np.dtype("<u4")
 INT8_LEVELS = 127
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
+_MAX_INT8_SCALE = float(np.finfo(np.float32).max) / 128  # any int8 value times it stays finite
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def decode_tensor(encoded: EncodedTensor) -> NDArray[np.float32]:
             f"tensor {encoded.shape} declares {count} {encoded.codec} values "
             f"but carries {len(encoded.values)} bytes"
         )
-    if not math.isfinite(encoded.scale) or encoded.scale < 0:
+    if not 0 <= encoded.scale <= _MAX_INT8_SCALE:  # also false for NaN
         raise NonFiniteValueError(f"invalid tensor scale {encoded.scale!r}")
     values = np.frombuffer(encoded.values, dtype=dtype).astype(np.float32)
     if encoded.codec == "int8":

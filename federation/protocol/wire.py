@@ -228,7 +228,8 @@ def _encoded_tensor(raw: Any) -> EncodedTensor:
     if not isinstance(raw, dict) or not _TENSOR_KEYS <= set(raw) <= _TENSOR_KEYS | {"indices"}:
         raise MalformedMessageError(f"a tensor needs keys {sorted(_TENSOR_KEYS)} (+ 'indices')")
     shape = raw["shape"]
-    if raw["dtype"] != "float32" or raw["codec"] not in CODEC_DTYPES:
+    codec = raw["codec"] if isinstance(raw["codec"], str) else None
+    if raw["dtype"] != "float32" or codec not in CODEC_DTYPES:
         raise MalformedMessageError(f"unsupported tensor {raw['dtype']!r}/{raw['codec']!r}")
     if not isinstance(shape, list) or len(shape) > MAX_NDIM or not all(_is_dim(d) for d in shape):
         raise MalformedMessageError(f"invalid tensor shape {shape!r}")
@@ -237,7 +238,7 @@ def _encoded_tensor(raw: Any) -> EncodedTensor:
         raise MalformedMessageError("tensor 'scale' must be a number")
     if not isinstance(values, bytes) or not isinstance(indices, (bytes, type(None))):
         raise MalformedMessageError("tensor 'values' and 'indices' must be bytes")
-    return EncodedTensor(raw["codec"], tuple(shape), float(scale), values, indices)
+    return EncodedTensor(str(codec), tuple(shape), float(scale), values, indices)
 
 
 def _is_dim(value: Any) -> bool:

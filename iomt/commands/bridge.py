@@ -1,0 +1,219 @@
+"""`iomt bridge`: talk to a microcontroller over serial, or emulate one on a pty."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from iomt.environment import Environment, ExitStatus
+from iomt.errors import UsageError
+
+HELP = "talk to a microcontroller over serial (info, stream, infer, upload) or emulate one"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Sub-actions, each with the shared port options."""
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    info = _with_port(actions.add_parser("info", help="show board, firmware and model"))
+    info.set_defaults(_action=_run_info)
+    stream = _with_port(actions.add_parser("stream", help="print streamed sensor frames"))
+    stream.add_argument("--seconds", type=float, default=5.0, help="how long to stream")
+    stream.add_argument("--samples-per-frame", type=int, default=0)
+    stream.set_defaults(_action=_run_stream)
+    infer = _with_port(actions.add_parser("infer", help="run the device's model on windows"))
+    infer.add_argument("--data", required=True, help="window dataset .npz")
+    infer.add_argument("--count", type=int, default=10, help="windows to send")
+    infer.set_defaults(_action=_run_infer)
+    upload = _with_port(actions.add_parser("upload", help="write a model into the device"))
+    upload.add_argument("model", help="a .tflite file or a bundle directory")
+    upload.add_argument("--chunk-size", type=int, default=1024)
+    upload.set_defaults(_action=_run_upload)
+    emulate = actions.add_parser("emulate", help="emulate a microcontroller on a pty")
+    _add_emulate_arguments(emulate)
+    emulate.set_defaults(_action=_run_emulate)
+
+
+def _with_port(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--port", required=True, help="serial port or any pyserial URL")
+    parser.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    parser.add_argument("--timeout", type=float, default=0.5, help="reply timeout per attempt")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _add_emulate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--board", default="nano33ble", help="board profile to emulate")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--bundle", help="bundle directory (uses model.int8.tflite, mean/std)")
+    model.add_argument("--model", help="a .tflite model")
+    parser.add_argument("--replay", help="window dataset .npz to stream (default: IMU emulator)")
+    parser.add_argument("--fault", default="", help="e.g. bitflip=0.01,drop=0.01,reset=0.001")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the injected faults")
+    parser.add_argument("--baud", type=int, default=0, help="pace the pty like a UART at BAUD")
+    parser.add_argument("--json", action="store_true", help="print the port as JSON")
+
+
+def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    """Dispatch to the chosen action."""
+    return args._action(env, args)  # type: ignore[no-any-return]
+
+
+def _connect(args: argparse.Namespace) -> Any:
+    from firmware_bridge.host_driver import HostDriver
+    from firmware_bridge.protocol.reliability import RetryPolicy
+
+    return HostDriver.open(args.port, args.baud, RetryPolicy(timeout_s=args.timeout))
+
+
+def _info_dict(info: Any) -> dict[str, Any]:
+    return {
+        "board": info.board,
+        "firmware_version": info.firmware_version,
+        "model_sha256": info.model_sha256.hex() if info.has_model else None,
+        "model_bytes": info.model_bytes,
+        "arena_bytes": info.arena_bytes,
+        "window_length": info.window_length,
+        "num_channels": info.num_channels,
+        "num_classes": info.num_classes,
+        "sample_rate_hz": info.sample_rate_hz,
+    }
+
+
+def _run_info(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    with _connect(args) as driver:
+        details = _info_dict(driver.info())
+    if args.json:
+        env.print(json.dumps(details))
+    else:
+        for key, value in details.items():
+            env.print(f"{key:>17}: {value}")
+    return ExitStatus.SUCCESS
+
+
+def _run_stream(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    import queue
+
+    frames: queue.Queue[Any] = queue.Queue()
+    with _connect(args) as driver:
+        deadline = time.monotonic() + args.seconds
+        with driver.stream(frames.put, args.samples_per_frame):
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    frame = frames.get(timeout=left)
+                except queue.Empty:
+                    break
+                _print_sensor_frame(env, args, frame)
+                _print_labels(env, args, driver)
+    return ExitStatus.SUCCESS
+
+
+def _print_sensor_frame(env: Environment, args: argparse.Namespace, frame: Any) -> None:
+    if args.json:
+        row = {"timestamp_us": frame.timestamp_us, "samples": frame.samples.tolist()}
+        env.print(json.dumps(row))
+    else:
+        env.print(
+            f"{frame.timestamp_us:>12} us  {frame.samples.shape[0]} samples  {frame.samples[0]}"
+        )
+
+
+def _print_labels(env: Environment, args: argparse.Namespace, driver: Any) -> None:
+    while not driver.label_events.empty():
+        event = driver.label_events.get_nowait()
+        if args.json:
+            env.print(json.dumps({"label": event.label, "timestamp_us": event.timestamp_us}))
+        else:
+            env.print(f"{event.timestamp_us:>12} us  button: label {event.label}")
+
+
+def _run_infer(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    from firmware_bridge.sensor_source import load_window_dataset
+
+    dataset = load_window_dataset(args.data)
+    count = min(args.count, len(dataset.X))
+    correct = 0
+    with _connect(args) as driver:
+        for index in range(count):
+            result = driver.infer(dataset.X[index])
+            correct += int(result.predicted_class == dataset.y[index])
+            row = {
+                "window": index,
+                "predicted": result.predicted_class,
+                "label": int(dataset.y[index]),
+                "latency_us": result.latency_us,
+            }
+            env.print(
+                json.dumps(row)
+                if args.json
+                else f"window {index}: class {row['predicted']} (label {row['label']}), "
+                f"{row['latency_us']} us"
+            )
+    summary = {"windows": count, "accuracy": correct / count if count else 0.0}
+    env.print(
+        json.dumps(summary)
+        if args.json
+        else f"accuracy on {count} windows: {summary['accuracy']:.3f}"
+    )
+    return ExitStatus.SUCCESS
+
+
+def _read_model(path_text: str) -> bytes:
+    from pathlib import Path
+
+    path = Path(path_text)
+    if path.is_dir():
+        path = path / "model.int8.tflite"
+    if not path.is_file():
+        raise UsageError(f"no model at {path}")
+    return path.read_bytes()
+
+
+def _run_upload(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    model = _read_model(args.model)
+    with _connect(args) as driver:
+        if args.json or not env.interactive:
+            report = driver.upload_model(model, None, args.chunk_size)
+        else:
+            report = _upload_with_progress(driver, model, args.chunk_size)
+    details = {
+        "bytes": report.size,
+        "sha256": report.sha256,
+        "seconds": round(report.seconds, 3),
+        "bytes_per_s": round(report.bytes_per_s, 1),
+        "retransmissions": report.retransmissions,
+    }
+    env.print(
+        json.dumps(details)
+        if args.json
+        else f"uploaded {report.size} B in {report.seconds:.2f} s "
+        f"({report.bytes_per_s:.0f} B/s), sha256 {report.sha256[:16]}…, committed"
+    )
+    return ExitStatus.SUCCESS
+
+
+def _upload_with_progress(driver: Any, model: bytes, chunk_size: int) -> Any:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    with Progress("upload", BarColumn(), DownloadColumn(), TransferSpeedColumn()) as bar:
+        task = bar.add_task("upload", total=len(model))
+        return driver.upload_model(
+            model, lambda done, total: bar.update(task, completed=done), chunk_size
+        )
+
+
+def _run_emulate(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    from firmware_bridge.emulator_cli import build_emulator
+
+    service, endpoint = build_emulator(args)
+    env.print(
+        json.dumps({"port": endpoint.path, "board": args.board}) if args.json else endpoint.path
+    )
+    try:
+        service.serve()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.close()
+    return ExitStatus.SUCCESS

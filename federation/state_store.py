@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS updates (
 CREATE INDEX IF NOT EXISTS updates_device ON updates (device_id, sequence);
 CREATE TABLE IF NOT EXISTS strategy_state (
     round_id INTEGER PRIMARY KEY, arrays BLOB NOT NULL, num_updates INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS strategy_carry (
+    id INTEGER PRIMARY KEY CHECK (id = 0), arrays BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS rejections (
     round_id INTEGER NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL,
     PRIMARY KEY (round_id, reason));
@@ -192,9 +194,14 @@ class StateStore:
         return [_round_record(row) for row in rows]
 
     def close_round(self, round_id: int, version: int, weights: Weights, sha256: str,
-                    metrics: dict[str, Any], closed: float) -> None:  # fmt: skip
-        """Store the new global version and mark the round closed, atomically."""
+                    metrics: dict[str, Any], closed: float,
+                    carry: ArrayState | None = None) -> None:  # fmt: skip
+        """Store the new version, the strategy's carried state, close the round: atomically."""
         with self._transaction():
+            if carry is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO strategy_carry VALUES (0, ?)", (arrays_to_bytes(carry),)
+                )
             self.add_version(version, weights, None, round_id, sha256, closed)
             self._db.execute(
                 "UPDATE versions SET parent=(SELECT base_version FROM rounds WHERE round_id=?)"
@@ -207,6 +214,25 @@ class StateStore:
                 (version, closed, json.dumps(metrics, sort_keys=True), round_id),
             )
             self._db.execute("DELETE FROM strategy_state WHERE round_id=?", (round_id,))
+
+    def close_round_without_version(
+        self, round_id: int, metrics: dict[str, Any], closed: float
+    ) -> None:
+        """Mark a round closed with no new version (deadline passed below quorum)."""
+        with self._transaction():
+            self._db.execute(
+                "UPDATE rounds SET status='closed', result_version=base_version, closed_unix=?,"
+                " metrics=? WHERE round_id=?",
+                (closed, json.dumps(metrics, sort_keys=True), round_id),
+            )
+            self._db.execute("DELETE FROM strategy_state WHERE round_id=?", (round_id,))
+
+    def update_round_metrics(self, round_id: int, metrics: dict[str, Any]) -> None:
+        """Replace the stored metrics of a round (e.g. with final byte counts)."""
+        self._db.execute(
+            "UPDATE rounds SET metrics=? WHERE round_id=?",
+            (json.dumps(metrics, sort_keys=True), round_id),
+        )
 
     # updates
     def accept_update(self, update: AcceptedUpdate, state: ArrayState, received: float) -> None:
@@ -230,6 +256,11 @@ class StateStore:
         if row is None:
             raise KeyError(f"no strategy state for round {round_id}")
         return arrays_from_bytes(bytes(row[0]))
+
+    def strategy_carry(self) -> ArrayState | None:
+        """The strategy state saved when the last round closed (server optimiser moments)."""
+        row = self._db.execute("SELECT arrays FROM strategy_carry WHERE id=0").fetchone()
+        return None if row is None else arrays_from_bytes(bytes(row[0]))
 
     def accepted_updates(self, round_id: int) -> list[AcceptedUpdate]:
         rows = self._db.execute(

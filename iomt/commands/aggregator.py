@@ -1,0 +1,216 @@
+"""`iomt aggregator`: run federated rounds over MQTT; `status` and `export` read its state file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from iomt.environment import Environment, ExitStatus
+from iomt.errors import UsageError
+
+HELP = "run the federated aggregator (or: status / export of its state file)"
+_RUN_REQUIRED = ("broker", "fleet", "bundle", "state")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--broker", help="mqtt://HOST:PORT")
+    parser.add_argument("--fleet", help="fleet name (topic namespace)")
+    parser.add_argument("--bundle", type=Path, help="bundle whose head is version 0")
+    parser.add_argument("--state", type=Path, help="SQLite state file (resumes if it exists)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--min-clients", type=int, default=2, help="quorum per round")
+    parser.add_argument("--deadline", type=float, default=60.0, help="seconds per round")
+    parser.add_argument("--strategy", default="fedavg")
+    parser.add_argument("--codec", default="int8", choices=("int8", "float16", "float32"))
+    parser.add_argument("--local-epochs", type=int, default=5)
+    parser.add_argument("--learning-rate", type=float, default=0.05)
+    parser.add_argument("--holdout", type=Path, help="window dataset .npz to evaluate each head")
+    parser.add_argument("--metrics-out", type=Path, help="append per-round metrics (JSON lines)")
+    parser.add_argument("--registry", type=Path, help="device registry: refuse unsigned updates")
+    parser.add_argument("--client-id", default=None, help="MQTT client id (default per fleet)")
+    parser.add_argument("--json", action="store_true", help="log JSON lines to stdout")
+    actions = parser.add_subparsers(dest="aggregator_action", metavar="ACTION")
+    status = actions.add_parser("status", help="rounds and versions in a state file")
+    status.add_argument("--state", type=Path, required=True)
+    status.add_argument("--json", action="store_true")
+    export = actions.add_parser("export", help="write a global version as a bundle")
+    export.add_argument("--state", type=Path, required=True)
+    export.add_argument("--version", type=int, help="global version (default: latest)")
+    export.add_argument("--bundle", type=Path, required=True, help="bundle to copy the rest from")
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--signing-key", type=Path, help="Ed25519 key to sign (default: new)")
+
+
+def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    action = getattr(args, "aggregator_action", None)
+    if action == "status":
+        return _status(env, args)
+    if action == "export":
+        return _export(env, args)
+    missing = [f"--{name}" for name in _RUN_REQUIRED if getattr(args, name) is None]
+    if missing:
+        raise UsageError(f"missing {', '.join(missing)}")
+    return _serve(env, args)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    from federation.aggregator_service import (
+        AggregatorConfig,
+        AggregatorService,
+        link_subscriptions,
+    )
+    from federation.messages import FitConfig
+    from federation.mqtt_link import LinkConfig, MqttLink
+    from federation.state_store import StateStore
+    from federation.strategies import make_strategy
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    parts = _bundle_parts(args.bundle)
+    fit = FitConfig(local_epochs=args.local_epochs, learning_rate=args.learning_rate)
+    config = AggregatorConfig(
+        args.fleet, args.rounds, args.min_clients, args.deadline, args.codec, fit
+    )
+    evaluate = _holdout_evaluator(parts, args.holdout) if args.holdout else None
+    client_id = args.client_id or f"aggregator-{args.fleet}"
+    link_config = LinkConfig(args.broker, client_id, link_subscriptions(args.fleet))
+    log = _logger(env, args.json)
+    with StateStore(args.state) as store, MqttLink(link_config) as link:
+        service = AggregatorService(
+            config, link, store, make_strategy(args.strategy), parts.head.weights,
+            evaluate=evaluate, verify_key=_verify_key(args.registry),
+            on_metrics=_metrics_writer(args.metrics_out, log), log=log,
+        )  # fmt: skip
+        closed = service.run()
+    log(f"done: {len(closed)} rounds closed in this run")
+    return ExitStatus.SUCCESS
+
+
+def _bundle_parts(path: Path) -> Any:
+    from edge_runtime.device_loop import read_bundle_parts
+
+    try:
+        return read_bundle_parts(path)
+    except Exception as exc:  # one line for the user whatever the bundle's fault
+        raise UsageError(f"cannot read bundle {path}: {exc}") from exc
+
+
+def _verify_key(registry_path: Path | None) -> Any:
+    if registry_path is None:
+        return None
+    from federation.device_registry import DeviceRegistry
+    from federation.protocol.signing import public_key_from_bytes
+
+    keys = {d: public_key_from_bytes(k) for d, k in DeviceRegistry.load(registry_path)
+            .trusted_keys().items()}  # fmt: skip
+    return keys.get
+
+
+def _holdout_evaluator(parts: Any, holdout: Path) -> Any:
+    """Embed the hold-out windows once with the bundle's backbone; score any head on them."""
+    import numpy as np
+
+    from edge_runtime.head import Head
+
+    embeddings, labels = parts.embed_dataset(holdout)
+
+    def evaluate(weights: list[Any]) -> float:
+        head = Head.from_weights(weights, parts.head.activations)
+        return float(np.mean(head.predict(embeddings) == labels))
+
+    return evaluate
+
+
+def _logger(env: Environment, as_json: bool) -> Any:
+    def log(line: str) -> None:
+        if as_json:
+            env.print(json.dumps({"event": "log", "message": line}))
+        else:
+            env.warn(f"aggregator: {line}")
+
+    return log
+
+
+def _metrics_writer(path: Path | None, log: Any) -> Any:
+    def write(metrics: dict[str, Any]) -> None:
+        if path is not None:
+            with path.open("a") as stream:
+                stream.write(json.dumps(metrics, sort_keys=True) + "\n")
+
+    return write
+
+
+def _status(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    from federation.state_store import StateStore
+
+    if not args.state.exists():
+        raise UsageError(f"no state file {args.state}")
+    with StateStore(args.state) as store:
+        rounds = [r.__dict__ for r in store.rounds()]
+        versions = [v.__dict__ for v in store.versions()]
+    if args.json:
+        env.print(json.dumps({"rounds": rounds, "versions": versions}, default=str))
+        return ExitStatus.SUCCESS
+    for v in versions:
+        env.print(f"version {v['version']:4d}  parent {v['parent']}  round {v['round_id']}"
+                  f"  sha256 {v['sha256'][:16]}")  # fmt: skip
+    for r in rounds:
+        m = r["metrics"] or {}
+        env.print(f"round {r['round_id']:4d}  {r['status']:6s}  base {r['base_version']}"
+                  f" -> {r['result_version']}  participants {m.get('participants', '-')}"
+                  f"  accuracy {m.get('accuracy', '-')}")  # fmt: skip
+    return ExitStatus.SUCCESS
+
+
+def _export(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    from federation.state_store import StateStore
+
+    with StateStore(args.state) as store:
+        latest = store.latest_version()
+        version = args.version if args.version is not None else (latest.version if latest else 0)
+        try:
+            weights = store.load_weights(version)
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0])) from exc
+    if args.out.exists():
+        raise UsageError(f"{args.out} already exists")
+    _write_bundle_with_head(args.bundle, weights, version, args.out, args.signing_key)
+    env.print(str(args.out))
+    return ExitStatus.SUCCESS
+
+
+def _write_bundle_with_head(
+    source: Path, weights: list[Any], version: int, out: Path, key_path: Path | None
+) -> None:
+    """Copy a bundle, swap in a global head version, re-hash and re-sign the manifest."""
+    import shutil
+
+    from edge_runtime import bundle as bundle_format
+    from edge_runtime import signing
+    from edge_runtime.head import Head
+
+    parts = _bundle_parts(source)
+    shutil.copytree(source, out)
+    head_path = out / bundle_format.HEAD_FILE
+    Head.from_weights(weights, parts.head.activations).to_npz(head_path)
+    manifest = dict(parts.bundle.manifest)
+    manifest["files"] = dict(manifest["files"])
+    manifest["files"][bundle_format.HEAD_FILE] = {
+        "bytes": head_path.stat().st_size,
+        "sha256": bundle_format.sha256_file(head_path),
+    }
+    manifest["model_version"] = f"{parts.bundle.model_version}+fl{version}"
+    manifest["federated_version"] = version
+    content = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    key = signing.load_private_key(key_path) if key_path else signing.generate_private_key()
+    (out / bundle_format.MANIFEST_FILE).write_bytes(content)
+    (out / bundle_format.SIGNATURE_FILE).write_bytes(signing.sign_bytes(key, content))
+    (out / bundle_format.SIGNER_FILE).write_bytes(signing.public_key_bytes(key))
+    bundle_format.load_bundle(out)

@@ -1,0 +1,175 @@
+"""`iomt edge`: run an edge device in a fleet; `status`, `label` and `keygen` act on its store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from iomt.environment import Environment, ExitStatus
+from iomt.errors import UsageError
+
+HELP = "run a federated edge device (or: status / label / keygen on its store)"
+_RUN_REQUIRED = ("broker", "fleet", "device_id", "bundle", "store")
+LABELS_META = "labels"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", action="store_true", help="print the interpreter backend")
+    parser.add_argument("--broker", help="mqtt://HOST:PORT")
+    parser.add_argument("--fleet")
+    parser.add_argument("--device-id")
+    parser.add_argument("--bundle", type=Path)
+    parser.add_argument("--store", type=Path, help="the device's SQLite sample store")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--replay", type=Path, help="window dataset .npz to replay with labels")
+    source.add_argument("--serial", help="a microcontroller's serial port (firmware_bridge)")
+    parser.add_argument("--subject", type=int, help="replay only this subject's windows")
+    parser.add_argument("--speed", type=float, default=1.0, help="replay speed-up (0: at once)")
+    parser.add_argument("--keep-windows", action="store_true", help="store raw windows too")
+    parser.add_argument("--min-samples", type=int, default=16, help="labelled windows to join")
+    parser.add_argument("--max-rounds", type=int, help="exit after this many accepted rounds")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="JSON lines on stdout")
+    actions = parser.add_subparsers(dest="edge_action", metavar="ACTION")
+    status = actions.add_parser("status", help="store contents, model version, last rounds")
+    status.add_argument("--store", type=Path, required=True)
+    status.add_argument("--json", action="store_true")
+    label = actions.add_parser("label", help="label the windows of a time range")
+    label.add_argument("--store", type=Path, required=True)
+    label.add_argument("--from", dest="t0", type=float, required=True, help="unix seconds")
+    label.add_argument("--to", dest="t1", type=float, required=True, help="unix seconds")
+    label.add_argument("--label", required=True, help="class name or index")
+    keygen = actions.add_parser("keygen", help="create (or show) the device's signing key")
+    keygen.add_argument("--store", type=Path, required=True)
+
+
+def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    action = getattr(args, "edge_action", None)
+    if args.version and action is None:
+        from edge_runtime.interpreter import BACKEND_NAME
+
+        env.print(f"interpreter backend: {BACKEND_NAME}")
+        return ExitStatus.SUCCESS
+    handlers = {"status": _status, "label": _label, "keygen": _keygen}
+    if action in handlers:
+        return handlers[action](env, args)
+    missing = [f"--{n.replace('_', '-')}" for n in _RUN_REQUIRED if getattr(args, n) is None]
+    if missing:
+        raise UsageError(f"missing {', '.join(missing)}")
+    if args.serial:
+        raise UsageError("--serial is not wired to the device loop yet; use --replay")
+    return _serve(env, args)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    from edge_runtime.device_loop import DeviceLoop, DeviceOptions
+    from edge_runtime.errors import EdgeRuntimeError
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    options = DeviceOptions(
+        args.broker, args.fleet, args.device_id, args.bundle, args.store, args.replay,
+        args.subject, args.speed, args.keep_windows, args.max_rounds, args.min_samples, args.seed,
+    )  # fmt: skip
+    log = _logger(env, args.json, args.device_id)
+    try:
+        loop = DeviceLoop(options, log=log)
+    except EdgeRuntimeError as exc:
+        raise UsageError(str(exc)) from exc
+    loop.store.set_meta(LABELS_META, json.dumps(list(loop.parts.bundle.labels)))
+    log({"event": "start", "public_key": _public_hex(loop.key), "windows": "replay"})
+    acked = loop.run()
+    log({"event": "stop", "rounds_acked": acked, "windows": loop.windows_seen})
+    return ExitStatus.SUCCESS
+
+
+def _logger(env: Environment, as_json: bool, device_id: str) -> Any:
+    def log(record: dict[str, Any]) -> None:
+        record = {"device": device_id, **record}
+        if as_json:
+            env.print(json.dumps(record, default=str))
+        else:
+            env.warn(" ".join(f"{k}={v}" for k, v in record.items()))
+
+    return log
+
+
+def _public_hex(key: Any) -> str:
+    from federation.protocol.signing import public_key_to_bytes
+
+    return public_key_to_bytes(key.public_key()).hex()
+
+
+def _open_store(path: Path) -> Any:
+    from edge_runtime.sample_store import SampleStore
+
+    if not path.exists():
+        raise UsageError(f"no sample store {path}")
+    return SampleStore(path)
+
+
+def _status(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    from edge_runtime.device_loop import device_directory
+    from edge_runtime.model_install import current_head, previous_version
+
+    with _open_store(args.store) as store:
+        counts = store.counts()
+        rounds = [r.__dict__ for r in store.recent_rounds(10)]
+        for r in rounds:
+            r["ack"] = store.get_meta(f"ack:{r['round_id']}")
+    heads = device_directory(args.store) / "heads"
+    installed = current_head(heads)
+    report = {
+        "store": str(args.store),
+        "rows": counts.rows,
+        "labelled": counts.labelled,
+        "bytes": counts.bytes,
+        "by_label": counts.by_label,
+        "model_version": None if installed is None else installed.version,
+        "previous_version": previous_version(heads) if installed else None,
+        "rounds": rounds,
+    }
+    if args.json:
+        env.print(json.dumps(report, default=str))
+        return ExitStatus.SUCCESS
+    env.print(f"store {report['store']}: {counts.rows} windows, {counts.labelled} labelled,"
+              f" {counts.bytes} bytes")  # fmt: skip
+    env.print(f"model version {report['model_version']} (previous {report['previous_version']})")
+    for r in rounds:
+        env.print(f"round {r['round_id']}: base {r['base_version']} seq {r['sequence']}"
+                  f" examples {r['num_examples']} ack {r['ack']}")  # fmt: skip
+    return ExitStatus.SUCCESS
+
+
+def _label(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    with _open_store(args.store) as store:
+        names = json.loads(store.get_meta(LABELS_META, "[]") or "[]")
+        index = _label_index(args.label, names)
+        changed = store.label_range(args.t0, args.t1, index)
+    env.print(f"labelled {changed} windows as {args.label} ({index})")
+    return ExitStatus.SUCCESS
+
+
+def _label_index(name: str, names: list[str]) -> int:
+    if name in names:
+        return names.index(name)
+    if name.isdigit():
+        return int(name)
+    known = ", ".join(names) or "none recorded yet"
+    raise UsageError(f"unknown label {name!r} (known: {known})")
+
+
+def _keygen(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    from edge_runtime.device_loop import device_directory
+    from edge_runtime.fed_client import load_or_create_key
+
+    key = load_or_create_key(device_directory(args.store))
+    env.print(_public_hex(key))
+    return ExitStatus.SUCCESS

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -55,7 +55,7 @@ class FineTuneResult:
 @dataclass(frozen=True)
 class LossAndGradients:
     loss: float
-    gradients: Weights
+    gradients: list[NDArray[np.float64]]
 
 
 def fine_tune(
@@ -163,7 +163,7 @@ def _backward(
     inputs: list[NDArray[np.float64]],
     pre_activations: list[NDArray[np.float64]],
     delta: NDArray[np.float64],
-) -> Weights:
+) -> list[NDArray[np.float64]]:
     gradients: list[NDArray[np.float64]] = [np.zeros(0)] * len(weights)
     for layer in reversed(range(len(activations))):
         gradients[2 * layer] = inputs[layer].T @ delta
@@ -175,12 +175,12 @@ def _backward(
             delta = delta * (pre_activations[layer - 1] > 0)
         elif activations[layer - 1] != "linear":
             raise FineTuneError(f"hidden activation {activations[layer - 1]!r} is not trainable")
-    return gradients  # type: ignore[return-value]
+    return gradients
 
 
 def _add_regularisers(
     weights: Sequence[NDArray[np.floating]],
-    gradients: Weights,
+    gradients: list[NDArray[np.float64]],
     config: FineTuneConfig,
     global_weights: Sequence[NDArray[np.floating]] | None,
 ) -> float:
@@ -207,7 +207,9 @@ class _Optimiser:
         self.first = [np.zeros_like(w) for w in weights]
         self.second = [np.zeros_like(w) for w in weights]
 
-    def step(self, weights: list[NDArray[np.float64]], gradients: Weights) -> None:
+    def step(
+        self, weights: list[NDArray[np.float64]], gradients: list[NDArray[np.float64]]
+    ) -> None:
         self.step_count += 1
         lr = self.config.learning_rate
         if self.config.optimizer == "sgd":
@@ -234,7 +236,7 @@ def _batches(
 
 
 def _check_inputs(
-    weights: Weights,
+    weights: Sequence[NDArray[np.floating[Any]]],
     activations: Sequence[str],
     X: NDArray[np.floating],
     y: NDArray[np.integer],
@@ -267,7 +269,9 @@ def _check_inputs(
 
 
 def _proximal_anchor(
-    weights: Weights, global_weights: Sequence[NDArray[np.floating]] | None, config: FineTuneConfig
+    weights: Sequence[NDArray[np.floating[Any]]],
+    global_weights: Sequence[NDArray[np.floating]] | None,
+    config: FineTuneConfig,
 ) -> list[NDArray[np.float64]] | None:
     """FedProx pulls towards the global head; by default that is the starting head."""
     if not config.proximal_mu:

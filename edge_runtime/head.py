@@ -11,6 +11,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,21 +19,24 @@ from numpy.typing import NDArray
 from edge_runtime.errors import HeadError
 
 Weights = list[NDArray[np.float32]]
+FloatT = TypeVar("FloatT", bound=np.floating[Any])
 ACTIVATIONS = ("relu", "softmax", "linear")
 
 
-def relu(x: NDArray[np.float32]) -> NDArray[np.float32]:
-    return np.maximum(x, 0.0)
+def relu(x: NDArray[FloatT]) -> NDArray[FloatT]:
+    result: NDArray[FloatT] = np.maximum(x, x.dtype.type(0))
+    return result
 
 
-def softmax(logits: NDArray[np.float32]) -> NDArray[np.float32]:
+def softmax(logits: NDArray[FloatT]) -> NDArray[FloatT]:
     """Row-wise softmax, shifted by the row max so large logits do not overflow."""
     shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
+    exp: NDArray[FloatT] = np.exp(shifted)
+    result: NDArray[FloatT] = exp / exp.sum(axis=-1, keepdims=True)
+    return result
 
 
-def apply_activation(name: str, x: NDArray[np.float32]) -> NDArray[np.float32]:
+def apply_activation(name: str, x: NDArray[FloatT]) -> NDArray[FloatT]:
     if name == "relu":
         return relu(x)
     if name == "softmax":
@@ -106,11 +110,12 @@ class Head:
 
     def predict(self, embeddings: NDArray[np.floating]) -> NDArray[np.int64]:
         """Most likely class per row, [N]."""
-        return np.argmax(self.forward(embeddings), axis=-1).astype(np.int64)
+        labels: NDArray[np.int64] = np.argmax(self.forward(embeddings), axis=-1).astype(np.int64)
+        return labels
 
     def to_npz_bytes(self) -> bytes:
         buffer = io.BytesIO()
-        np.savez(buffer, **_npz_arrays(self))
+        np.savez(buffer, **_npz_arrays(self))  # type: ignore[arg-type]
         return buffer.getvalue()
 
     @classmethod

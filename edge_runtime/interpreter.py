@@ -78,7 +78,8 @@ class Quantisation:
             return np.asarray(values, dtype=self.dtype)
         info = np.iinfo(self.dtype)  # type: ignore[type-var]
         q = np.round(np.asarray(values, dtype=np.float32) / self.scale) + self.zero_point
-        return np.clip(q, info.min, info.max).astype(self.dtype)
+        quantised: NDArray[np.generic] = np.clip(q, info.min, info.max).astype(self.dtype)
+        return quantised
 
     def dequantise(self, values: NDArray[np.generic]) -> NDArray[np.float32]:
         if not self.is_quantised:
@@ -164,10 +165,11 @@ class Int8Model:
                 self._input["index"], self.input_quantisation.quantise(values[None])
             )
             interpreter.invoke()
-            raw = interpreter.get_tensor(self._output["index"])
+            raw: NDArray[np.generic] = interpreter.get_tensor(self._output["index"])
         except (RuntimeError, ValueError) as exc:
             raise InferenceError(f"{self.source}: {_first_line(exc)}") from exc
-        return self.output_quantisation.dequantise(raw)[0]
+        output: NDArray[np.float32] = self.output_quantisation.dequantise(raw)[0]
+        return output
 
     def run_batch(
         self, windows: Sequence[NDArray[np.floating]] | NDArray[np.floating]

@@ -105,9 +105,10 @@ def normalise(
     window: NDArray[np.floating], mean: Sequence[float], std: Sequence[float]
 ) -> NDArray[np.float32]:
     """Per-channel (x - mean) / std for one window or a batch."""
-    return ((np.asarray(window, dtype=np.float32) - np.float32(mean)) / np.float32(std)).astype(
-        np.float32
-    )
+    shift = np.asarray(mean, dtype=np.float32)
+    scale = np.asarray(std, dtype=np.float32)
+    result: NDArray[np.float32] = (np.asarray(window, dtype=np.float32) - shift) / scale
+    return result
 
 
 def _check_spec(spec: WindowSpec) -> None:

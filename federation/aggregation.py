@@ -9,6 +9,7 @@ service can persist before acknowledging an update.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 
@@ -87,6 +88,8 @@ class WeightedMeanAccumulator:
     def from_arrays(cls, state: ArrayState) -> WeightedMeanAccumulator:
         """Rebuild an accumulator written by `to_arrays`."""
         accumulator = cls()
+        if not state:
+            return accumulator
         accumulator.total_examples = int(state["total_examples"])
         accumulator.count = int(state["count"])
         num_sums = sum(1 for key in state if key.startswith("sum_"))
@@ -98,7 +101,8 @@ class WeightedMeanAccumulator:
 def arrays_to_bytes(state: ArrayState) -> bytes:
     """Serialise named arrays as an uncompressed `.npz` (no pickle), e.g. for a SQLite blob."""
     buffer = io.BytesIO()
-    np.savez(buffer, **state)
+    save: Any = np.savez  # numpy's stub types **kwds as its allow_pickle flag
+    save(buffer, allow_pickle=False, **state)
     return buffer.getvalue()
 
 

@@ -107,8 +107,8 @@ class Strategy(ABC):
         num_shapes = sum(1 for key in state if key.startswith("round/shape_"))
         shapes = [tuple(int(d) for d in state[f"round/shape_{i}"]) for i in range(num_shapes)]
         self.shapes = shapes if num_shapes else None
-        self.device_ids = [str(d) for d in state[_DEVICE_IDS]]
-        self.num_examples = [int(n) for n in state[_NUM_EXAMPLES]]
+        self.device_ids = [str(d) for d in state.get(_DEVICE_IDS, [])]
+        self.num_examples = [int(n) for n in state.get(_NUM_EXAMPLES, [])]
         self._state_from_arrays(state)
 
     @abstractmethod

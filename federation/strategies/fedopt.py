@@ -61,7 +61,7 @@ class FedAdam(FedOpt):
     """Adam on the server: v tracks an exponential mean of squared pseudo-gradients."""
 
     def _second_moment(self, v: np.ndarray, d: np.ndarray) -> np.ndarray:
-        return self.beta_2 * v + (1 - self.beta_2) * d * d
+        return np.asarray(self.beta_2 * v + (1 - self.beta_2) * d * d)
 
 
 class FedYogi(FedOpt):
@@ -69,4 +69,4 @@ class FedYogi(FedOpt):
 
     def _second_moment(self, v: np.ndarray, d: np.ndarray) -> np.ndarray:
         squared = d * d
-        return v - (1 - self.beta_2) * squared * np.sign(v - squared)
+        return np.asarray(v - (1 - self.beta_2) * squared * np.sign(v - squared))

@@ -82,8 +82,8 @@ class FLTrust(Strategy):
         return state
 
     def _state_from_arrays(self, state: ArrayState) -> None:
-        self.trust_sum = float(state["fltrust/trust_sum"])
-        self.trust_scores = [float(t) for t in state["fltrust/trust_scores"]]
+        self.trust_sum = float(state.get("fltrust/trust_sum", 0.0))
+        self.trust_scores = [float(t) for t in state.get("fltrust/trust_scores", [])]
         self.server_update = _tensors(state, "fltrust/server_")
         self.weighted_sum = _tensors(state, "fltrust/sum_")
 

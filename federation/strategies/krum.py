@@ -23,7 +23,7 @@ def krum_scores(flat: np.ndarray, num_malicious: int) -> np.ndarray:
     num_closest = max(1, num_clients - num_malicious - 2)
     num_closest = min(num_closest, max(num_clients - 1, 1))
     nearest = np.sort(distances, axis=1)[:, :num_closest]
-    return np.where(np.isinf(nearest), 0.0, nearest).sum(axis=1)
+    return np.asarray(np.where(np.isinf(nearest), 0.0, nearest).sum(axis=1), dtype=np.float64)
 
 
 class Krum(BufferedStrategy):

@@ -12,7 +12,7 @@ def trimmed_mean(values: np.ndarray, beta: float) -> np.ndarray:
     """Mean over axis 0 after dropping floor(beta * n) lowest and highest per coordinate."""
     cut = int(beta * values.shape[0])
     ordered = np.sort(values, axis=0)
-    return ordered[cut : values.shape[0] - cut].mean(axis=0)
+    return np.asarray(ordered[cut : values.shape[0] - cut].mean(axis=0), dtype=np.float64)
 
 
 class TrimmedMean(BufferedStrategy):

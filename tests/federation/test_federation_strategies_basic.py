@@ -214,3 +214,14 @@ def test_crash_and_restore_mid_round_gives_same_global(name: str) -> None:
         np.testing.assert_allclose(g, e, atol=1e-6)
     with pytest.raises(DuplicateUpdateError):
         restored.accumulate(*UPDATES[0])
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_restoring_empty_state_gives_a_fresh_strategy(name: str) -> None:
+    # Prepare
+    strategy = make_strategy(name)
+    # Execute
+    strategy.state_from_arrays({})
+    # Assert
+    assert strategy.num_updates == 0
+    assert run_round(strategy)[0].shape == (1, 2)

@@ -14,10 +14,10 @@ The CRC covers version..payload. COBS removes every 0x00, so 0x00 ends a frame.
 
 from __future__ import annotations
 
+import binascii
 import struct
 from dataclasses import dataclass, field
 
-import crc
 from cobs import cobs
 
 from firmware_bridge.errors import FrameError
@@ -28,12 +28,14 @@ CRC_SIZE = 2
 DELIMITER = b"\x00"
 MAX_PAYLOAD = 16384
 
-_CRC16 = crc.Calculator(crc.Crc16.IBM_3740, optimized=True)  # = CRC-16/CCITT-FALSE
-
 
 def crc16_ccitt_false(data: bytes) -> int:
-    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, xorout 0)."""
-    return int(_CRC16.checksum(data))
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, xorout 0).
+
+    `binascii.crc_hqx` computes exactly this in C; the `crc` package (Crc16.IBM_3740) is the
+    independent reference the tests compare it with, too slow per byte for the data path.
+    """
+    return binascii.crc_hqx(data, 0xFFFF)
 
 
 def max_encoded_length(max_payload: int = MAX_PAYLOAD) -> int:

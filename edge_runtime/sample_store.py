@@ -41,7 +41,23 @@ CREATE TABLE IF NOT EXISTS samples (
     nbytes INTEGER NOT NULL,
     created_at REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS samples_time ON samples (start_ts, end_ts);
+CREATE INDEX IF NOT EXISTS samples_end ON samples (end_ts);
+CREATE TABLE IF NOT EXISTS totals (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    rows INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO totals (one, rows, bytes)
+    SELECT 1, COUNT(*), COALESCE(SUM(nbytes), 0) FROM samples;
+CREATE TRIGGER IF NOT EXISTS totals_insert AFTER INSERT ON samples BEGIN
+    UPDATE totals SET rows = rows + 1, bytes = bytes + NEW.nbytes;
+END;
+CREATE TRIGGER IF NOT EXISTS totals_delete AFTER DELETE ON samples BEGIN
+    UPDATE totals SET rows = rows - 1, bytes = bytes - OLD.nbytes;
+END;
+CREATE TRIGGER IF NOT EXISTS totals_update AFTER UPDATE OF nbytes ON samples BEGIN
+    UPDATE totals SET bytes = bytes - OLD.nbytes + NEW.nbytes;
+END;
 CREATE TABLE IF NOT EXISTS label_marks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     t0 REAL NOT NULL,
@@ -50,6 +66,7 @@ CREATE TABLE IF NOT EXISTS label_marks (
     source TEXT NOT NULL,
     is_event INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS label_marks_end ON label_marks (t1);
 CREATE TABLE IF NOT EXISTS rounds (
     round_id TEXT PRIMARY KEY,
     base_version TEXT NOT NULL,
@@ -64,11 +81,16 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """Retention caps (oldest unlabelled rows go first) and the pseudo-label threshold."""
+    """Retention caps (oldest unlabelled rows go first) and the pseudo-label threshold.
+
+    The caps are never exceeded after an insert. When one is hit, rows are evicted down to
+    `evict_to_fraction` of the caps, so the eviction scan runs once per many inserts.
+    """
 
     max_rows: int = 20_000
     max_bytes: int = 64 * 1024 * 1024
     pseudo_label_threshold: float | None = None
+    evict_to_fraction: float = 0.9
 
 
 @dataclass(frozen=True)
@@ -228,8 +250,8 @@ class SampleStore:
             )
             cursor = self._db.execute(
                 "UPDATE samples SET label = ?, label_source = ?"
-                " WHERE (start_ts + end_ts) / 2.0 BETWEEN ? AND ?",
-                (label, source, t0, t1),
+                " WHERE end_ts >= ? AND (start_ts + end_ts) / 2.0 BETWEEN ? AND ?",
+                (label, source, t0, t0, t1),
             )
         return cursor.rowcount
 
@@ -243,8 +265,8 @@ class SampleStore:
             )
             cursor = self._db.execute(
                 "UPDATE samples SET label = ?, label_source = ?"
-                " WHERE ? BETWEEN start_ts AND end_ts",
-                (label, source, ts),
+                " WHERE end_ts >= ? AND start_ts <= ?",
+                (label, source, ts, ts),
             )
         return cursor.rowcount
 
@@ -283,9 +305,10 @@ class SampleStore:
         )
 
     def counts(self) -> StoreCounts:
-        rows, labelled, nbytes = self._db.execute(
-            "SELECT COUNT(*), COUNT(label), COALESCE(SUM(nbytes), 0) FROM samples"
-        ).fetchone()
+        rows, nbytes = self._db.execute("SELECT rows, bytes FROM totals").fetchone()
+        labelled = self._db.execute(
+            "SELECT COUNT(*) FROM samples WHERE label IS NOT NULL"
+        ).fetchone()[0]
         by_source = dict(
             self._db.execute(
                 "SELECT label_source, COUNT(*) FROM samples WHERE label IS NOT NULL"
@@ -368,10 +391,10 @@ class SampleStore:
         """A remembered user/button label wins; else a confident pseudo-label; else none."""
         confidence = prediction.confidence if prediction else None
         mark = self._db.execute(
-            "SELECT label, source FROM label_marks WHERE"
+            "SELECT label, source FROM label_marks WHERE t1 >= ? AND ("
             " (is_event = 0 AND (? + ?) / 2.0 BETWEEN t0 AND t1)"
-            " OR (is_event = 1 AND t0 BETWEEN ? AND ?) ORDER BY id DESC LIMIT 1",
-            (start_ts, end_ts, start_ts, end_ts),
+            " OR (is_event = 1 AND t0 BETWEEN ? AND ?)) ORDER BY id DESC LIMIT 1",
+            (start_ts, start_ts, end_ts, start_ts, end_ts),
         ).fetchone()
         if mark is not None:
             return int(mark[0]), str(mark[1]), confidence
@@ -381,17 +404,19 @@ class SampleStore:
         return None, None, confidence
 
     def _enforce_retention(self) -> None:
-        rows, nbytes = self._db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(nbytes), 0) FROM samples"
-        ).fetchone()
+        rows, nbytes = self._db.execute("SELECT rows, bytes FROM totals").fetchone()
         if rows <= self.config.max_rows and nbytes <= self.config.max_bytes:
             return
         infos = [
             RowInfo(int(r[0]), int(r[1]), r[2] is not None)
             for r in self._db.execute("SELECT id, nbytes, label FROM samples ORDER BY id")
         ]
-        doomed = select_evictions(infos, self.config.max_rows, self.config.max_bytes)
+        fraction = self.config.evict_to_fraction
+        doomed = select_evictions(
+            infos, int(self.config.max_rows * fraction), int(self.config.max_bytes * fraction)
+        )
         self._db.executemany("DELETE FROM samples WHERE id = ?", [(i,) for i in doomed])
+        self._db.execute("DELETE FROM label_marks WHERE t1 < (SELECT MIN(start_ts) FROM samples)")
 
 
 class _Transaction:

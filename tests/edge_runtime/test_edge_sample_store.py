@@ -145,7 +145,8 @@ def test_select_evictions_prefers_oldest_unlabelled() -> None:
 
 
 def test_row_cap_evicts_unlabelled_first(tmp_path: Path) -> None:
-    with SampleStore(tmp_path / "s.sqlite", StoreConfig(max_rows=4)) as store:
+    config = StoreConfig(max_rows=4, evict_to_fraction=1.0)
+    with SampleStore(tmp_path / "s.sqlite", config) as store:
         store.label_range(0.0, 2.0, label=1)  # windows 0 and 1 will be labelled
         _fill(store, 8)
         counts = store.counts()
@@ -155,10 +156,31 @@ def test_row_cap_evicts_unlabelled_first(tmp_path: Path) -> None:
 
 def test_byte_cap_is_enforced(tmp_path: Path) -> None:
     # each row: 32 window bytes + 12 embedding bytes = 44
-    with SampleStore(tmp_path / "s.sqlite", StoreConfig(max_bytes=100)) as store:
+    config = StoreConfig(max_bytes=100, evict_to_fraction=1.0)
+    with SampleStore(tmp_path / "s.sqlite", config) as store:
         _fill(store, 5)
         counts = store.counts()
         assert counts.rows == 2 and counts.bytes == 88
+
+
+def test_eviction_goes_down_to_low_water_and_totals_stay_exact(tmp_path: Path) -> None:
+    # Prepare
+    config = StoreConfig(max_rows=10, evict_to_fraction=0.5)
+    with SampleStore(tmp_path / "s.sqlite", config) as store:
+        # Execute
+        _fill(store, 11)  # the 11th insert trips the cap: down to 5
+        after_trip = store.counts().rows
+        _fill(store, 3)
+        # Assert
+        assert after_trip == 5
+        counts = store.counts()
+        assert counts.rows == 8 and counts.bytes == 8 * 44
+    reader = sqlite3.connect(tmp_path / "s.sqlite")
+    try:
+        actual = reader.execute("SELECT COUNT(*), SUM(nbytes) FROM samples").fetchone()
+    finally:
+        reader.close()
+    assert actual == (8, 8 * 44)
 
 
 def test_invalid_labels_and_empty_rows_are_rejected(store: SampleStore) -> None:

@@ -7,6 +7,7 @@ exactly the declared fields must be present (no missing, no extra).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import fields as dataclass_fields
 from typing import Any
@@ -19,11 +20,13 @@ from federation.messages import (
     Message,
     ModelUpdate,
 )
+from federation.protocol.tensor_codecs import CODEC_DTYPES
 from federation.topics import validate_device_id, validate_fleet
 
 MAX_TEXT_CHARS = 1024
 MAX_METRICS = 64
 MAX_INT = 2**63 - 1
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 TENSOR_FIELDS: dict[type, str] = {GlobalModel: "weights", ModelUpdate: "delta"}
 """The one field of each tensor-carrying message that holds `Weights`."""
@@ -33,6 +36,24 @@ def _int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
         raise MalformedMessageError(f"expected an integer in [0, 2**63), got {value!r}")
     return value
+
+
+def _positive_int(value: Any) -> int:
+    if _int(value) == 0:
+        raise MalformedMessageError("expected an integer >= 1, got 0")
+    return int(value)
+
+
+def _sha256_hex(value: Any) -> str:
+    if not isinstance(value, str) or _SHA256_HEX.fullmatch(value) is None:
+        raise MalformedMessageError("model_sha256 must be 64 lowercase hex digits")
+    return value
+
+
+def _codec(value: Any) -> str:
+    if not isinstance(value, str) or value not in CODEC_DTYPES:
+        raise MalformedMessageError(f"unknown codec {value!r}")
+    return str(value)
 
 
 def _optional_int(value: Any) -> int | None:
@@ -90,13 +111,13 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "model_version": _int,
     "base_version": _int,
     "sequence": _int,
-    "num_examples": _int,
+    "num_examples": _positive_int,
     "quorum": _int,
     "local_epochs": _int,
     "batch_size": _int,
     "parent_version": _optional_int,
-    "model_sha256": _text,
-    "codec": _text,
+    "model_sha256": _sha256_hex,
+    "codec": _codec,
     "optimizer": _text,
     "reason": _text,
     "detail": _text,

@@ -197,8 +197,9 @@ def _message_from_body(
     if expected_type is not None and cls is not expected_type:
         raise MessageTypeError(f"expected {expected_type.__name__}, got {cls.__name__}")
     kwargs = fields_from_wire(cls, content["fields"])
-    tensors = _tensors_from_wire(content["tensors"], expected_shapes, max_bytes)
     tensor_field = TENSOR_FIELDS.get(cls)
+    shapes = expected_shapes if tensor_field else None
+    tensors = _tensors_from_wire(content["tensors"], shapes, max_bytes)
     if tensor_field:
         kwargs[tensor_field] = tensors
     elif tensors:
@@ -214,7 +215,7 @@ def _tensors_from_wire(
         raise MalformedMessageError(f"'tensors' must be a list of at most {MAX_TENSORS}")
     encoded = [_encoded_tensor(item) for item in raw]
     shapes = [t.shape for t in encoded]
-    if expected_shapes is not None and encoded:
+    if expected_shapes is not None:
         expected = [tuple(int(d) for d in shape) for shape in expected_shapes]
         if shapes != expected:
             raise ShapeMismatchError(f"tensor shapes {shapes} differ from the model's {expected}")

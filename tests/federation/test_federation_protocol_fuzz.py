@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from federation.errors import FederationError
-from federation.messages import ModelUpdate
+from federation.messages import DeviceStatus, FitConfig, ModelUpdate, RoundAnnouncement, UpdateAck
 from federation.protocol.wire import decode_message, encode_message
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
@@ -134,3 +134,39 @@ def test_huge_declared_shapes_do_not_allocate() -> None:
     # Assert
     assert result is None
     assert peak < 256 * 1024
+
+
+SCALAR_MESSAGES = [
+    RoundAnnouncement("fleet", 3, 2, "0" * 64, 1.7e9, 2, FitConfig(), "int8"),
+    UpdateAck("fleet", 3, "dev-1", 9, True, ""),
+    DeviceStatus("fleet", "dev-1", True, None, ""),
+    UPDATE,
+]
+FIELD_NAMES = sorted(
+    {
+        name
+        for m in SCALAR_MESSAGES
+        for name in msgpack.unpackb(
+            msgpack.unpackb(encode_message(m), raw=False)["body"], raw=False
+        )["fields"]
+    }
+)
+
+
+@FUZZ
+@given(
+    st.sampled_from(range(len(SCALAR_MESSAGES))),
+    st.sampled_from(FIELD_NAMES),
+    msgpack_values,
+    st.booleans(),
+)
+def test_mutated_fields_only_raise_federation_errors(
+    which: int, name: str, value: Any, nested: bool
+) -> None:
+    envelope = msgpack.unpackb(encode_message(SCALAR_MESSAGES[which]), raw=False)
+    body = msgpack.unpackb(envelope["body"], raw=False)
+    fields = body["fields"]
+    target = fields["config"] if nested and "config" in fields else fields
+    target[name] = value
+    envelope["body"] = msgpack.packb(body, use_bin_type=True)
+    try_decode(msgpack.packb(envelope, use_bin_type=True))

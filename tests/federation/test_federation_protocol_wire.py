@@ -284,3 +284,23 @@ def test_non_msgpack_and_non_map_rejected() -> None:
     for junk in (b"", b"\xc1", msgpack.packb([1, 2, 3]), b"\x81\xa1v"):
         with pytest.raises(MalformedMessageError):
             decode_message(junk)
+
+
+def test_update_without_tensors_fails_expected_shapes() -> None:
+    data = repack_body(encode_message(gen_update()), lambda b: b.update(tensors=[]))
+    with pytest.raises(ShapeMismatchError):
+        decode_message(data, expected_shapes=SHAPES)
+
+
+def test_update_with_zero_examples_rejected() -> None:
+    data = repack_body(encode_message(gen_update()), lambda b: b["fields"].update(num_examples=0))
+    with pytest.raises(MalformedMessageError):
+        decode_message(data)
+
+
+@pytest.mark.parametrize(("field", "value"), [("model_sha256", "xyz"), ("codec", "bf16")])
+def test_round_announcement_rejects_bad_hash_and_codec(field: str, value: str) -> None:
+    announcement = RoundAnnouncement("f", 1, 0, "ab" * 32, 1.7e9, 3)
+    data = repack_body(encode_message(announcement), lambda b: b["fields"].update({field: value}))
+    with pytest.raises(MalformedMessageError):
+        decode_message(data)

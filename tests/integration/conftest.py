@@ -186,6 +186,17 @@ class Process:
     def finish(self, timeout_s: float = 60.0) -> int:
         return self.popen.wait(timeout=timeout_s)
 
+    def output(self) -> list[str]:
+        """Every stdout line so far (after `finish`, all of them)."""
+        while True:
+            try:
+                line = self.lines.get(timeout=5.0 if self.popen.poll() is not None else 0.0)
+            except queue.Empty:
+                return self.seen
+            if line == "":
+                return self.seen
+            self.seen.append(line)
+
     def kill(self) -> None:
         if self.popen.poll() is None:
             self.popen.kill()
@@ -211,10 +222,25 @@ def start_iomt(name: str, args: list[str], log_dir: Path) -> Process:
     return process
 
 
+class Processes:
+    """Starts `iomt` processes for a test and kills any still running at its end."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.started: list[Process] = []
+
+    def start(self, name: str, args: list[str]) -> Process:
+        process = start_iomt(name, args, self.log_dir)
+        self.started.append(process)
+        return process
+
+    def kill_all(self) -> None:
+        for process in self.started:
+            process.kill()
+
+
 @pytest.fixture
-def processes() -> Iterator[list[Process]]:
-    """Processes a test starts; any still running at the end are killed."""
-    started: list[Process] = []
-    yield started
-    for process in started:
-        process.kill()
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    manager = Processes(tmp_path)
+    yield manager
+    manager.kill_all()

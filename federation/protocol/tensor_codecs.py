@@ -1,6 +1,6 @@
 """Tensor codecs (float32, float16, int8 with per-tensor scale) and top-k sparsification.
 
-Pure numpy. `encode_tensor` picks a sparse layout (flat uint32 indices + values) by itself
+Pure numpy. `encode_tensor` picks a sparse layout (flat uint16/uint32 indices + values) by itself
 when it is smaller than the dense one, so a top-k sparsified delta travels compactly with any
 codec. Randomness (stochastic rounding) comes only from the `rng` a caller passes in.
 """
@@ -23,7 +23,15 @@ CODEC_DTYPES: dict[str, np.dtype[np.generic]] = {
 }
 """Each codec's on-wire element type (little-endian)."""
 
-INDEX_DTYPE = np.dtype("<u4")
+_SMALL_INDEX = np.dtype("<u2")
+_LARGE_INDEX = np.dtype("<u4")
+
+
+def index_dtype(num_elements: int) -> np.dtype[np.unsignedinteger]:
+    """Sparse indices are uint16 for tensors of up to 65,536 elements, else uint32."""
+    return _SMALL_INDEX if num_elements <= 2**16 else _LARGE_INDEX
+
+
 INT8_LEVELS = 127
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
 _MAX_INT8_SCALE = float(np.finfo(np.float32).max) / 128  # any int8 value times it stays finite
@@ -80,10 +88,11 @@ def encode_tensor(
     flat = dense.reshape(-1)
     nonzero = np.flatnonzero(flat)
     itemsize = CODEC_DTYPES[codec].itemsize
-    sparse = nonzero.size * (itemsize + INDEX_DTYPE.itemsize) < flat.size * itemsize
+    index = index_dtype(flat.size)
+    sparse = nonzero.size * (itemsize + index.itemsize) < flat.size * itemsize
     picked = flat[nonzero] if sparse else flat
     values, scale = _encode_values(picked, codec, rng)
-    indices = nonzero.astype(INDEX_DTYPE).tobytes() if sparse else None
+    indices = nonzero.astype(index).tobytes() if sparse else None
     return EncodedTensor(codec, tuple(int(d) for d in dense.shape), scale, values, indices)
 
 
@@ -125,16 +134,17 @@ def decode_tensor(encoded: EncodedTensor) -> NDArray[np.float32]:
 def _value_count(encoded: EncodedTensor, size: int) -> int:
     if encoded.indices is None:
         return size
-    if len(encoded.indices) % INDEX_DTYPE.itemsize:
-        raise MalformedMessageError("sparse tensor indices are not whole uint32 values")
-    count = len(encoded.indices) // INDEX_DTYPE.itemsize
+    width = index_dtype(size).itemsize
+    if len(encoded.indices) % width:
+        raise MalformedMessageError(f"sparse tensor indices are not whole {8 * width}-bit values")
+    count = len(encoded.indices) // width
     if count > size:
         raise MalformedMessageError(f"sparse tensor has {count} indices for {size} elements")
     return count
 
 
-def _checked_indices(raw: bytes, size: int) -> NDArray[np.uint32]:
-    indices = np.frombuffer(raw, dtype=INDEX_DTYPE)
+def _checked_indices(raw: bytes, size: int) -> NDArray[np.unsignedinteger]:
+    indices = np.frombuffer(raw, dtype=index_dtype(size))
     increasing = bool(np.all(np.diff(indices.astype(np.int64)) > 0))
     if indices.size and (int(indices[-1]) >= size or not increasing):
         raise MalformedMessageError("sparse indices must be strictly increasing and in range")

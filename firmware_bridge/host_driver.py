@@ -32,7 +32,7 @@ from firmware_bridge.protocol.reliability import RetryPolicy, StopAndWait
 
 DEFAULT_BAUDRATE = 115200
 DEFAULT_CHUNK_SIZE = 1024
-UPLOAD_RESTARTS = 3
+UPLOAD_RESTARTS = 10
 R = TypeVar("R", bound=cmd.Message)
 Progress = Callable[[int, int], None]
 

@@ -9,11 +9,17 @@ service can persist before acknowledging an update.
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 import numpy as np
 
-from federation.errors import AggregationError, NoUpdatesError, ShapeMismatchError
+from federation.errors import (
+    AggregationError,
+    NonFiniteValueError,
+    NoUpdatesError,
+    ShapeMismatchError,
+)
 from federation.types import ArrayState, Weights
 
 
@@ -31,6 +37,11 @@ def check_same_shapes(weights: Weights, reference: list[tuple[int, ...]]) -> Non
     shapes = [tuple(np.shape(t)) for t in weights]
     if shapes != reference:
         raise ShapeMismatchError(f"update shapes {shapes} differ from {reference}")
+
+
+def all_finite(weights: Weights) -> bool:
+    """True if no tensor holds NaN or infinity (one float64 sum per tensor, no temporaries)."""
+    return all(math.isfinite(np.asarray(t).sum(dtype=np.float64)) for t in weights)
 
 
 def aggregate_weighted(results: list[tuple[Weights, int]]) -> Weights:
@@ -57,15 +68,20 @@ class WeightedMeanAccumulator:
     def add(self, weights: Weights, num_examples: int) -> None:
         """Fold one client's weights in, weighted by its example count."""
         n = check_num_examples(num_examples)
-        arrays = [np.asarray(t, dtype=np.float64) for t in weights]
-        if not all(np.all(np.isfinite(a)) for a in arrays):
-            raise AggregationError("update holds NaN or infinity")
+        if not all_finite(weights):
+            raise NonFiniteValueError("update holds NaN or infinity")
+        if self._sums is not None:
+            check_same_shapes(weights, [s.shape for s in self._sums])
+        self.add_validated(weights, n)
+
+    def add_validated(self, weights: Weights, num_examples: int) -> None:
+        """`add` without the checks, for a caller that already made them (a `Strategy`)."""
         if self._sums is None:
-            self._sums = [np.zeros(a.shape, dtype=np.float64) for a in arrays]
-        check_same_shapes(weights, [s.shape for s in self._sums])
-        for total, array in zip(self._sums, arrays, strict=True):
-            total += n * array
-        self.total_examples += n
+            self._sums = [np.zeros(np.shape(t), dtype=np.float64) for t in weights]
+        weight = np.float64(num_examples)
+        for total, tensor in zip(self._sums, weights, strict=True):
+            total += np.asarray(tensor) * weight  # float64 product, one temporary
+        self.total_examples += num_examples
         self.count += 1
 
     def result(self) -> Weights:

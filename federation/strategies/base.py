@@ -15,6 +15,7 @@ import numpy as np
 
 from federation.aggregation import (
     WeightedMeanAccumulator,
+    all_finite,
     check_num_examples,
     check_same_shapes,
 )
@@ -55,6 +56,7 @@ class Strategy(ABC):
         self.shapes: list[tuple[int, ...]] | None = None
         self.device_ids: list[str] = []
         self.num_examples: list[int] = []
+        self._seen_devices: set[str] = set()
 
     def configure_fit(self, config: FitConfig) -> FitConfig:
         """The fit config devices receive (FedProx adds its proximal term)."""
@@ -63,7 +65,7 @@ class Strategy(ABC):
     def begin_round(self, global_weights: Weights) -> None:
         """Start a round on this global model; forgets the previous round's updates."""
         self.shapes = [tuple(np.shape(t)) for t in global_weights]
-        self.device_ids, self.num_examples = [], []
+        self.device_ids, self.num_examples, self._seen_devices = [], [], set()
         self._reset_round()
 
     def accumulate(self, delta: Weights, num_examples: int, device_id: str) -> None:
@@ -72,12 +74,12 @@ class Strategy(ABC):
             raise AggregationError("accumulate() before begin_round()")
         n = check_num_examples(num_examples)
         check_same_shapes(delta, self.shapes)
-        if device_id in self.device_ids:
+        if device_id in self._seen_devices:
             raise DuplicateUpdateError(f"device {device_id!r} already contributed this round")
-        arrays = as_float64(delta)
-        if not all(np.all(np.isfinite(a)) for a in arrays):
+        if not all_finite(delta):
             raise NonFiniteValueError(f"update from {device_id!r} holds NaN or infinity")
-        self._add(arrays, n, device_id)
+        self._add(delta, n, device_id)
+        self._seen_devices.add(device_id)
         self.device_ids.append(device_id)
         self.num_examples.append(n)
 
@@ -109,13 +111,15 @@ class Strategy(ABC):
         self.shapes = shapes if num_shapes else None
         self.device_ids = [str(d) for d in state.get(_DEVICE_IDS, [])]
         self.num_examples = [int(n) for n in state.get(_NUM_EXAMPLES, [])]
+        self._seen_devices = set(self.device_ids)
         self._state_from_arrays(state)
 
     @abstractmethod
     def _reset_round(self) -> None: ...
 
     @abstractmethod
-    def _add(self, delta: list[np.ndarray], num_examples: int, device_id: str) -> None: ...
+    def _add(self, delta: Weights, num_examples: int, device_id: str) -> None:
+        """Fold in an update that passed every check (shapes, count, finite, first of device)."""
 
     @abstractmethod
     def _aggregate_step(self) -> list[np.ndarray]: ...
@@ -139,8 +143,8 @@ class StreamingStrategy(Strategy):
     def _reset_round(self) -> None:
         self.mean = WeightedMeanAccumulator()
 
-    def _add(self, delta: list[np.ndarray], num_examples: int, device_id: str) -> None:
-        self.mean.add(delta, num_examples)
+    def _add(self, delta: Weights, num_examples: int, device_id: str) -> None:
+        self.mean.add_validated(delta, num_examples)
 
     def mean_delta(self) -> list[np.ndarray]:
         """The weighted mean delta of the round, float64."""
@@ -166,8 +170,8 @@ class BufferedStrategy(Strategy):
     def _reset_round(self) -> None:
         self.deltas = []
 
-    def _add(self, delta: list[np.ndarray], num_examples: int, device_id: str) -> None:
-        self.deltas.append(delta)
+    def _add(self, delta: Weights, num_examples: int, device_id: str) -> None:
+        self.deltas.append(as_float64(delta))
 
     def stacked(self, tensor_index: int) -> np.ndarray:
         """One tensor of every update, stacked: (clients, *shape)."""

@@ -50,18 +50,18 @@ class FLTrust(Strategy):
     def _reset_round(self) -> None:
         self.trust_sum, self.weighted_sum, self.trust_scores = 0.0, None, []
 
-    def _add(self, delta: list[np.ndarray], num_examples: int, device_id: str) -> None:
+    def _add(self, delta: Weights, num_examples: int, device_id: str) -> None:
         if self.server_update is None:
             raise AggregationError("FLTrust needs set_server_update() before accumulate()")
-        root, client = _flatten(self.server_update), _flatten(delta)
+        root, client = _flatten(self.server_update), _flatten(as_float64(delta))
         root_norm, client_norm = float(np.linalg.norm(root)), float(np.linalg.norm(client))
         cosine = float(root @ client) / (root_norm * client_norm) if root_norm * client_norm else 0
         trust = max(cosine, 0.0)
         scale = trust * root_norm / client_norm if client_norm else 0.0
         if self.weighted_sum is None:
-            self.weighted_sum = [np.zeros_like(t) for t in delta]
+            self.weighted_sum = [np.zeros(np.shape(t), dtype=np.float64) for t in delta]
         for total, tensor in zip(self.weighted_sum, delta, strict=True):
-            total += scale * tensor
+            total += np.asarray(tensor) * np.float64(scale)
         self.trust_sum += trust
         self.trust_scores.append(trust)
 

@@ -14,7 +14,6 @@ size, msgpack, version, signature, type, fields, tensor shapes, tensor sizes, fi
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -257,11 +256,3 @@ def message_sha256(weights: Weights) -> str:
             digest.update(int(dim).to_bytes(8, "little"))
         digest.update(array.tobytes())
     return digest.hexdigest()
-
-
-def encoded_size(weights: Weights, codec: str) -> int:
-    """Bytes the tensors of `weights` take on the wire with `codec` (payload only)."""
-    return sum(
-        len(t.values) + len(t.indices or b"") + 8 * math.prod((1, *t.shape))
-        for t in (encode_tensor(w, codec) for w in weights)
-    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from federation.aggregation import (
     WeightedMeanAccumulator,
@@ -225,3 +227,33 @@ def test_restoring_empty_state_gives_a_fresh_strategy(name: str) -> None:
     # Assert
     assert strategy.num_updates == 0
     assert run_round(strategy)[0].shape == (1, 2)
+
+
+small_floats = st.floats(-100, 100, allow_nan=False, width=32)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.lists(small_floats, min_size=3, max_size=3), st.integers(1, 1000)),
+        min_size=1,
+        max_size=12,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_streaming_fedavg_equals_batch_in_any_arrival_order(rows, random) -> None:
+    # Prepare
+    updates = [([np.array(row, dtype=np.float32)], n) for row, n in rows]
+    shuffled = list(enumerate(updates))
+    random.shuffle(shuffled)
+    zero = [np.zeros(3, dtype=np.float32)]
+    strategy = FedAvg()
+    strategy.begin_round(zero)
+    # Execute
+    for i, (delta, n) in shuffled:
+        strategy.accumulate(delta, n, f"d{i}")
+    streamed = strategy.finish_round(zero)
+    # Assert
+    expected = np.average([u[0][0] for u in updates], axis=0, weights=[u[1] for u in updates])
+    np.testing.assert_allclose(streamed[0], expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(aggregate_weighted(updates)[0], expected, rtol=1e-5, atol=1e-5)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_LF_HZ = 0.1
+_LF_BAND_HZ = (0.07, 0.13)
+_LF_COMPONENTS = 6
 _HF_SHARE = 0.85  # share of RMSSD variance carried by breathing; the rest is white jitter
 
 
@@ -23,7 +24,7 @@ class HeartRhythm:
     mean_hr_bpm: float
     rmssd_ms: float
     breathing_per_min: float
-    lf_amplitude_ms: float  # amplitude of the 0.1 Hz RR oscillation
+    lf_amplitude_ms: float  # RR amplitude of the 0.1 Hz (Mayer-wave) band, as a sinusoid's
     drift_bpm: float = 1.5  # standard deviation of the slow heart-rate wander
     drift_tau_s: float = 40.0
     onset_from_bpm: float | None = None  # heart rate at t=0, approaching mean_hr_bpm
@@ -65,6 +66,16 @@ def _hf_amplitude_s(rhythm: HeartRhythm) -> float:
     return float(np.sqrt(_HF_SHARE) * rhythm.rmssd_ms / 1000.0 / max(per_beat, 1e-3))
 
 
+def _low_frequency_wave(
+    amplitude_s: float, grid: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Narrow-band Mayer wave near 0.1 Hz, as strong (RMS) as a sinusoid of `amplitude_s`."""
+    freqs = rng.uniform(*_LF_BAND_HZ, size=_LF_COMPONENTS)
+    phases = rng.uniform(0.0, 2 * np.pi, size=_LF_COMPONENTS)
+    waves = np.sin(2 * np.pi * freqs[:, None] * grid[None, :] + phases[:, None])
+    return amplitude_s / np.sqrt(_LF_COMPONENTS) * waves.sum(axis=0)
+
+
 def beat_times(rhythm: HeartRhythm, duration_s: float, rng: np.random.Generator) -> np.ndarray:
     """Times (s) of every heartbeat in [0, duration_s)."""
     grid_step = 0.5
@@ -76,7 +87,7 @@ def beat_times(rhythm: HeartRhythm, duration_s: float, rng: np.random.Generator)
         2 * np.pi * np.cumsum(rhythm.breathing_per_min / 60.0 * (1 + breathing_wander)) * grid_step
     )
     breath_phase += rng.uniform(0, 2 * np.pi)
-    lf_phase = rng.uniform(0, 2 * np.pi)
+    lf_wave = _low_frequency_wave(rhythm.lf_amplitude_ms / 1000.0, grid, rng)
     hf_amp = _hf_amplitude_s(rhythm)
     jitter_sd = np.sqrt((1 - _HF_SHARE) / 2.0) * rhythm.rmssd_ms / 1000.0
     times = []
@@ -88,7 +99,7 @@ def beat_times(rhythm: HeartRhythm, duration_s: float, rng: np.random.Generator)
             hr += (rhythm.onset_from_bpm - rhythm.mean_hr_bpm) * np.exp(-t / rhythm.onset_tau_s)
         rr = 60.0 / max(hr, 30.0)
         rr += hf_amp * np.sin(np.interp(t, grid, breath_phase))
-        rr += rhythm.lf_amplitude_ms / 1000.0 * np.sin(2 * np.pi * _LF_HZ * t + lf_phase)
+        rr += np.interp(t, grid, lf_wave)
         rr += rng.normal(0.0, jitter_sd)
         t += float(np.clip(rr, 0.3, 2.0))
     return np.asarray(times)

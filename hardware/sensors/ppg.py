@@ -12,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import butter, find_peaks, medfilt, sosfiltfilt
+from scipy.ndimage import median_filter
+from scipy.signal import butter, find_peaks, sosfiltfilt
+
+_MEDIAN_BEATS = 31  # ~25 s: longer than any motion burst, so artefact peaks never form a majority
 
 
 @dataclass(frozen=True)
@@ -94,9 +97,17 @@ def clean_rr_intervals(beats_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     times = beats_s[1:]
     if rr.size == 0:
         return times, rr
-    local = medfilt(rr, kernel_size=min(9, rr.size if rr.size % 2 else rr.size - 1) or 1)
+    local = _running_median(rr, _MEDIAN_BEATS)
     keep = (rr > 0.33) & (rr < 1.5) & (np.abs(rr - local) < 0.25 * local)
     return times[keep], rr[keep]
+
+
+def _running_median(values: np.ndarray, size: int) -> np.ndarray:
+    """Centred running median; the ends are padded with the median of a whole window, not the
+    edge value, so a burst of artefacts at the very start cannot become the reference."""
+    half = size // 2
+    padded = np.pad(values, half, mode="median", stat_length=min(size, values.size))
+    return median_filter(padded, size=size, mode="nearest")[half : half + values.size]
 
 
 def heart_rate_series(beats_s: np.ndarray, duration_s: float, rate_hz: float = 4.0) -> np.ndarray:

@@ -24,7 +24,7 @@ from federation.messages import (
     RoundAnnouncement,
     UpdateAck,
 )
-from federation.mqtt_link import LinkEvent, MqttLinkError
+from federation.mqtt_link import LinkEvent, MqttLinkError, MqttPublishTimeoutError
 from federation.protocol.wire import VerifyKey, decode_message, encode_message, message_sha256
 from federation.state_store import AcceptedUpdate, RoundRecord, StateStore
 from federation.topics import (
@@ -207,7 +207,10 @@ class AggregatorService:
     # publishing
     def _publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         round_id = self._round.record.round_id if self._round else 0
-        self.link.publish(topic, payload, retain=retain)
+        try:
+            self.link.publish(topic, payload, retain=retain)
+        except MqttPublishTimeoutError as exc:  # paho keeps QoS 1 queued until it reconnects
+            self._log(f"publish to {topic} pending: {exc}")
         self.store.add_traffic(round_id, bytes_out=len(payload))
 
     def _announce(self, state: _RoundState) -> None:

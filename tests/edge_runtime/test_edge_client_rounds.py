@@ -1,0 +1,188 @@
+"""The edge federated client against a real Mosquitto, the test playing the aggregator."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_runtime.fed_client import (
+    ClientConfig,
+    FedClient,
+    client_subscriptions,
+    last_will,
+    load_or_create_key,
+)
+from edge_runtime.model_install import current_head
+from edge_runtime.sample_store import SampleStore
+from federation.broker import LocalBroker, find_mosquitto
+from federation.messages import (
+    DeviceStatus,
+    GlobalModel,
+    ModelUpdate,
+    RoundAnnouncement,
+    UpdateAck,
+)
+from federation.mqtt_link import LinkConfig, LinkEvent, MqttLink
+from federation.protocol.wire import decode_message, encode_message, message_sha256
+from federation.topics import ack_topic, model_topic, round_topic, status_topic
+
+pytestmark = pytest.mark.integration
+
+FLEET = "client"
+HEAD = [
+    np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32),
+    np.zeros(5, np.float32),
+    np.random.default_rng(1).normal(size=(5, 3)).astype(np.float32),
+    np.zeros(3, np.float32),
+]
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[LocalBroker]:
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed")
+    with LocalBroker() as running:
+        yield running
+
+
+class Aggregator:
+    """The test's aggregator: publishes model and round, receives updates and statuses."""
+
+    def __init__(self, url: str, fleet: str) -> None:
+        self.fleet = fleet
+        topics = (f"iomt/v1/{fleet}/update/+", f"iomt/v1/{fleet}/status/+")
+        self.link = MqttLink(LinkConfig(url, f"test-agg-{fleet}", topics,
+                                        persistent_session=False)).start()  # fmt: skip
+
+    def publish_round(self, round_id: int, version: int, weights: list[np.ndarray],
+                      sha: str | None = None) -> None:  # fmt: skip
+        model = GlobalModel(self.fleet, version, weights, None, round_id)
+        self.link.publish(model_topic(self.fleet, version), encode_message(model), retain=True)
+        sha = sha or message_sha256(weights)
+        announcement = RoundAnnouncement(self.fleet, round_id, version, sha, time.time() + 60, 1)
+        self.link.publish(round_topic(self.fleet), encode_message(announcement), retain=True)
+
+    def next_update(self, timeout_s: float = 30.0) -> bytes:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            event = self.link.next_event(0.1)
+            if event is not None and event.kind == "message" and "/update/" in event.topic:
+                return event.payload
+        raise AssertionError("no update arrived")
+
+    def ack(self, device_id: str, round_id: int, sequence: int) -> None:
+        ack = UpdateAck(self.fleet, round_id, device_id, sequence, True)
+        self.link.publish(ack_topic(self.fleet, device_id), encode_message(ack))
+
+
+def _store(path: Path, count: int = 24) -> SampleStore:
+    store = SampleStore(path)
+    rng = np.random.default_rng(3)
+    for i in range(count):
+        store.add_window(float(i), float(i) + 1, embedding=rng.normal(size=4).astype(np.float32))
+        store.label_range(i + 0.4, i + 0.6, i % 3)
+    return store
+
+
+class RunningClient:
+    """A FedClient with its own link, pumped by the test until a condition holds."""
+
+    def __init__(self, url: str, fleet: str, device: str, directory: Path) -> None:
+        path = directory / "store.sqlite"
+        self.store = SampleStore(path) if path.exists() else _store(path)
+        config = LinkConfig(url, f"{fleet}-{device}", client_subscriptions(fleet, device),
+                            last_will(fleet, device))  # fmt: skip
+        self.link = MqttLink(config).start()
+        self.logs: list[dict[str, object]] = []
+        self.client = FedClient(ClientConfig(fleet, device, min_samples=8), self.link, self.store,
+                                directory / "heads", load_or_create_key(directory),
+                                log=self.logs.append)  # fmt: skip
+
+    def pump_until(self, condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            assert time.monotonic() < deadline, "condition not reached"
+            event: LinkEvent | None = self.link.next_event(0.05)
+            if event is not None:
+                self.client.handle(event)
+            self.client.tick()
+
+    def close(self) -> None:
+        self.link.stop()
+        self.store.close()
+
+
+def test_update_is_sent_once_and_resent_byte_identical_after_a_restart(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    # Prepare
+    aggregator = Aggregator(broker.url, "once")
+    aggregator.publish_round(1, 0, HEAD)
+    first = RunningClient(broker.url, "once", "dev", tmp_path)
+
+    # Execute: the device trains and sends, then "crashes" before any ack
+    first.pump_until(lambda: first.store.was_round_sent(1))
+    sent = aggregator.next_update()
+    first.close()
+    second = RunningClient(broker.url, "once", "dev", tmp_path)
+    second.pump_until(lambda: second.client.announcement is not None)
+    resent = aggregator.next_update()
+    aggregator.ack("dev", 1, 1)
+    second.pump_until(lambda: second.client._acked(1))
+
+    # Assert
+    assert resent == sent
+    update = decode_message(sent, expected_type=ModelUpdate)
+    assert isinstance(update, ModelUpdate)
+    assert (update.round_id, update.base_version, update.sequence) == (1, 0, 1)
+    assert update.num_examples == 24
+    assert second.store.next_sequence() == 2
+    assert second.client.rounds_acked == 1
+    second.close()
+
+
+def test_model_with_a_wrong_hash_is_not_installed(broker: LocalBroker, tmp_path: Path) -> None:
+    # Prepare
+    aggregator = Aggregator(broker.url, "hash")
+    aggregator.publish_round(1, 4, HEAD, sha="0" * 64)
+    client = RunningClient(broker.url, "hash", "dev", tmp_path)
+
+    # Execute
+    client.pump_until(lambda: any(r["event"] == "model_rejected" for r in client.logs))
+
+    # Assert
+    assert current_head(tmp_path / "heads") is None
+    assert not client.store.was_round_sent(1)
+    client.close()
+
+
+def test_status_is_retained_online_and_last_will_marks_offline(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    # Prepare
+    aggregator = Aggregator(broker.url, "will")
+    client = RunningClient(broker.url, "will", "dev", tmp_path)
+    client.client.publish_status(True)
+
+    def next_status() -> DeviceStatus:
+        while True:
+            event = aggregator.link.next_event(30)
+            assert event is not None
+            if event.kind == "message" and event.topic == status_topic("will", "dev"):
+                status = decode_message(event.payload, expected_type=DeviceStatus)
+                assert isinstance(status, DeviceStatus)
+                return status
+
+    # Execute: online, then the connection dies without DISCONNECT (socket closed under paho)
+    online = next_status()
+    client.link._client.socket().shutdown(socket.SHUT_RDWR)  # a dead network, no DISCONNECT
+    offline = next_status()
+
+    # Assert
+    assert online.online and not offline.online
+    client.close()

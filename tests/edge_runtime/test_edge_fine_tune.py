@@ -19,7 +19,7 @@ from edge_runtime.fine_tune import (
 from edge_runtime.head import Head
 
 ACTIVATIONS = ("relu", "softmax")
-KERAS_TOLERANCE = 1e-4  # max |w_numpy - w_keras| after the same steps (float32 Keras vs float64)
+KERAS_TOLERANCE = 1e-5  # max |w_numpy - w_keras| after 15 steps; measured 2.4e-7 SGD, 1.1e-6 Adam
 
 
 def _start_head(seed: int = 0, features: int = 6, hidden: int = 5, classes: int = 3) -> list:

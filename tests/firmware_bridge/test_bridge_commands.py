@@ -61,3 +61,13 @@ def test_unsupported_array_dtype_is_refused() -> None:
 def test_random_payloads_raise_only_protocol_errors(frame_type: int, payload: bytes) -> None:
     with contextlib.suppress(FrameError):  # PayloadError is a FrameError
         cmd.message_from_frame(Frame(frame_type, 0, payload))
+
+
+def test_protocol_document_carries_current_vectors() -> None:
+    from pathlib import Path
+
+    from firmware_bridge.protocol.test_vectors import BEGIN_MARKER, END_MARKER, render_markdown
+
+    doc = (Path(__file__).parents[2] / "docs" / "serial-protocol.md").read_text()
+    embedded = doc.split(BEGIN_MARKER)[1].split(END_MARKER)[0].strip()
+    assert embedded == render_markdown().strip()

@@ -33,6 +33,7 @@ from federation.messages import (
     UpdateAck,
 )
 from federation.mqtt_link import LastWill, LinkEvent, MqttLinkError
+from federation.protocol.chunking import DEFAULT_MAX_CHUNK_BYTES, split_into_chunks
 from federation.protocol.signing import generate_signing_key, private_key_from_bytes
 from federation.protocol.signing import private_key_to_bytes as _key_bytes
 from federation.protocol.wire import decode_message, encode_message, message_sha256
@@ -46,6 +47,7 @@ from federation.topics import (
 )
 
 ACK_TIMEOUT_S = 15.0
+SAMPLE_CHECK_S = 1.0
 KEY_FILE = "device.key"
 
 
@@ -59,6 +61,7 @@ class ClientConfig:
     max_samples: int | None = 2000
     ack_timeout_s: float = ACK_TIMEOUT_S
     seed: int = 0
+    max_message_bytes: int = DEFAULT_MAX_CHUNK_BYTES  # larger updates travel as chunks
 
 
 def client_subscriptions(fleet: str, device_id: str) -> tuple[str, ...]:
@@ -112,6 +115,7 @@ class FedClient:
         self.announcement: RoundAnnouncement | None = None
         self.rounds_acked = 0
         self._last_send: float | None = None
+        self._next_sample_check = 0.0  # counting labelled rows is SQL: at most every second
 
     # state
     @property
@@ -148,6 +152,7 @@ class FedClient:
         if message.fleet != self.config.fleet:
             return
         self.announcement = message
+        self._next_sample_check = 0.0
         self._log({"event": "round", "round": message.round_id, "version": message.model_version})
         if self.store.was_round_sent(message.round_id) and not self._acked(message.round_id):
             self._resend(message.round_id)  # the aggregator restarted: same bytes again
@@ -165,6 +170,7 @@ class FedClient:
             self._log({"event": "model_rejected", "version": message.model_version})
             return
         install_head(self.heads_dir, message.model_version, message.weights)
+        self._next_sample_check = 0.0
         self._log({"event": "installed", "version": message.model_version, "sha256": sha})
         self.publish_status(True)
 
@@ -191,10 +197,14 @@ class FedClient:
             return
         if self._clock() > round_.deadline_unix or self.installed_version != round_.model_version:
             return
-        X, y = self.store.labelled_embeddings(limit=self.config.max_samples)
-        if len(y) < self.config.min_samples:
+        if self._clock() < self._next_sample_check:
             return
-        self._participate(round_, X, y)
+        self._next_sample_check = self._clock() + SAMPLE_CHECK_S
+        if self.store.counts().labelled < self.config.min_samples:
+            return
+        X, y = self.store.labelled_embeddings(limit=self.config.max_samples)
+        if len(y) >= self.config.min_samples:
+            self._participate(round_, X, y)
 
     def _participate(self, round_: RoundAnnouncement, X: np.ndarray, y: np.ndarray) -> None:
         installed = current_head(self.heads_dir)
@@ -252,8 +262,13 @@ class FedClient:
     def _send(self, payload: bytes) -> None:
         self._last_send = self._clock()
         topic = update_topic(self.config.fleet, self.config.device_id)
+        pieces = [payload]
+        if len(payload) > self.config.max_message_bytes:
+            message_id = f"{self.config.device_id}.{int(self._last_send * 1000)}"
+            pieces = split_into_chunks(payload, message_id, self.config.max_message_bytes)
         try:
-            self.link.publish(topic, payload)
+            for piece in pieces:
+                self.link.publish(topic, piece)
         except MqttLinkError as exc:  # paho keeps QoS 1 queued; the ack timer resends anyway
             self._log({"event": "publish_pending", "error": str(exc)})
 

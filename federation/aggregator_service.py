@@ -25,6 +25,7 @@ from federation.messages import (
     UpdateAck,
 )
 from federation.mqtt_link import LinkEvent, MqttLinkError, MqttPublishTimeoutError
+from federation.protocol.chunking import ChunkAssembler, is_chunk
 from federation.protocol.wire import VerifyKey, decode_message, encode_message, message_sha256
 from federation.state_store import AcceptedUpdate, RoundRecord, StateStore
 from federation.topics import (
@@ -129,6 +130,7 @@ class AggregatorService:
         self.online: set[str] = set()
         self._round: _RoundState | None = None
         self._carry_restored = False
+        self._chunks = ChunkAssembler(max_message_bytes=config.max_update_bytes)
 
     # lifecycle
     def run(self) -> list[dict[str, Any]]:
@@ -286,6 +288,15 @@ class AggregatorService:
         state = self._round
         assert state is not None
         self.store.add_traffic(state.record.round_id, bytes_in=len(payload))
+        if is_chunk(payload):
+            try:
+                whole = self._chunks.feed(payload, source=device_id)
+            except FederationError as exc:
+                self._reject(device_id, None, reason_for_error(exc), str(exc))
+                return
+            if whole is None:
+                return  # more chunks to come
+            payload = whole
         try:
             message = decode_message(
                 payload,

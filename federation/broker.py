@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 LOOPBACK = "127.0.0.1"
 MOSQUITTO_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
@@ -152,8 +153,8 @@ class _EmbeddedBroker:
     def __init__(self, host: str, port: int) -> None:
         self._host, self._port = host, port
         self._thread: threading.Thread | None = None
-        self._loop = None
-        self._broker = None
+        self._loop: Any = None
+        self._broker: Any = None
         self._started = threading.Event()
         self._error: BaseException | None = None
 
@@ -166,7 +167,7 @@ class _EmbeddedBroker:
     def _run(self) -> None:
         import asyncio
 
-        from amqtt.broker import Broker
+        from amqtt.broker import Broker  # type: ignore[import-untyped]
 
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{self._host}:{self._port}"}},

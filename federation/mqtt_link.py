@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -129,7 +130,7 @@ class MqttLink:
         """Connect (in the background, retrying) and wait until the first CONNACK."""
         address = BrokerAddress.from_url(self.config.broker_url)
         client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=self.config.client_id,
             protocol=paho.MQTTv5,
         )
@@ -159,7 +160,7 @@ class MqttLink:
         return self
 
     def _connect_properties(self) -> Properties:
-        properties = Properties(PacketTypes.CONNECT)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         if self.config.persistent_session:
             properties.SessionExpiryInterval = self.config.session_expiry_s
         return properties

@@ -100,7 +100,8 @@ def weights_from_bytes(blob: bytes) -> Weights:
 def arrays_to_bytes(arrays: ArrayState) -> bytes:
     """Named arrays as an uncompressed `.npz` blob."""
     buffer = io.BytesIO()
-    np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    save: Any = np.savez  # numpy's stub cannot type **arrays next to allow_pickle
+    save(buffer, allow_pickle=False, **{k: np.asarray(v) for k, v in arrays.items()})
     return buffer.getvalue()
 
 
@@ -328,4 +329,5 @@ class _Transaction:
 
 def _round_record(row: tuple[Any, ...]) -> RoundRecord:
     metrics = json.loads(row[8]) if row[8] else None
-    return RoundRecord(*row[:8], metrics=metrics)
+    round_id, base, opened, deadline, quorum, status, result, closed = row[:8]
+    return RoundRecord(round_id, base, opened, deadline, quorum, status, result, closed, metrics)

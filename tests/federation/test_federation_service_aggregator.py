@@ -15,6 +15,7 @@ from federation.broker import LocalBroker, find_mosquitto
 from federation.device_registry import DeviceRegistry
 from federation.messages import ModelUpdate, RoundAnnouncement, UpdateAck
 from federation.mqtt_link import LinkConfig, MqttLink
+from federation.protocol.chunking import split_into_chunks
 from federation.protocol.signing import (
     generate_signing_key,
     public_key_from_bytes,
@@ -81,12 +82,14 @@ class Device:
                 assert isinstance(message, RoundAnnouncement)
                 return message
 
-    def send(self, sequence: int = 1, value: float = 1.0) -> UpdateAck:
+    def send(self, sequence: int = 1, value: float = 1.0, chunk_bytes: int = 0) -> UpdateAck:
         delta = [np.full(w.shape, value, np.float32) for w in HEAD]
         update = ModelUpdate(self.fleet, self.round.round_id, self.round.model_version,
                              self.device_id, sequence, 10, delta)  # fmt: skip
         payload = encode_message(update, codec="float32", signing_key=self.key)
-        self.link.publish(update_topic(self.fleet, self.device_id), payload)
+        pieces = split_into_chunks(payload, "m1", chunk_bytes) if chunk_bytes else [payload]
+        for piece in pieces:
+            self.link.publish(update_topic(self.fleet, self.device_id), piece)
         while True:
             event = self.link.next_event(30)
             assert event is not None
@@ -174,3 +177,22 @@ def test_quorum_reached_publishes_the_weighted_mean(broker: LocalBroker, tmp_pat
         new = store.load_weights(1)
     np.testing.assert_allclose(new[0], np.full((4, 2), 2.0), rtol=1e-6)
     assert aggregator.metrics[0]["participants"] == 2
+
+
+def test_a_chunked_update_is_reassembled_and_counts_once(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    # Prepare
+    aggregator = RunningAggregator(broker.url, "chunks", tmp_path / "agg.sqlite", quorum=2)
+
+    # Execute
+    chunked = _send_once(broker.url, "chunks", "a", value=1.0, chunk_bytes=64)
+    whole = _send_once(broker.url, "chunks", "b", value=3.0)
+    aggregator.join()
+
+    # Assert
+    assert chunked.accepted and whole.accepted
+    (metrics,) = aggregator.metrics
+    assert (metrics["participants"], metrics["rejected"]) == (2, {})
+    with StateStore(tmp_path / "agg.sqlite") as store:
+        np.testing.assert_allclose(store.load_weights(1)[1], np.full(2, 2.0), rtol=1e-6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sqlite3
 import subprocess
 import sys
@@ -38,13 +39,16 @@ def test_weights_round_trip_through_npz_bytes_without_pickle() -> None:
         np.testing.assert_array_equal(got, want)
 
 
-def test_object_arrays_are_refused_on_load() -> None:
+def test_object_arrays_are_refused_both_ways() -> None:
     # Prepare
-    blob = arrays_to_bytes({"bad": np.array([{"a": 1}], dtype=object)})
+    buffer = io.BytesIO()
+    np.savez(buffer, bad=np.array([{"a": 1}], dtype=object))
 
     # Execute / Assert
     with pytest.raises(ValueError):
-        arrays_from_bytes(blob)
+        arrays_from_bytes(buffer.getvalue())
+    with pytest.raises(ValueError):
+        arrays_to_bytes({"bad": np.array([{"a": 1}], dtype=object)})
 
 
 def test_store_uses_wal_and_full_sync(tmp_path: Path) -> None:

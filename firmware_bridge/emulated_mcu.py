@@ -99,6 +99,9 @@ class EmulatedMcu:
             reply, events = cmd.ErrorReply(cmd.ErrorCode.BAD_PAYLOAD, str(exc)), []
         except (McuRequestError, FlashError) as exc:
             reply, events = cmd.ErrorReply(exc.code, str(exc)), []
+        except Exception as exc:  # a firmware bug answers ERROR instead of hanging the host
+            text = f"internal error: {type(exc).__name__}: {exc}"
+            reply, events = cmd.ErrorReply(cmd.ErrorCode.INVOKE_FAILED, text), []
         return [reply.to_frame(frame.seq), *(self._event(e) for e in events)]
 
     def _handlers(self) -> dict[int, Callable[[cmd.Message, float], _Answer]]:

@@ -95,15 +95,19 @@ def _run_info(env: Environment, args: argparse.Namespace) -> ExitStatus:
 def _run_stream(env: Environment, args: argparse.Namespace) -> ExitStatus:
     import queue
 
+    from firmware_bridge.errors import ConnectionLostError
+
     frames: queue.Queue[Any] = queue.Queue()
     with _connect(args) as driver:
         deadline = time.monotonic() + args.seconds
         with driver.stream(frames.put, args.samples_per_frame):
             while (left := deadline - time.monotonic()) > 0:
+                if driver.lost is not None:
+                    raise ConnectionLostError(f"serial link lost: {driver.lost}")
                 try:
-                    frame = frames.get(timeout=left)
+                    frame = frames.get(timeout=min(left, 0.2))
                 except queue.Empty:
-                    break
+                    continue
                 _print_sensor_frame(env, args, frame)
                 _print_labels(env, args, driver)
     return ExitStatus.SUCCESS

@@ -11,6 +11,7 @@ from firmware_bridge.errors import BridgeError
 from firmware_bridge.faults import parse_fault_spec
 from firmware_bridge.sensor_source import (
     ImuActivitySource,
+    PpgStressSource,
     ReplaySource,
     SampleSource,
     load_window_dataset,
@@ -34,6 +35,8 @@ def _model(args: argparse.Namespace) -> EmulatorModel | None:
 def _sensors(args: argparse.Namespace) -> SampleSource:
     if args.replay:
         return ReplaySource(load_window_dataset(args.replay))
+    if getattr(args, "sensors", "imu") == "ppg":
+        return PpgStressSource(seed=args.seed)
     return ImuActivitySource(seed=args.seed)
 
 

@@ -144,3 +144,73 @@ class ImuActivitySource:
     def samples_to_boundary(self) -> int:
         """Samples left in the current activity segment."""
         return self._segment - self._emitted % self._segment
+
+
+class PpgStressSource:
+    """A wrist PPG from the `hardware` cardiac and PPG emulators, alternating calm and stress.
+
+    Each segment draws a heart rhythm for its condition (stress: faster heart, lower RMSSD,
+    faster breathing) and renders its PPG once; samples then stream at the sensor's rate.
+    """
+
+    labels = ("baseline", "stress")
+    channels = ("ppg",)
+
+    def __init__(self, segment_s: float = 60.0, seed: int = 0) -> None:
+        from hardware.sensors.ppg import PpgSensor
+
+        self._sensor = PpgSensor()
+        self.sample_rate_hz = self._sensor.sample_rate_hz
+        self._segment_s = segment_s
+        self._rng = np.random.default_rng(seed)
+        self._segment_index = -1
+        self._trace = np.zeros(0, dtype=np.float32)
+        self._position = 0
+        self._new_segment = True
+
+    def _next_segment(self) -> None:
+        from hardware.sensors.cardiac import HeartRhythm, beat_times
+        from hardware.sensors.ppg import ppg_from_beats
+
+        self._segment_index += 1
+        stressed = self._segment_index % 2 == 1
+        rhythm = HeartRhythm(
+            mean_hr_bpm=float(self._rng.normal(95.0 if stressed else 68.0, 4.0)),
+            rmssd_ms=20.0 if stressed else 45.0,
+            breathing_per_min=18.0 if stressed else 13.0,
+            lf_amplitude_ms=12.0 if stressed else 25.0,
+        )
+        beats = beat_times(rhythm, self._segment_s, self._rng)
+        trace = ppg_from_beats(beats, self._segment_s, self._sensor, self._rng)
+        self._trace, self._position, self._new_segment = trace.astype(np.float32), 0, True
+
+    def read(self, num_samples: int) -> np.ndarray:
+        """The next PPG samples, float32 (num_samples, 1)."""
+        parts = []
+        while num_samples:
+            if self._position >= len(self._trace):
+                self._next_segment()
+            take = min(num_samples, len(self._trace) - self._position)
+            parts.append(self._trace[self._position : self._position + take])
+            self._position += take
+            num_samples -= take
+        return np.concatenate(parts)[:, np.newaxis]
+
+    def current_label(self) -> int | None:
+        """1 during a stress segment, 0 at baseline."""
+        if self._position >= len(self._trace):
+            return (self._segment_index + 1) % 2
+        return self._segment_index % 2
+
+    def window_started(self) -> bool:
+        """True once per segment."""
+        if self._position >= len(self._trace):
+            self._next_segment()
+        started, self._new_segment = self._new_segment, False
+        return started
+
+    def samples_to_boundary(self) -> int:
+        """Samples left in the current segment."""
+        if self._position >= len(self._trace):
+            self._next_segment()
+        return len(self._trace) - self._position

@@ -48,7 +48,10 @@ def _add_emulate_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--bundle", help="bundle directory (uses model.int8.tflite, mean/std)")
     model.add_argument("--model", help="a .tflite model")
-    parser.add_argument("--replay", help="window dataset .npz to stream (default: IMU emulator)")
+    parser.add_argument("--replay", help="window dataset .npz to stream (else --sensors)")
+    parser.add_argument(
+        "--sensors", choices=("imu", "ppg"), default="imu", help="emulated sensor without --replay"
+    )
     parser.add_argument("--fault", default="", help="e.g. bitflip=0.01,drop=0.01,reset=0.001")
     parser.add_argument("--seed", type=int, default=0, help="seed of the injected faults")
     parser.add_argument("--baud", type=int, default=0, help="pace the pty like a UART at BAUD")

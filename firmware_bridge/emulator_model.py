@@ -29,7 +29,8 @@ class Normalisation:
 
     def apply(self, window: np.ndarray) -> np.ndarray:
         """(time, channels) sensor units -> normalised float32."""
-        return ((window - self.mean) / np.where(self.std == 0, 1.0, self.std)).astype(np.float32)
+        scaled = (window - self.mean) / np.where(self.std == 0, 1.0, self.std)
+        return np.asarray(scaled, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class TflmModel:
     """A model loaded in tflite-micro with a fixed arena; state reset before every window."""
 
     def __init__(self, model_bytes: bytes, arena_bytes: int) -> None:
-        from tflite_micro.python.tflite_micro import runtime
+        from tflite_micro.python.tflite_micro import runtime  # type: ignore[import-untyped]
 
         try:
             self._interpreter = runtime.Interpreter.from_bytes(
@@ -66,7 +67,8 @@ class TflmModel:
     @property
     def input_dtype(self) -> np.dtype[Any]:
         """Element type the model takes (int8 for a full-integer model)."""
-        return np.dtype(self._input["dtype"])
+        dtype: np.dtype[Any] = np.dtype(self._input["dtype"])
+        return dtype
 
     @property
     def input_quantisation(self) -> tuple[float, int]:

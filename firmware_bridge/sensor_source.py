@@ -153,8 +153,8 @@ class PpgStressSource:
     faster breathing) and renders its PPG once; samples then stream at the sensor's rate.
     """
 
-    labels = ("baseline", "stress")
-    channels = ("ppg",)
+    labels: tuple[str, ...] = ("baseline", "stress")
+    channels: tuple[str, ...] = ("ppg",)
 
     def __init__(self, segment_s: float = 60.0, seed: int = 0) -> None:
         from hardware.sensors.ppg import PpgSensor

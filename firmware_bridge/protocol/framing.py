@@ -18,7 +18,7 @@ import binascii
 import struct
 from dataclasses import dataclass, field
 
-from cobs import cobs
+from cobs import cobs  # type: ignore[import-untyped]
 
 from firmware_bridge.errors import FrameError
 
@@ -66,7 +66,7 @@ def frame_to_raw(frame: Frame) -> bytes:
 
 def encode_frame(frame: Frame) -> bytes:
     """Wire bytes of a frame: COBS(header + payload + CRC) followed by 0x00."""
-    return cobs.encode(frame_to_raw(frame)) + DELIMITER
+    return bytes(cobs.encode(frame_to_raw(frame))) + DELIMITER
 
 
 def _raw_problem(raw: bytes, max_payload: int) -> tuple[str, str] | None:

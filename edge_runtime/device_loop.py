@@ -8,9 +8,11 @@ MQTT events to `FedClient`. paho's own thread only fills the link's queue.
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from edge_runtime.fed_client import (
 from edge_runtime.head import Head
 from edge_runtime.interpreter import Int8Model
 from edge_runtime.sample_store import SampleStore
+from edge_runtime.streaming import WindowAssembler, WindowSpec
 from federation.mqtt_link import LinkConfig, MqttLink
 
 POLL_S = 0.05
@@ -67,33 +70,109 @@ def device_directory(store_path: Path) -> Path:
 
 
 @dataclass(frozen=True)
-class ReplayWindow:
-    """One window of a replayed dataset, due at `due` on the device clock."""
+class ArrivingWindow:
+    """One normalised window [T, C] as it arrives, with its label if the source knows it."""
 
-    due: float
     start_ts: float
     end_ts: float
     values: NDArray[np.float32]
-    label: int | None
+    label: int | None = None
 
 
-def replay_schedule(
-    path: Path, subject: int | None, speed: float, start: float, with_labels: bool = True
-) -> Iterator[ReplayWindow]:
-    """The windows of one subject in recording order, spaced by stride / rate / speed."""
-    with np.load(path, allow_pickle=False) as data:
-        X, y = data["X"], data["y"]
-        rate = float(data["sample_rate_hz"])
-        every = np.arange(len(y))
-        chosen = every if subject is None else np.flatnonzero(data["subject"] == subject)
-    length_s = X.shape[1] / rate
-    step_s = length_s / 2.0  # dataset windows overlap by half by convention
-    for i, index in enumerate(chosen):
-        offset = i * step_s
-        due = start + (offset / speed if speed > 0 else 0.0)
-        label = int(y[index]) if with_labels else None
-        t0 = start + offset
-        yield ReplayWindow(due, t0, t0 + length_s, X[index].astype(np.float32), label)
+@dataclass(frozen=True)
+class SourceBatch:
+    """What a source delivered since the last poll: windows and button presses (ts, label)."""
+
+    windows: list[ArrivingWindow] = field(default_factory=list)
+    label_events: list[tuple[float, int]] = field(default_factory=list)
+
+
+class ReplaySource:
+    """The windows of one subject of a window dataset, in order, as if they arrived live.
+
+    Window i is due `i * (window length / 2) / speed` seconds after `start` (speed 0: all at
+    once) and carries the dataset's label.
+    """
+
+    def __init__(self, path: Path, bundle: Bundle, subject: int | None, speed: float,
+                 start: float) -> None:  # fmt: skip
+        with np.load(path, allow_pickle=False) as data:
+            every = np.arange(len(data["y"]))
+            chosen = every if subject is None else np.flatnonzero(data["subject"] == subject)
+            self._X, self._y = data["X"][chosen], data["y"][chosen].astype(np.int64)
+            rate = float(data["sample_rate_hz"])
+        self._bundle, self._start, self._speed = bundle, start, speed
+        self._length_s = float(self._X.shape[1]) / rate
+        self._next = 0
+
+    def _offset(self, index: int) -> float:
+        return index * self._length_s / 2.0  # dataset windows overlap by half by convention
+
+    def poll(self, now: float) -> SourceBatch:
+        batch = SourceBatch()
+        while self._next < len(self._y):
+            offset = self._offset(self._next)
+            if self._speed > 0 and self._start + offset / self._speed > now:
+                break
+            t0 = self._start + offset
+            values = self._bundle.normalise(self._X[self._next])
+            label = int(self._y[self._next])
+            batch.windows.append(ArrivingWindow(t0, t0 + self._length_s, values, label))
+            self._next += 1
+        return batch
+
+    def close(self) -> None:
+        return None
+
+
+class SerialSource:
+    """Sensor frames and button presses from a microcontroller through `firmware_bridge`.
+
+    The bridge's reader thread only enqueues frames; `poll` turns them into windows with the
+    manifest's length, stride and normalisation. Device time is mapped onto the host clock at
+    the first frame.
+    """
+
+    def __init__(self, port: str, bundle: Bundle, clock: Callable[[], float]) -> None:
+        from firmware_bridge.host_driver import HostDriver
+
+        self._clock = clock
+        spec = WindowSpec(bundle.window_length, bundle.stride, tuple(map(float, bundle.mean)),
+                          tuple(map(float, bundle.std)), bundle.sample_rate_hz)  # fmt: skip
+        self._assembler = WindowAssembler(spec)
+        self._frames: queue.Queue[Any] = queue.Queue()
+        self._origin: tuple[int, float] | None = None
+        self._driver = HostDriver.open(port)
+        self._stream = self._driver.stream(self._frames.put)
+
+    def _host_time(self, device_us: int) -> float:
+        if self._origin is None:
+            self._origin = (device_us, self._clock())
+        return self._origin[1] + (device_us - self._origin[0]) / 1e6
+
+    def poll(self, now: float, wait_s: float = 0.0) -> SourceBatch:
+        """Windows completed by the frames received so far (waits up to `wait_s` for one)."""
+        batch = SourceBatch()
+        pending = []
+        if wait_s > 0:
+            with contextlib.suppress(queue.Empty):
+                pending.append(self._frames.get(timeout=wait_s))
+        while not self._frames.empty():
+            pending.append(self._frames.get_nowait())
+        for frame in pending:
+            start = self._host_time(frame.timestamp_us)
+            for window in self._assembler.push(frame.samples.astype(np.float32), start):
+                batch.windows.append(ArrivingWindow(window.start_ts, window.end_ts, window.values))
+        while not self._driver.label_events.empty():
+            event = self._driver.label_events.get_nowait()
+            batch.label_events.append((self._host_time(event.timestamp_us), int(event.label)))
+        return batch
+
+    def close(self) -> None:
+        try:
+            self._stream.stop()
+        finally:
+            self._driver.close()
 
 
 @dataclass(frozen=True)
@@ -106,6 +185,7 @@ class DeviceOptions:
     bundle_path: Path
     store_path: Path
     replay_path: Path | None = None
+    serial_port: str | None = None
     subject: int | None = None
     speed: float = 1.0
     keep_windows: bool = False
@@ -132,8 +212,7 @@ class DeviceLoop:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.store = SampleStore(options.store_path, clock=clock)
         self.key = load_or_create_key(self.directory)
-        self._pending: Iterator[ReplayWindow] = iter(())
-        self._next: ReplayWindow | None = None
+        self.source: ReplaySource | SerialSource | None = None
         self.windows_seen = 0
 
     def run(self) -> int:
@@ -145,9 +224,11 @@ class DeviceLoop:
             client_subscriptions(o.fleet, o.device_id),
             last_will(o.fleet, o.device_id),
         )
+        bundle = self.parts.bundle
         if o.replay_path is not None:
-            schedule = replay_schedule(o.replay_path, o.subject, o.speed, self._clock())
-            self._pending = schedule
+            self.source = ReplaySource(o.replay_path, bundle, o.subject, o.speed, self._clock())
+        elif o.serial_port is not None:
+            self.source = SerialSource(o.serial_port, bundle, self._clock)
         client_config = ClientConfig(o.fleet, o.device_id, o.min_samples, seed=o.seed)
         link = MqttLink(config).start(o.connect_timeout_s)
         client = FedClient(client_config, link, self.store, self.directory / "heads", self.key,
@@ -162,6 +243,8 @@ class DeviceLoop:
             client.publish_status(False)
         finally:
             link.stop()
+            if self.source is not None:
+                self.source.close()
             self.store.close()
         return client.rounds_acked
 
@@ -175,19 +258,17 @@ class DeviceLoop:
         return bool(rounds) and installed is not None and installed > int(rounds[0].base_version)
 
     def _feed_due_windows(self) -> None:
-        now = self._clock()
-        while True:
-            if self._next is None:
-                self._next = next(self._pending, None)
-                if self._next is None:
-                    return
-            if self._next.due > now:
-                return
-            self._store_window(self._next)
-            self._next = None
+        if self.source is None:
+            return
+        batch = self.source.poll(self._clock())
+        for window in batch.windows:
+            self._store_window(window)
+        for ts, label in batch.label_events:
+            self.store.add_label_event(ts, label, "button")
 
-    def _store_window(self, window: ReplayWindow) -> None:
-        embedding = self.backbone.run(self.parts.bundle.normalise(window.values)).reshape(-1)
+    def _store_window(self, window: ArrivingWindow) -> None:
+        """Embed a normalised window, store the embedding (the raw window only if asked)."""
+        embedding = self.backbone.run(window.values).reshape(-1)
         raw = window.values if self.options.keep_windows else None
         self.store.add_window(window.start_ts, window.end_ts, window=raw, embedding=embedding)
         if window.label is not None:  # a range around this window's midpoint only

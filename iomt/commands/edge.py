@@ -60,8 +60,6 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     missing = [f"--{n.replace('_', '-')}" for n in _RUN_REQUIRED if getattr(args, n) is None]
     if missing:
         raise UsageError(f"missing {', '.join(missing)}")
-    if args.serial:
-        raise UsageError("--serial is not wired to the device loop yet; use --replay")
     return _serve(env, args)
 
 
@@ -76,7 +74,8 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     signal.signal(signal.SIGTERM, _interrupt)
     options = DeviceOptions(
         args.broker, args.fleet, args.device_id, args.bundle, args.store, args.replay,
-        args.subject, args.speed, args.keep_windows, args.max_rounds, args.min_samples, args.seed,
+        args.serial, args.subject, args.speed, args.keep_windows, args.max_rounds,
+        args.min_samples, args.seed,
     )  # fmt: skip
     log = _logger(env, args.json, args.device_id)
     try:
@@ -84,7 +83,8 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     except EdgeRuntimeError as exc:
         raise UsageError(str(exc)) from exc
     loop.store.set_meta(LABELS_META, json.dumps(list(loop.parts.bundle.labels)))
-    log({"event": "start", "public_key": _public_hex(loop.key), "windows": "replay"})
+    source = "replay" if args.replay else "serial" if args.serial else "none"
+    log({"event": "start", "public_key": _public_hex(loop.key), "source": source})
     acked = loop.run()
     log({"event": "stop", "rounds_acked": acked, "windows": loop.windows_seen})
     return ExitStatus.SUCCESS

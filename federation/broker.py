@@ -8,6 +8,8 @@ embedded fallback (amqtt) runs on its own asyncio loop in a thread. Both expose 
 from __future__ import annotations
 
 import contextlib
+import getpass
+import os
 import shutil
 import socket
 import subprocess
@@ -82,14 +84,17 @@ class LocalBroker:
     host: str = LOOPBACK
     prefer: str = "mosquitto"  # or "embedded"
     kind: str = ""
+    tls_dir: Path | None = None  # certificate directory (`iomt certs`): TLS + client certs + ACL
+    acl_fleet: str = "+"  # fleet the generated ACL covers ("+": any)
     _process: subprocess.Popen[bytes] | None = None
     _config_dir: tempfile.TemporaryDirectory[str] | None = None
     _embedded: _EmbeddedBroker | None = None
 
     @property
     def url(self) -> str:
-        """`mqtt://HOST:PORT` for clients."""
-        return f"mqtt://{self.host}:{self.port}"
+        """`mqtt://HOST:PORT` for clients (`mqtts://` with TLS)."""
+        scheme = "mqtts" if self.tls_dir is not None else "mqtt"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def start(self) -> LocalBroker:
         """Start the broker and return once it accepts connections."""
@@ -97,6 +102,8 @@ class LocalBroker:
         executable = find_mosquitto() if self.prefer == "mosquitto" else None
         if executable:
             self._start_mosquitto(executable)
+        elif self.tls_dir is not None:
+            raise BrokerError("--tls needs Mosquitto (the embedded broker has no client certs/ACL)")
         else:
             self._embedded = _EmbeddedBroker(self.host, self.port)
             self._embedded.start()
@@ -107,11 +114,23 @@ class LocalBroker:
     def _start_mosquitto(self, executable: str) -> None:
         self._config_dir = tempfile.TemporaryDirectory(prefix="iomt-mosquitto-")
         config = Path(self._config_dir.name) / "mosquitto.conf"
-        config.write_text(mosquitto_config(self.port, self.host))
+        config.write_text(self._config_text(Path(self._config_dir.name)))
         self._process = subprocess.Popen(
             [executable, "-c", str(config)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
         )
         self.kind = "mosquitto"
+
+    def _config_text(self, directory: Path) -> str:
+        if self.tls_dir is None:
+            return mosquitto_config(self.port, self.host)
+        from federation.broker_acl import mosquitto_acl, mosquitto_tls_config
+        from federation.certs import CertDirectory
+
+        acl = directory / "acl"
+        acl.write_text(mosquitto_acl(self.acl_fleet))
+        run_as = getpass.getuser() if os.geteuid() == 0 else None
+        certs = CertDirectory(self.tls_dir)
+        return mosquitto_tls_config(self.port, self.host, certs, str(acl), run_as)
 
     def _alive(self) -> bool:
         return self._process is None or self._process.poll() is None

@@ -91,6 +91,15 @@ class LastWill:
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """TLS material: the CA that signed the broker, and our client certificate and key."""
+
+    ca_cert: str
+    client_cert: str | None = None
+    client_key: str | None = None
+
+
+@dataclass(frozen=True)
 class LinkConfig:
     """How to connect: broker, identity, what to follow, persistent session settings."""
 
@@ -101,6 +110,7 @@ class LinkConfig:
     keepalive_s: int = 30
     session_expiry_s: int = SESSION_EXPIRY_S
     persistent_session: bool = True
+    tls: TlsFiles | None = None  # verify the broker against this CA, present this certificate
 
 
 @dataclass(frozen=True)
@@ -139,7 +149,10 @@ class MqttLink:
         client.on_message = self._on_message
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.max_queued_messages_set(0)
-        if address.tls:
+        if self.config.tls is not None:
+            tls = self.config.tls
+            client.tls_set(ca_certs=tls.ca_cert, certfile=tls.client_cert, keyfile=tls.client_key)
+        elif address.tls:
             client.tls_set()
         if self.config.last_will is not None:
             will = self.config.last_will

@@ -23,4 +23,5 @@ COMMANDS: dict[str, str] = {
     "fleet": "iomt.commands.fleet",
     "bridge": "iomt.commands.bridge",
     "simulate": "iomt.commands.simulate",
+    "certs": "iomt.commands.certs",
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+from pathlib import Path
 from types import FrameType
 
 from iomt.environment import Environment, ExitStatus
@@ -18,6 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="use embedded amqtt even if Mosquitto is installed",
     )
+    parser.add_argument(
+        "--tls",
+        type=Path,
+        metavar="DIR",
+        help="certificate directory (`iomt certs`): TLS, client certificates, per-device ACL",
+    )
+    parser.add_argument("--fleet", default="+", help="fleet the ACL covers (default: any)")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -29,7 +37,12 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from federation.broker import LocalBroker
 
     signal.signal(signal.SIGTERM, _interrupt)
-    broker = LocalBroker(port=args.port, prefer="embedded" if args.embedded else "mosquitto")
+    broker = LocalBroker(
+        port=args.port,
+        prefer="embedded" if args.embedded else "mosquitto",
+        tls_dir=args.tls,
+        acl_fleet=args.fleet,
+    )
     broker.start()
     try:
         env.print(broker.url)

@@ -1,0 +1,137 @@
+"""TLS + client certificates + the generated ACL, against a real Mosquitto on a loopback port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from federation.broker import LocalBroker, find_mosquitto
+from federation.certs import CertDirectory, client_tls_files, init_directory, issue_client
+from federation.mqtt_link import LinkConfig, LinkEvent, MqttLink, MqttLinkError, TlsFiles
+
+pytestmark = pytest.mark.integration
+
+FLEET = "tls-test"
+ROOT = f"iomt/v1/{FLEET}"
+REFUSED_WITHIN_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> CertDirectory:
+    root = tmp_path_factory.mktemp("certs")
+    directory = init_directory(root)
+    for device_id in ("dev-1", "dev-2"):
+        issue_client(directory, device_id)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def broker(certs: CertDirectory) -> Iterator[LocalBroker]:
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed")
+    with LocalBroker(tls_dir=certs.root, acl_fleet=FLEET) as running:
+        yield running
+
+
+def _link(url: str, name: str, tls: TlsFiles | None, *topics: str) -> MqttLink:
+    config = LinkConfig(url, f"test-{name}", topics, persistent_session=False, tls=tls)
+    return MqttLink(config)
+
+
+def _connect(broker: LocalBroker, certs: CertDirectory, name: str, *topics: str) -> MqttLink:
+    return _link(broker.url, name, client_tls_files(certs.root, name), *topics).start(10.0)
+
+
+def _next_message(link: MqttLink) -> LinkEvent:
+    while True:
+        event = link.next_event(10.0)
+        assert event is not None, "no message within 10 s"
+        if event.kind == "message":
+            return event
+
+
+def test_a_device_with_its_certificate_connects(broker: LocalBroker, certs: CertDirectory) -> None:
+    link = _connect(broker, certs, "dev-1")
+    assert link.connected.is_set()
+    link.stop()
+
+
+def test_no_client_certificate_is_refused(broker: LocalBroker, certs: CertDirectory) -> None:
+    tls = TlsFiles(str(certs.ca_cert))
+    with pytest.raises(MqttLinkError):
+        _link(broker.url, "anonymous", tls).start(REFUSED_WITHIN_S)
+
+
+def test_certificate_of_another_ca_is_refused(
+    broker: LocalBroker, certs: CertDirectory, tmp_path: Path
+) -> None:
+    rogue = init_directory(tmp_path / "rogue")
+    issue_client(rogue, "dev-1")
+    tls = TlsFiles(
+        str(certs.ca_cert), str(rogue.client_cert("dev-1")), str(rogue.client_key("dev-1"))
+    )
+    with pytest.raises(MqttLinkError):
+        _link(broker.url, "rogue", tls).start(REFUSED_WITHIN_S)
+
+
+def test_broker_of_another_ca_is_not_trusted(
+    broker: LocalBroker, certs: CertDirectory, tmp_path: Path
+) -> None:
+    rogue = init_directory(tmp_path / "rogue")
+    own = client_tls_files(certs.root, "dev-1")
+    tls = TlsFiles(str(rogue.ca_cert), own.client_cert, own.client_key)
+    with pytest.raises(MqttLinkError):
+        _link(broker.url, "dev-1", tls).start(REFUSED_WITHIN_S)
+
+
+def test_plaintext_connection_to_the_tls_port_fails(broker: LocalBroker) -> None:
+    with pytest.raises(MqttLinkError):
+        _link(f"mqtt://{broker.host}:{broker.port}", "plain", None).start(REFUSED_WITHIN_S)
+
+
+def test_device_cannot_publish_on_another_devices_update_topic(
+    broker: LocalBroker, certs: CertDirectory
+) -> None:
+    aggregator = _connect(broker, certs, "aggregator", f"{ROOT}/update/+")
+    device = _connect(broker, certs, "dev-1")
+    try:
+        device.publish(f"{ROOT}/update/dev-2", b"forged")  # the broker drops it (ACL)
+        device.publish(f"{ROOT}/update/dev-1", b"own")  # same client: delivered in order
+        event = _next_message(aggregator)
+        assert (event.topic, event.payload) == (f"{ROOT}/update/dev-1", b"own")
+    finally:
+        device.stop()
+        aggregator.stop()
+
+
+def test_only_the_aggregator_publishes_rounds_and_models(
+    broker: LocalBroker, certs: CertDirectory
+) -> None:
+    watcher = _connect(broker, certs, "dev-2", f"{ROOT}/round", f"{ROOT}/model/+")
+    device = _connect(broker, certs, "dev-1")
+    aggregator = _connect(broker, certs, "aggregator")
+    try:
+        device.publish(f"{ROOT}/round", b"fake round")
+        device.publish(f"{ROOT}/model/7", b"fake model")
+        aggregator.publish(f"{ROOT}/model/1", b"real model")
+        event = _next_message(watcher)
+        assert (event.topic, event.payload) == (f"{ROOT}/model/1", b"real model")
+    finally:
+        for link in (device, aggregator, watcher):
+            link.stop()
+
+
+def test_device_reads_only_its_own_acks(broker: LocalBroker, certs: CertDirectory) -> None:
+    device = _connect(broker, certs, "dev-1", f"{ROOT}/ack/+", f"{ROOT}/update/+")
+    aggregator = _connect(broker, certs, "aggregator", f"{ROOT}/update/+")
+    try:
+        aggregator.publish(f"{ROOT}/ack/dev-2", b"not yours")
+        aggregator.publish(f"{ROOT}/update/dev-2", b"not yours either")
+        aggregator.publish(f"{ROOT}/ack/dev-1", b"yours")
+        event = _next_message(device)
+        assert (event.topic, event.payload) == (f"{ROOT}/ack/dev-1", b"yours")
+    finally:
+        device.stop()
+        aggregator.stop()

@@ -41,11 +41,19 @@ class Window:
 
 
 class WindowAssembler:
-    """Ring buffer of the last `length` samples; emits a window every `stride` samples."""
+    """Ring buffer of the last `length` samples; emits a window every `stride` samples.
 
-    def __init__(self, spec: WindowSpec) -> None:
+    With `max_gap_s`, a chunk whose timestamp is more than `max_gap_s` away from where the
+    stream should be (dropped serial frames, a paused sensor) restarts the buffer, so no
+    window spans the gap; `gaps` counts those restarts.
+    """
+
+    def __init__(self, spec: WindowSpec, max_gap_s: float | None = None) -> None:
         _check_spec(spec)
         self.spec = spec
+        self.max_gap_s = max_gap_s
+        self.gaps = 0
+        self._next_ts: float | None = None
         self._mean = np.asarray(spec.mean, dtype=np.float32)
         self._std = np.asarray(spec.std, dtype=np.float32)
         self._buffer = np.zeros((spec.length, spec.num_channels), dtype=np.float32)
@@ -59,6 +67,7 @@ class WindowAssembler:
         """Forget buffered samples (after a gap in the stream)."""
         self._write = self._filled = self._since_last = 0
         self._emitted_any = False
+        self._next_ts = None
 
     def push(self, samples: NDArray[np.floating], timestamp: float) -> list[Window]:
         """Add samples [n, C] whose first sample was taken at `timestamp` (seconds)."""
@@ -72,12 +81,21 @@ class WindowAssembler:
         if not np.all(np.isfinite(chunk)):
             raise WindowError("samples contain NaN or infinity")
         period = 1.0 / self.spec.sample_rate_hz
+        if self._is_gap(timestamp):
+            self.gaps += 1
+            self.reset()
+        self._next_ts = timestamp + len(chunk) * period
         windows = []
         for i, sample in enumerate(chunk):
             window = self._push_one(sample, timestamp + i * period)
             if window is not None:
                 windows.append(window)
         return windows
+
+    def _is_gap(self, timestamp: float) -> bool:
+        if self.max_gap_s is None or self._next_ts is None:
+            return False
+        return abs(timestamp - self._next_ts) > self.max_gap_s
 
     def _push_one(self, sample: NDArray[np.float32], ts: float) -> Window | None:
         length = self.spec.length

@@ -96,6 +96,27 @@ def test_single_sample_push_and_reset() -> None:
     assert window.values[:, 0].tolist() == [2.0, 3.0]
 
 
+def test_gap_in_timestamps_restarts_the_buffer() -> None:
+    # Prepare: 10 Hz, windows of 4; the second chunk arrives 2 s late
+    assembler = WindowAssembler(_spec(length=4, stride=4), max_gap_s=0.5)
+    # Execute
+    first = assembler.push(_ramp(3), timestamp=0.0)
+    late = assembler.push(_ramp(3, start=100), timestamp=2.3)
+    on_time = assembler.push(_ramp(1, start=103), timestamp=2.6)
+    # Assert: no window mixes samples from both sides of the gap
+    assert first == [] and late == []
+    assert [w.values[:, 0].tolist() for w in on_time] == [[100, 101, 102, 103]]
+    assert assembler.gaps == 1
+
+
+def test_without_max_gap_timestamps_are_not_checked() -> None:
+    assembler = WindowAssembler(_spec(length=4, stride=4))
+    assembler.push(_ramp(3), timestamp=0.0)
+    (window,) = assembler.push(_ramp(1, start=3), timestamp=50.0)
+    assert window.values[:, 0].tolist() == [0, 1, 2, 3]
+    assert assembler.gaps == 0
+
+
 def test_wrong_channel_count_and_nan_are_rejected() -> None:
     assembler = WindowAssembler(_spec(channels=2))
     with pytest.raises(WindowError, match="channels"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from pathlib import Path
@@ -9,7 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_runtime.bundle import load_bundle
 from federation.mqtt_link import LinkConfig, MqttLink
+from federation.state_store import StateStore
+from iomt.cli import main
+from iomt.environment import Environment
 
 pytestmark = [pytest.mark.integration, pytest.mark.tf]
 
@@ -86,3 +91,30 @@ def test_full_round_three_devices_no_raw_windows_on_the_wire(
     for device in range(DEVICES):
         lines = started[device + 1].output()
         assert any('"event": "installed", "version": 2' in line for line in lines)
+    _check_status_and_export(tmp_path, tiny_task.bundle_path)
+
+
+def _check_status_and_export(tmp_path: Path, bundle: Path) -> None:
+    """`iomt aggregator status` and `export` on the finished state, in-process."""
+    out = io.StringIO()
+    env = Environment(stdout=out, stderr=io.StringIO())
+    state = str(tmp_path / "agg.sqlite")
+    assert main(["aggregator", "status", "--state", state, "--json"], env) == 0
+    status = json.loads(out.getvalue())
+    assert [v["version"] for v in status["versions"]] == [0, 1, 2]
+    exported = tmp_path / "exported"
+    args = [
+        "aggregator",
+        "export",
+        "--state",
+        state,
+        "--bundle",
+        str(bundle),
+        "--out",
+        str(exported),
+    ]
+    assert main(args, env) == 0
+    head = load_bundle(exported).load_head()
+    with StateStore(state) as store:
+        for got, want in zip(head.weights, store.load_weights(2), strict=True):
+            np.testing.assert_array_equal(got, want)

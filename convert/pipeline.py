@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from convert.op_check import check_full_integer, io_quantisation
 from convert.parity import (
     DEFAULT_PARITY_WINDOWS,
     ParityReport,
+    embedding_error_steps,
     parity_report,
     sample_indices,
     variant_outputs,
@@ -126,6 +127,9 @@ def convert_run(
     parity = parity_report(
         test_labels, float_scores, outputs, quantisation["output"].scale, test.num_windows
     )
+    float_embeddings = backbone_model(keras_model).predict(test_windows, batch_size=1, verbose=0)
+    error = embedding_error_steps(converted.backbone, float_embeddings, test_windows)
+    parity = replace(parity, embedding_error_steps=error)
     fit = _fit(board, len(converted.model), arena)
     files = _bundle_files(converted, head, parity, board)
     fields = _manifest_fields(request, trained, dataset, data_path, converted, keras_model, arena)
@@ -228,8 +232,6 @@ def _with_board(
 ) -> manifest_module.ManifestFields:
     if board is None:
         return fields
-    from dataclasses import replace
-
     target = {"board": board.name, "is_mcu": board.is_mcu, "fit": fit.describe()}
     if board.is_mcu:
         return replace(fields, mcu={**target, **arena.to_manifest()})

@@ -31,7 +31,8 @@ from edge_runtime.head import Head
 from edge_runtime.interpreter import Int8Model
 from edge_runtime.sample_store import SampleStore
 from edge_runtime.streaming import WindowAssembler, WindowSpec
-from federation.mqtt_link import LinkConfig, MqttLink
+from federation.mqtt_link import LinkConfig, MqttLink, TlsFiles
+from federation.protocol.signing import public_key_from_bytes
 
 POLL_S = 0.05
 
@@ -193,6 +194,8 @@ class DeviceOptions:
     min_samples: int = 16
     seed: int = 0
     connect_timeout_s: float = 30.0
+    tls: TlsFiles | None = None  # verify the broker, present the device's certificate
+    aggregator_key: bytes | None = None  # refuse rounds/models/acks not signed by this key
 
 
 class DeviceLoop:
@@ -223,6 +226,7 @@ class DeviceLoop:
             f"{o.fleet}-{o.device_id}",
             client_subscriptions(o.fleet, o.device_id),
             last_will(o.fleet, o.device_id),
+            tls=o.tls,
         )
         bundle = self.parts.bundle
         if o.replay_path is not None:
@@ -231,8 +235,10 @@ class DeviceLoop:
             self.source = SerialSource(o.serial_port, bundle, self._clock)
         client_config = ClientConfig(o.fleet, o.device_id, o.min_samples, seed=o.seed)
         link = MqttLink(config).start(o.connect_timeout_s)
+        aggregator_key = public_key_from_bytes(o.aggregator_key) if o.aggregator_key else None
         client = FedClient(client_config, link, self.store, self.directory / "heads", self.key,
-                           clock=self._clock, log=self._log)  # fmt: skip
+                           clock=self._clock, log=self._log,
+                           aggregator_key=aggregator_key)  # fmt: skip
         try:
             while not self._finished(client):
                 event = link.next_event(POLL_S)

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edge_runtime.fine_tune import FineTuneConfig, fine_tune, weight_delta
 from edge_runtime.model_install import current_head, install_head
 from edge_runtime.sample_store import SampleStore
+from federation.aggregator_identity import aggregator_verifier
 from federation.errors import FederationError, TopicError
 from federation.messages import (
     DeviceStatus,
@@ -107,8 +108,12 @@ class FedClient:
         *,
         clock: Callable[[], float] = time.time,
         log: Callable[[dict[str, Any]], None] = lambda record: None,
+        aggregator_key: Ed25519PublicKey | None = None,
     ) -> None:
         self.config, self.link, self.store = config, link, store
+        # with the aggregator's key, unsigned or forged rounds, models and acks are refused
+        self._verify = aggregator_verifier(aggregator_key) if aggregator_key else None
+        self.refused: dict[str, int] = {}
         self.heads_dir, self.signing_key = heads_dir, signing_key
         self._clock, self._log = clock, log
         self.outbox = heads_dir.parent / "outbox"
@@ -144,10 +149,11 @@ class FedClient:
             try:
                 handler(event.payload)
             except FederationError as exc:
+                self.refused[exc.reason] = self.refused.get(exc.reason, 0) + 1
                 self._log({"event": "bad_message", "topic": event.topic, "error": str(exc)})
 
     def _on_round(self, payload: bytes) -> None:
-        message = decode_message(payload, expected_type=RoundAnnouncement)
+        message = decode_message(payload, expected_type=RoundAnnouncement, verify_key=self._verify)
         assert isinstance(message, RoundAnnouncement)
         if message.fleet != self.config.fleet:
             return
@@ -158,7 +164,7 @@ class FedClient:
             self._resend(message.round_id)  # the aggregator restarted: same bytes again
 
     def _on_model(self, payload: bytes) -> None:
-        message = decode_message(payload, expected_type=GlobalModel)
+        message = decode_message(payload, expected_type=GlobalModel, verify_key=self._verify)
         assert isinstance(message, GlobalModel)
         installed = self.installed_version
         if installed is not None and message.model_version <= installed:
@@ -175,7 +181,7 @@ class FedClient:
         self.publish_status(True)
 
     def _on_ack(self, payload: bytes) -> None:
-        ack = decode_message(payload, expected_type=UpdateAck)
+        ack = decode_message(payload, expected_type=UpdateAck, verify_key=self._verify)
         assert isinstance(ack, UpdateAck)
         if ack.device_id != self.config.device_id or self._acked(ack.round_id):
             return

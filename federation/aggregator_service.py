@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from federation.errors import FederationError, TopicError
 from federation.messages import (
     DeviceStatus,
@@ -122,11 +124,13 @@ class AggregatorService:
         verify_key: VerifyKey | None = None,
         on_metrics: Callable[[dict[str, Any]], None] | None = None,
         log: Callable[[str], None] = lambda line: None,
+        signing_key: Ed25519PrivateKey | None = None,
     ) -> None:
         self.config, self.link, self.store, self.strategy = config, link, store, strategy
         self._initial_weights = initial_weights
         self._clock, self._evaluate, self._verify_key = clock, evaluate, verify_key
         self._on_metrics, self._log = on_metrics, log
+        self._signing_key = signing_key  # signs rounds, models, acks (devices verify them)
         self.online: set[str] = set()
         self._round: _RoundState | None = None
         self._carry_restored = False
@@ -227,7 +231,8 @@ class AggregatorService:
             config=self.strategy.configure_fit(self.config.fit),
             codec=self.config.codec,
         )
-        self._publish(round_topic(self.config.fleet), encode_message(announcement), retain=True)
+        payload = encode_message(announcement, signing_key=self._signing_key)
+        self._publish(round_topic(self.config.fleet), payload, retain=True)
 
     def _version_sha(self, version: int) -> str:
         return next(v.sha256 for v in self.store.versions() if v.version == version)
@@ -235,7 +240,8 @@ class AggregatorService:
     def _publish_model(self, version: int, parent: int | None, round_id: int, keep: int) -> None:
         weights = self.store.load_weights(version)
         model = GlobalModel(self.config.fleet, version, weights, parent, round_id)
-        self._publish(model_topic(self.config.fleet, version), encode_message(model), retain=True)
+        payload = encode_message(model, signing_key=self._signing_key)
+        self._publish(model_topic(self.config.fleet, version), payload, retain=True)
         stale = version - max(keep, self.config.keep_model_versions)
         if stale >= 0:
             self._publish(model_topic(self.config.fleet, stale), b"", retain=True)
@@ -245,7 +251,8 @@ class AggregatorService:
         sequence = update.sequence if update else 0
         ack = UpdateAck(self.config.fleet, round_id, device_id, sequence, accepted, reason)
         try:
-            self._publish(ack_topic(self.config.fleet, device_id), encode_message(ack))
+            payload = encode_message(ack, signing_key=self._signing_key)
+            self._publish(ack_topic(self.config.fleet, device_id), payload)
         except (MqttLinkError, TopicError) as exc:
             self._log(f"ack to {device_id} not delivered: {exc}")  # the device resends
 

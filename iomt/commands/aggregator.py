@@ -9,6 +9,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from iomt.commands.certs import add_tls_arguments, tls_from_arguments
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
 
@@ -33,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", type=Path, help="device registry: refuse unsigned updates")
     parser.add_argument("--client-id", default=None, help="MQTT client id (default per fleet)")
     parser.add_argument("--json", action="store_true", help="log JSON lines to stdout")
+    parser.add_argument(
+        "--model-signing-key",
+        type=Path,
+        help="Ed25519 key (`iomt keys`) that signs rounds, models and acks for devices to verify",
+    )
+    add_tls_arguments(parser)
     actions = parser.add_subparsers(dest="aggregator_action", metavar="ACTION")
     status = actions.add_parser("status", help="rounds and versions in a state file")
     status.add_argument("--state", type=Path, required=True)
@@ -80,17 +87,32 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     )
     evaluate = _holdout_evaluator(parts, args.holdout) if args.holdout else None
     client_id = args.client_id or f"aggregator-{args.fleet}"
-    link_config = LinkConfig(args.broker, client_id, link_subscriptions(args.fleet))
+    link_config = LinkConfig(
+        args.broker, client_id, link_subscriptions(args.fleet),
+        tls=tls_from_arguments(args, "aggregator"),
+    )  # fmt: skip
     log = _logger(env, args.json)
     with StateStore(args.state) as store, MqttLink(link_config) as link:
         service = AggregatorService(
             config, link, store, make_strategy(args.strategy), parts.head.weights,
             evaluate=evaluate, verify_key=_verify_key(args.registry),
             on_metrics=_metrics_writer(args.metrics_out, log), log=log,
+            signing_key=_model_signing_key(args.model_signing_key),
         )  # fmt: skip
         closed = service.run()
     log(f"done: {len(closed)} rounds closed in this run")
     return ExitStatus.SUCCESS
+
+
+def _model_signing_key(path: Path | None) -> Any:
+    if path is None:
+        return None
+    from edge_runtime.signing import SigningKeyError, load_private_key
+
+    try:
+        return load_private_key(path)
+    except (SigningKeyError, OSError) as exc:
+        raise UsageError(f"--model-signing-key: {exc}") from exc
 
 
 def _bundle_parts(path: Path) -> Any:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
+
+if TYPE_CHECKING:
+    from federation.mqtt_link import TlsFiles
 
 HELP = "make a local CA, the broker's TLS certificate and per-device client certificates"
 
@@ -65,7 +69,7 @@ def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--key", type=Path, help="client key (overrides DIR/clients/ID.key)")
 
 
-def tls_from_arguments(args: argparse.Namespace, client_name: str) -> object | None:
+def tls_from_arguments(args: argparse.Namespace, client_name: str) -> TlsFiles | None:
     """A `federation.mqtt_link.TlsFiles` from `add_tls_arguments` options, or None (plain)."""
     from federation.certs import CertDirectory
     from federation.mqtt_link import TlsFiles

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from iomt.commands.certs import add_tls_arguments, tls_from_arguments
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
 
@@ -34,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-rounds", type=int, help="exit after this many accepted rounds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="JSON lines on stdout")
+    parser.add_argument(
+        "--aggregator-key", type=Path, help="aggregator's public key: refuse unsigned models"
+    )
+    add_tls_arguments(parser)
     actions = parser.add_subparsers(dest="edge_action", metavar="ACTION")
     status = actions.add_parser("status", help="store contents, model version, last rounds")
     status.add_argument("--store", type=Path, required=True)
@@ -76,6 +81,8 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
         args.broker, args.fleet, args.device_id, args.bundle, args.store, args.replay,
         args.serial, args.subject, args.speed, args.keep_windows, args.max_rounds,
         args.min_samples, args.seed,
+        tls=tls_from_arguments(args, args.device_id),
+        aggregator_key=_aggregator_key(args.aggregator_key),
     )  # fmt: skip
     log = _logger(env, args.json, args.device_id)
     try:
@@ -88,6 +95,17 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     acked = loop.run()
     log({"event": "stop", "rounds_acked": acked, "windows": loop.windows_seen})
     return ExitStatus.SUCCESS
+
+
+def _aggregator_key(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    from edge_runtime.signing import SigningKeyError, load_public_key_bytes
+
+    try:
+        return load_public_key_bytes(path)
+    except (SigningKeyError, OSError) as exc:
+        raise UsageError(f"--aggregator-key: {exc}") from exc
 
 
 def _logger(env: Environment, as_json: bool, device_id: str) -> Any:

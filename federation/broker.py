@@ -94,7 +94,8 @@ class LocalBroker:
     def url(self) -> str:
         """`mqtt://HOST:PORT` for clients (`mqtts://` with TLS)."""
         scheme = "mqtts" if self.tls_dir is not None else "mqtt"
-        return f"{scheme}://{self.host}:{self.port}"
+        version = "?mqtt=3.1.1" if self.kind == "amqtt" else ""  # amqtt speaks no MQTT 5
+        return f"{scheme}://{self.host}:{self.port}{version}"
 
     def start(self) -> LocalBroker:
         """Start the broker and return once it accepts connections."""

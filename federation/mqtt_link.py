@@ -14,7 +14,7 @@ import queue
 import threading
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -71,14 +71,19 @@ class BrokerAddress:
     host: str
     port: int
     tls: bool = False
+    mqtt_v5: bool = True  # `?mqtt=3.1.1` selects MQTT 3.1.1 (e.g. the embedded amqtt broker)
 
     @classmethod
     def from_url(cls, url: str) -> BrokerAddress:
         parsed = urlparse(url if "://" in url else f"mqtt://{url}")
         if parsed.scheme not in ("mqtt", "mqtts", "tcp") or not parsed.hostname:
             raise MqttLinkError(f"not an MQTT broker URL: {url!r} (expected mqtt://HOST:PORT)")
+        version = parse_qs(parsed.query).get("mqtt", ["5"])[-1]
+        if version not in ("5", "3.1.1"):
+            raise MqttLinkError(f"unknown MQTT version {version!r} in {url!r} (5 or 3.1.1)")
         tls = parsed.scheme == "mqtts"
-        return cls(parsed.hostname, parsed.port or (8883 if tls else 1883), tls)
+        port = parsed.port or (8883 if tls else 1883)
+        return cls(parsed.hostname, port, tls, version == "5")
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,8 @@ class MqttLink:
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.config.client_id,
-            protocol=paho.MQTTv5,
+            protocol=paho.MQTTv5 if address.mqtt_v5 else paho.MQTTv311,
+            clean_session=None if address.mqtt_v5 else not self.config.persistent_session,
         )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -157,13 +163,16 @@ class MqttLink:
         if self.config.last_will is not None:
             will = self.config.last_will
             client.will_set(will.topic, will.payload, qos_for(will.topic), will.retain)
-        client.connect_async(
-            address.host,
-            address.port,
-            keepalive=self.config.keepalive_s,
-            clean_start=not self.config.persistent_session,
-            properties=self._connect_properties(),
-        )
+        if address.mqtt_v5:
+            client.connect_async(
+                address.host,
+                address.port,
+                keepalive=self.config.keepalive_s,
+                clean_start=not self.config.persistent_session,
+                properties=self._connect_properties(),
+            )
+        else:
+            client.connect_async(address.host, address.port, keepalive=self.config.keepalive_s)
         self._client = client
         _check(client.loop_start(), "start the network loop")
         if not self.connected.wait(timeout_s):

@@ -49,19 +49,19 @@ def random_stress_subject(rng: np.random.Generator) -> StressSubject:
     """Draw a person; every range is documented with its source in docs/data.md."""
     rest_hr = rng.uniform(55.0, 95.0)
     rest_rmssd = rng.uniform(20.0, 75.0) * 70.0 / rest_hr  # vagal tone falls as rest HR rises
-    rest_breathing = rng.uniform(12.0, 16.0)
+    rest_breathing = rng.uniform(11.0, 15.0)
     rest_lf = rng.uniform(15.0, 35.0)
     rest = HeartRhythm(
         rest_hr, rest_rmssd, rest_breathing, rest_lf, drift_bpm=3.0, drift_tau_s=120.0
     )
-    phasic_per_min = float(rng.uniform(1.5, 3.0))
-    phasic_bpm = float(rng.uniform(4.0, 10.0))
+    phasic_per_min = float(rng.uniform(2.0, 4.0))
+    phasic_bpm = float(rng.uniform(5.0, 12.0))
     mean_rise = rng.uniform(4.0, 16.0)  # total, of which the bursts supply their average
     tonic_rise = max(1.0, mean_rise - _mean_burst_bpm(phasic_per_min, phasic_bpm))
     stress = HeartRhythm(
         mean_hr_bpm=rest_hr + tonic_rise,
-        rmssd_ms=rest_rmssd * rng.uniform(0.45, 0.70),
-        breathing_per_min=rest_breathing + rng.uniform(4.0, 8.0),
+        rmssd_ms=rest_rmssd * rng.uniform(0.40, 0.65),
+        breathing_per_min=rest_breathing + rng.uniform(5.0, 9.0),
         lf_amplitude_ms=rest_lf * rng.uniform(0.9, 1.4),
         drift_bpm=4.0,
         drift_tau_s=120.0,

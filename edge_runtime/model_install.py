@@ -61,7 +61,7 @@ def install_head(
     _remove_temporaries(root)
     file_name = f"{HEADS_DIR}/head-{name}.npz"
     _write_atomic(root / file_name, head.to_npz_bytes())
-    pointer = _read_pointer(root)
+    pointer = _read_pointer_or_none(root)
     current = pointer.get("current") if pointer else None
     if current and current["version"] == name:
         previous = pointer.get("previous") if pointer else None
@@ -104,7 +104,10 @@ def _head_with(
     root: Path, weights: Sequence[NDArray[np.floating]], activations: Sequence[str] | None
 ) -> Head:
     if activations is None:
-        installed = current_head(root) if (root / POINTER_NAME).exists() else None
+        try:
+            installed = current_head(root)
+        except InstallError:
+            installed = None  # a damaged install must not block installing a good head
         activations = installed.head.activations if installed else DEFAULT_ACTIVATIONS
     try:
         return Head.from_weights(weights, activations)
@@ -137,6 +140,14 @@ def _read_pointer(root: Path) -> dict[str, Any] | None:
     if not isinstance(pointer, dict) or not isinstance(pointer.get("current"), dict):
         raise InstallError(f"head pointer {path} has no current version")
     return pointer
+
+
+def _read_pointer_or_none(root: Path) -> dict[str, Any] | None:
+    """The pointer, or None if it is damaged: a new install then starts a fresh history."""
+    try:
+        return _read_pointer(root)
+    except InstallError:
+        return None
 
 
 def _write_pointer(root: Path, current: dict[str, Any], previous: dict[str, Any] | None) -> None:
@@ -173,7 +184,7 @@ def _remove_temporaries(root: Path) -> None:
 
 def _remove_stale(root: Path) -> None:
     """Delete head files that neither the current nor the previous entry names."""
-    pointer = _read_pointer(root) or {}
+    pointer = _read_pointer_or_none(root) or {}
     keep = {entry["file"] for entry in (pointer.get("current"), pointer.get("previous")) if entry}
     for path in (root / HEADS_DIR).glob("head-*.npz"):
         if f"{HEADS_DIR}/{path.name}" not in keep:

@@ -100,6 +100,19 @@ def test_failed_pointer_write_leaves_old_version(
     assert previous_version(tmp_path) == "1"
 
 
+def test_damaged_pointer_is_an_error_but_a_new_install_recovers(tmp_path: Path) -> None:
+    # Prepare
+    install_head(tmp_path, 1, _weights(1.0))
+    (tmp_path / model_install.POINTER_NAME).write_text("{ not json")
+    # Execute / Assert
+    with pytest.raises(InstallError, match="unreadable"):
+        current_head(tmp_path)
+    install_head(tmp_path, 2, _weights(2.0))
+    current = current_head(tmp_path)
+    assert current is not None and current.version == "2"
+    assert previous_version(tmp_path) is None
+
+
 _INSTALL_LOOP = textwrap.dedent(
     """
     import sys

@@ -119,6 +119,13 @@ def _load_head(bundle: Path) -> tuple[np.ndarray, ...]:
         return tuple(np.asarray(data[k], dtype=np.float32) for k in order)
 
 
+def _model_file_name(manifest: dict[str, Any]) -> str:
+    """`models.model.file` when the manifest names it, else the conventional file name."""
+    entry = manifest.get("models", {}).get("model", {}) if isinstance(manifest, dict) else {}
+    name = entry.get("file") if isinstance(entry, dict) else None
+    return str(name) if name and "/" not in str(name) else MODEL_FILE
+
+
 def load_emulator_model(bundle: str | Path) -> EmulatorModel:
     """The MCU model of a bundle directory (manifest read tolerantly)."""
     bundle = Path(bundle)
@@ -127,9 +134,9 @@ def load_emulator_model(bundle: str | Path) -> EmulatorModel:
         manifest = json.loads(manifest_path.read_text())
     except (OSError, ValueError) as exc:
         raise BridgeError(f"cannot read {manifest_path}: {exc}") from None
-    model_path = bundle / MODEL_FILE
+    model_path = bundle / _model_file_name(manifest)
     if not model_path.exists():
-        raise BridgeError(f"bundle {bundle} has no {MODEL_FILE}")
+        raise BridgeError(f"bundle {bundle} has no {model_path.name}")
     return EmulatorModel(
         model_bytes=model_path.read_bytes(),
         normalisation=_find_normalisation(manifest),

@@ -12,18 +12,24 @@ import numpy as np
 WINDOW_SHAPE = (16, 3)
 
 
-def build_tiny_int8_model(seed: int = 0) -> bytes:
-    """A tiny Conv1D/Dense classifier on [1, 16, 3], converted to full int8."""
+def build_tiny_int8_model(seed: int = 0, recurrent: bool = False) -> bytes:
+    """A tiny Conv1D/Dense (or LSTM/Dense) classifier on [1, 16, 3], converted to full int8."""
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     import tensorflow as tf
     import tf_keras as keras
 
     tf.random.set_seed(seed)
+    if recurrent:
+        features = [keras.layers.LSTM(4)]
+    else:
+        features = [
+            keras.layers.Conv1D(4, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling1D(),
+        ]
     model = keras.Sequential(
         [
             keras.layers.Input(shape=WINDOW_SHAPE, batch_size=1),
-            keras.layers.Conv1D(4, 3, activation="relu"),
-            keras.layers.GlobalAveragePooling1D(),
+            *features,
             keras.layers.Dense(3, activation="softmax"),
         ]
     )

@@ -25,6 +25,12 @@ def tiny_model() -> bytes:
     return build_tiny_int8_model()
 
 
+@pytest.fixture(scope="session")
+def tiny_lstm_model() -> bytes:
+    """Bytes of a tiny int8 LSTM classifier (stateful kernels: reset matters)."""
+    return build_tiny_int8_model(recurrent=True)
+
+
 @pytest.fixture
 def replay_path(tmp_path: Path) -> Path:
     """Path of a small window dataset."""

@@ -48,3 +48,23 @@ def test_ppg_source_alternates_calm_and_stress() -> None:
     samples = source.read(source.samples_to_boundary())
     assert samples.shape == (320, 1) and np.isfinite(samples).all()
     assert source.window_started() and source.current_label() == 1
+
+
+def test_bundle_manifest_is_read_tolerantly(tmp_path: Path) -> None:
+    import json
+
+    from firmware_bridge.emulator_model import load_emulator_model
+
+    (tmp_path / "model.int8.tflite").write_bytes(b"TFL3")
+    manifest = {"labels": ["a", "b"], "normalisation": {"mean": [1.0], "std": [2.0]}}
+    manifest["models"] = {"model": {"file": "model.int8.tflite"}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    np.savez(tmp_path / "head.npz", kernel_0=np.ones((2, 3)), bias_0=np.zeros(3),
+             kernel_1=np.ones((3, 2)), bias_1=np.zeros(2))  # fmt: skip
+    model = load_emulator_model(tmp_path)
+    assert model.model_bytes == b"TFL3" and model.labels == ("a", "b")
+    assert model.normalisation is not None
+    np.testing.assert_allclose(model.normalisation.apply(np.array([[3.0]], np.float32)), [[1.0]])
+    assert [t.shape for t in model.head] == [(2, 3), (3,), (3, 2), (2,)]
+    with pytest.raises(BridgeError, match="cannot read"):
+        load_emulator_model(tmp_path / "missing")

@@ -82,3 +82,17 @@ def test_upload_real_model_over_faulty_pty_then_infer(tiny_model: bytes) -> None
         driver.upload_model(tiny_model, chunk_size=256)
         result = driver.infer(window)
     assert_same_result(result.scores, litert_scores(tiny_model, window))
+
+
+def test_lstm_state_is_reset_before_every_window(tiny_lstm_model: bytes) -> None:
+    # Prepare
+    runtime = TflmModel(tiny_lstm_model, get_board("nano33ble").model_ram_budget)
+    rng = np.random.default_rng(0)
+    first, other = (runtime.quantise(rng.normal(size=(16, 3)).astype(np.float32)) for _ in "ab")
+    # Execute
+    before, _ = runtime.run(first)
+    runtime.run(other)
+    after, _ = runtime.run(first)
+    # Assert: the same window gives the same answer whatever ran before, as in LiteRT
+    np.testing.assert_array_equal(before, after)
+    assert_same_result(before, litert_scores(tiny_lstm_model, first))

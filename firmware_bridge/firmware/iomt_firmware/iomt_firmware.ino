@@ -18,7 +18,7 @@
 
 #include "iomt_crc16.h"
 #include "iomt_frame.h"
-#include "model_data.h"  // extern const unsigned char model_data[]; extern const unsigned int model_data_len;
+#include "model_data.h"  // from `iomt convert`: extern const unsigned char g_model[]; g_model_len
 
 namespace {
 
@@ -77,7 +77,7 @@ void send_info(uint8_t seq) {
   TfLiteTensor *input = interpreter->input(0);
   TfLiteTensor *output = interpreter->output(0);
   put_u32(reply + n, kArenaBytes); n += 4;
-  put_u32(reply + n, model_data_len); n += 4;
+  put_u32(reply + n, g_model_len); n += 4;
   reply[n++] = 0;  // int8
   put_u16(reply + n, input->dims->data[1]); n += 2;
   put_u16(reply + n, input->dims->data[2]); n += 2;
@@ -170,7 +170,7 @@ void setup() {
   resolver.AddUnidirectionalSequenceLSTM(); resolver.AddReshape(); resolver.AddMean();
   resolver.AddSoftmax(); resolver.AddRelu(); resolver.AddAdd(); resolver.AddMul();
   resolver.AddExpandDims(); resolver.AddConcatenation(); resolver.AddQuantize(); resolver.AddDequantize();
-  static tflite::MicroInterpreter static_interpreter(tflite::GetModel(model_data), resolver,
+  static tflite::MicroInterpreter static_interpreter(tflite::GetModel(g_model), resolver,
                                                      tensor_arena, kArenaBytes);
   interpreter = &static_interpreter;
   interpreter->AllocateTensors();

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -220,3 +222,35 @@ def test_corrupt_store_file_is_store_error(tmp_path: Path) -> None:
     path.write_bytes(b"not a database" * 100)
     with pytest.raises(StoreError, match="cannot open"):
         SampleStore(path)
+
+
+_LABELLER = """
+import sys
+from edge_runtime.sample_store import SampleStore
+with SampleStore(sys.argv[1]) as store:
+    print("ready", flush=True)
+    for i in range(200):
+        store.label_range(float(i), i + 0.99, label=i % 3)
+print("done", flush=True)
+"""
+
+
+def test_labelling_from_another_process_while_the_device_writes(tmp_path: Path) -> None:
+    # Prepare: the device loop's store and an `iomt edge label` process on the same file
+    path = tmp_path / "s.sqlite"
+    with SampleStore(path) as store:
+        labeller = subprocess.Popen(
+            [sys.executable, "-c", _LABELLER, str(path)], stdout=subprocess.PIPE, text=True
+        )
+        assert labeller.stdout is not None and labeller.stdout.readline().strip() == "ready"
+        # Execute
+        for i in range(200):
+            store.add_window(float(i), i + 1.0, embedding=_embedding(i))
+        finished = labeller.stdout.readline().strip()
+        labeller.wait(timeout=60)
+        # Assert: every window is labelled, whichever side ran first
+        assert finished == "done" and labeller.returncode == 0
+        counts = store.counts()
+        assert counts.rows == 200 and counts.labelled == 200
+        X, y = store.labelled_embeddings()
+        assert y.tolist() == [int(x) % 3 for x in X[:, 0]]

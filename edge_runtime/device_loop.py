@@ -255,13 +255,24 @@ class DeviceLoop:
         return client.rounds_acked
 
     def _finished(self, client: FedClient) -> bool:
-        """Done after `max_rounds` accepted rounds and the head they produced is installed."""
+        """Done after `max_rounds` accepted rounds, once the last of them is over.
+
+        Over means: the head it produced is installed, or (closed below quorum, or the run
+        ended) a later round is announced or the announced round's deadline has passed.
+        """
         limit = self.options.max_rounds
         if limit is None or client.rounds_acked < limit:
             return False
         rounds = self.store.recent_rounds(1)
-        installed = client.installed_version
-        return bool(rounds) and installed is not None and installed > int(rounds[0].base_version)
+        if not rounds:
+            return False
+        installed, last = client.installed_version, rounds[0]
+        if installed is not None and installed > int(last.base_version):
+            return True
+        announced = client.announcement
+        return announced is not None and (
+            announced.round_id > int(last.round_id) or announced.deadline_unix <= self._clock()
+        )
 
     def _feed_due_windows(self) -> None:
         if self.source is None:

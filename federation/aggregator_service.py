@@ -105,6 +105,7 @@ class _RoundState:
     started: float
     shapes: list[tuple[int, ...]]
     accepted_devices: set[str] = field(default_factory=set)
+    seen_online: set[str] = field(default_factory=set)  # online at any time during the round
     resent: int = 0
 
 
@@ -186,7 +187,7 @@ class AggregatorService:
             self._log(f"round {record.round_id}: resumed with {count} accepted updates")
         accepted = {u.device_id for u in self.store.accepted_updates(record.round_id)}
         shapes = [tuple(w.shape) for w in self.store.load_weights(record.base_version)]
-        return _RoundState(record, deadline, now, shapes, accepted)
+        return _RoundState(record, deadline, now, shapes, accepted, set(self.online))
 
     def _open_new_round(self, now: float) -> RoundRecord:
         latest = self.store.latest_version()
@@ -288,6 +289,8 @@ class AggregatorService:
             return
         if isinstance(status, DeviceStatus) and status.online and status.device_id == device_id:
             self.online.add(device_id)
+            if self._round is not None:
+                self._round.seen_online.add(device_id)
         else:
             self.online.discard(device_id)
 
@@ -403,7 +406,7 @@ class AggregatorService:
     ) -> dict[str, Any]:
         record = state.record
         updates = self.store.accepted_updates(record.round_id)
-        expected = self.online | state.accepted_devices
+        expected = self.online | state.seen_online | state.accepted_devices
         return {
             "round": record.round_id,
             "base_version": record.base_version,

@@ -13,7 +13,7 @@ import pytest
 from federation.aggregator_service import AggregatorConfig, AggregatorService, link_subscriptions
 from federation.broker import LocalBroker, find_mosquitto
 from federation.device_registry import DeviceRegistry
-from federation.messages import ModelUpdate, RoundAnnouncement, UpdateAck
+from federation.messages import DeviceStatus, ModelUpdate, RoundAnnouncement, UpdateAck
 from federation.mqtt_link import LinkConfig, MqttLink
 from federation.protocol.chunking import split_into_chunks
 from federation.protocol.signing import (
@@ -24,7 +24,7 @@ from federation.protocol.signing import (
 from federation.protocol.wire import decode_message, encode_message
 from federation.state_store import StateStore
 from federation.strategies import make_strategy
-from federation.topics import ack_topic, round_topic, update_topic
+from federation.topics import ack_topic, round_topic, status_topic, update_topic
 
 pytestmark = pytest.mark.integration
 
@@ -196,3 +196,26 @@ def test_a_chunked_update_is_reassembled_and_counts_once(
     assert (metrics["participants"], metrics["rejected"]) == (2, {})
     with StateStore(tmp_path / "agg.sqlite") as store:
         np.testing.assert_allclose(store.load_weights(1)[1], np.full(2, 2.0), rtol=1e-6)
+
+
+def test_a_device_that_vanishes_mid_round_is_counted_dropped(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    # Prepare: two devices online, quorum 1
+    aggregator = RunningAggregator(broker.url, "drop", tmp_path / "agg.sqlite", quorum=1)
+    watcher = Device(broker.url, "drop", "watcher")  # the round is open once this returns
+    for device_id in ("stays", "vanishes"):
+        status = encode_message(DeviceStatus("drop", device_id, True))
+        watcher.link.publish(status_topic("drop", device_id), status, retain=True)
+
+    # Execute: one device reports; the other's last will says it went offline
+    offline = encode_message(DeviceStatus("drop", "vanishes", False))
+    watcher.link.publish(status_topic("drop", "vanishes"), offline, retain=True)
+    ack = _send_once(broker.url, "drop", "stays")
+    aggregator.join()
+    watcher.close()
+
+    # Assert
+    assert ack.accepted
+    (metrics,) = aggregator.metrics
+    assert (metrics["participants"], metrics["dropped"]) == (1, 1)

@@ -191,7 +191,10 @@ class HostDriver:
     def write(self, data: bytes) -> None:
         """Write raw bytes under the write lock."""
         with self._write_lock:
-            self.port.write(data)
+            try:
+                self.port.write(data)
+            except OSError as exc:  # pyserial's SerialException is an OSError
+                raise ConnectionLostError(f"serial write failed: {exc}") from None
 
     def request(self, message: cmd.Message, expect: type[R]) -> R:
         """Send a request and wait for its reply, retransmitting as needed."""

@@ -37,8 +37,13 @@ def split_subjects(
     seed: int,
     test_fraction: float = 0.3,
     val_fraction: float = 0.2,
+    train: list[int] | None = None,
 ) -> SubjectSplit:
-    """Choose disjoint subject sets; explicit lists win, the rest is a seeded shuffle."""
+    """Choose disjoint subject sets; explicit lists win, the rest is a seeded shuffle.
+
+    Without `train`, every subject not in test or validation trains; with it, only those do
+    (the simulation pretrains on a few "public" subjects and keeps the rest for devices).
+    """
     available = sorted(int(s) for s in np.unique(subjects))
     _check_known(available, test, "test")
     _check_known(available, val, "validation")
@@ -55,7 +60,14 @@ def split_subjects(
     overlap = set(test) & set(val)
     if overlap:
         raise ValueError(f"subjects {sorted(overlap)} are in both the test and validation splits")
-    train = sorted(s for s in remaining if s not in test and s not in val)
+    if train is not None:
+        _check_known(available, train, "training")
+        clash = set(train) & (set(test) | set(val))
+        if clash:
+            raise ValueError(f"subjects {sorted(clash)} are in the training and another split")
+    else:
+        train = [s for s in remaining if s not in test and s not in val]
+    train = sorted(train)
     if not train:
         raise ValueError("no subjects left for training after the test and validation splits")
     return SubjectSplit(tuple(train), tuple(sorted(val)), tuple(sorted(test)))

@@ -34,6 +34,7 @@ class TrainingRequest:
     augment: bool = True
     test_subjects: list[int] | None = None
     val_subjects: list[int] | None = None
+    train_subjects: list[int] | None = None
     seed: int = 0
 
 
@@ -54,7 +55,11 @@ def run_training(
     """Train as requested and write the run directory; returns `metrics.json`."""
     dataset = load_window_dataset(request.data)
     split = split_subjects(
-        dataset.subject, request.test_subjects, request.val_subjects, request.seed
+        dataset.subject,
+        request.test_subjects,
+        request.val_subjects,
+        request.seed,
+        train=request.train_subjects,
     )
     announce(
         f"subjects: train {list(split.train_subjects)}  val {list(split.val_subjects)}  "

@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-augment", action="store_true", help="switch augmentation off")
     parser.add_argument("--test-subjects", type=_subject_list, help="e.g. 8,9,10")
     parser.add_argument("--val-subjects", type=_subject_list, help="e.g. 6,7")
+    parser.add_argument(
+        "--train-subjects",
+        type=_subject_list,
+        help="train only on these (default: every subject not in test or val)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print metrics.json to stdout")
 
@@ -62,6 +67,7 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         augment=not args.no_augment,
         test_subjects=args.test_subjects,
         val_subjects=args.val_subjects,
+        train_subjects=args.train_subjects,
         seed=args.seed,
     )
     with EpochProgress(env) as progress:

@@ -38,3 +38,14 @@ def test_split_overlap_is_refused() -> None:
 def test_split_round_trips_through_dict() -> None:
     split = SubjectSplit((1, 2), (3,), (4, 5))
     assert SubjectSplit.from_dict(split.to_dict()) == split
+
+
+def test_split_with_explicit_training_subjects_leaves_the_rest_unused() -> None:
+    split = split_subjects(np.arange(1, 11), test=[8, 9, 10], val=[3], seed=0, train=[1, 2])
+    assert split.train_subjects == (1, 2)
+    assert split.val_subjects == (3,)
+
+
+def test_split_training_subjects_may_not_overlap_test() -> None:
+    with pytest.raises(ValueError, match="training and another split"):
+        split_subjects(np.arange(1, 6), test=[1], val=[2], seed=0, train=[1, 3])

@@ -50,20 +50,34 @@ class TrainedRun:
 
     def build_model(self, batch_size: int | None = 1) -> Any:
         """The tf_keras model with the run's weights; batch 1 is what int8 conversion needs."""
-        model = build_model(self.model_config, self.window_length, len(self.channels),
-                            len(self.labels), batch_size=batch_size)
+        model = build_model(
+            self.model_config,
+            self.window_length,
+            len(self.channels),
+            len(self.labels),
+            batch_size=batch_size,
+        )
         model.load_weights(str(self.path / "weights.h5"))
         return model
 
 
-def save_run(path: Path, model: Any, config: dict[str, Any], mean: np.ndarray, std: np.ndarray,
-             dataset_info: dict[str, Any], split: SubjectSplit) -> None:
+def save_run(
+    path: Path,
+    model: Any,
+    config: dict[str, Any],
+    mean: np.ndarray,
+    std: np.ndarray,
+    dataset_info: dict[str, Any],
+    split: SubjectSplit,
+) -> None:
     """Write the files every later step needs (metrics and history are written by the caller)."""
     path.mkdir(parents=True, exist_ok=True)
     model.save_weights(str(path / "weights.h5"))
     _write_json(path / "config.json", config)
-    _write_json(path / "normalisation.json",
-                {"mean": [float(v) for v in mean], "std": [float(v) for v in std]})
+    _write_json(
+        path / "normalisation.json",
+        {"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
+    )
     _write_json(path / "dataset.json", dataset_info)
     _write_json(path / "split.json", split.to_dict())
 

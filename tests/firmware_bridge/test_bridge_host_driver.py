@@ -15,7 +15,13 @@ from bridge_fakes import FakeRuntime
 from firmware_bridge.emulated_mcu import EmulatedMcu
 from firmware_bridge.emulator_model import EmulatorModel
 from firmware_bridge.emulator_service import EmulatorService
-from firmware_bridge.errors import DeviceError, DeviceTimeout, ModelUploadError, PortError
+from firmware_bridge.errors import (
+    ConnectionLostError,
+    DeviceError,
+    DeviceTimeout,
+    ModelUploadError,
+    PortError,
+)
 from firmware_bridge.faults import FaultConfig
 from firmware_bridge.host_driver import HostDriver
 from firmware_bridge.protocol import commands as cmd
@@ -136,3 +142,15 @@ def test_emulator_model_without_model_reports_no_hash(replay_path: Path) -> None
     info = mcu.info()
     assert info.has_model and info.window_length == 16
     assert not EmulatedMcu(get_board("nano33ble")).info().has_model
+
+
+def test_lost_link_is_reported_once_and_requests_fail(mcu: EmulatedMcu) -> None:
+    host_end, device_end = memory_link()
+    service = EmulatorService(mcu, device_end).start()
+    driver = HostDriver(host_end, RetryPolicy(timeout_s=0.2))
+    driver.connect()
+    service.close()  # the device end goes away (cable pulled)
+    with pytest.raises(ConnectionLostError):
+        driver.info()
+    driver.close()  # joins the reader, which has seen the link go
+    assert isinstance(driver.lost, ConnectionLostError) and not driver.is_connected

@@ -8,11 +8,15 @@ released round. It plugs into the aggregator service like any other strategy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from federation.differential_privacy import (
     DpConfig,
     PrivacyAccountant,
+    PrivacyBudgetExhaustedError,
     clip_update,
     gaussian_noise_like,
     global_norm,
@@ -56,3 +60,32 @@ class DpFedAvg(StreamingStrategy):
     def epsilon(self) -> float:
         """Epsilon spent so far at the configured delta."""
         return self.accountant.epsilon()
+
+
+def with_privacy_report(
+    strategy: DpFedAvg,
+    downstream: Callable[[dict[str, Any]], None],
+    warn: Callable[[str], None],
+) -> Callable[[dict[str, Any]], None]:
+    """An `on_metrics` that adds epsilon to each round's metrics, then applies the budget policy.
+
+    Raises `PrivacyBudgetExhaustedError` (policy stop) when one more round would overspend.
+    """
+
+    def report(metrics: dict[str, Any]) -> None:
+        if metrics.get("status") == "aggregated":
+            metrics["dp_clipped"] = strategy.clipped
+        metrics["dp_epsilon"] = round(strategy.epsilon, 4)
+        metrics["dp_delta"] = strategy.config.delta
+        metrics["dp_rounds"] = strategy.accountant.rounds
+        downstream(metrics)
+        decision = strategy.accountant.decide_next_round()
+        if decision == "continue":
+            return
+        spent, budget = strategy.epsilon, strategy.config.epsilon_budget
+        message = f"privacy budget: epsilon {spent:.3f} spent, next round would exceed {budget}"
+        if decision == "stop":
+            raise PrivacyBudgetExhaustedError(f"{message}; stopping")
+        warn(f"{message}; continuing (--dp-on-budget warn)")
+
+    return report

@@ -12,6 +12,7 @@ from typing import Any
 from iomt.commands.certs import add_tls_arguments, tls_from_arguments
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
+from iomt.privacy_options import add_dp_arguments, dp_config_from_arguments, dp_strategy
 
 HELP = "run the federated aggregator (or: status / export of its state file)"
 _RUN_REQUIRED = ("broker", "fleet", "bundle", "state")
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Ed25519 key (`iomt keys`) that signs rounds, models and acks for devices to verify",
     )
     add_tls_arguments(parser)
+    add_dp_arguments(parser)
     actions = parser.add_subparsers(dest="aggregator_action", metavar="ACTION")
     status = actions.add_parser("status", help="rounds and versions in a state file")
     status.add_argument("--state", type=Path, required=True)
@@ -74,6 +76,8 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
         AggregatorService,
         link_subscriptions,
     )
+    from federation.differential_privacy import PrivacyBudgetExhaustedError
+    from federation.dp_strategy import with_privacy_report
     from federation.messages import FitConfig
     from federation.mqtt_link import LinkConfig, MqttLink
     from federation.state_store import StateStore
@@ -92,14 +96,23 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
         tls=tls_from_arguments(args, "aggregator"),
     )  # fmt: skip
     log = _logger(env, args.json)
+    dp_config = dp_config_from_arguments(args)
     with StateStore(args.state) as store, MqttLink(link_config) as link:
+        strategy: Any = dp_strategy(dp_config, store) if dp_config else make_strategy(args.strategy)
+        on_metrics = _metrics_writer(args.metrics_out, log)
+        if dp_config is not None:  # epsilon per round in the metrics, budget policy applied
+            on_metrics = with_privacy_report(strategy, on_metrics, log)
         service = AggregatorService(
-            config, link, store, make_strategy(args.strategy), parts.head.weights,
+            config, link, store, strategy, parts.head.weights,
             evaluate=evaluate, verify_key=_verify_key(args.registry),
-            on_metrics=_metrics_writer(args.metrics_out, log), log=log,
+            on_metrics=on_metrics, log=log,
             signing_key=_model_signing_key(args.model_signing_key),
         )  # fmt: skip
-        closed = service.run()
+        try:
+            closed = service.run()
+        except PrivacyBudgetExhaustedError as exc:
+            log(str(exc))
+            return ExitStatus.SUCCESS
     log(f"done: {len(closed)} rounds closed in this run")
     return ExitStatus.SUCCESS
 

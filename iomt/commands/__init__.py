@@ -24,4 +24,5 @@ COMMANDS: dict[str, str] = {
     "bridge": "iomt.commands.bridge",
     "simulate": "iomt.commands.simulate",
     "certs": "iomt.commands.certs",
+    "report": "iomt.commands.report",
 }

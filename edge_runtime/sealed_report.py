@@ -1,0 +1,139 @@
+"""Hybrid encryption of a report to a clinician's X25519 public key (ECIES-style).
+
+Sealing makes a fresh ephemeral X25519 key, derives an AES-256-GCM key with HKDF-SHA256 from
+the shared secret (salted with both public keys), and encrypts. Layout:
+
+    b"IOMT-REPORT\\x01" | recipient fingerprint (8) | ephemeral public key (32) | nonce (12)
+    | AES-GCM ciphertext + tag
+
+The header is authenticated as associated data, so any change to any byte is detected. The
+fingerprint lets a wrong key fail with a clear message instead of a bare tag mismatch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from edge_runtime.errors import EdgeRuntimeError
+
+MAGIC = b"IOMT-REPORT\x01"
+_HEADER_BYTES = len(MAGIC) + 8 + 32 + 12
+PRIVATE_FILE, PUBLIC_FILE = "clinician.key", "clinician.pub"
+
+
+class ReportCryptoError(EdgeRuntimeError):
+    """A key or a sealed report cannot be used (wrong key, tampered, not a report)."""
+
+
+def fingerprint(public_key: X25519PublicKey) -> bytes:
+    """First 8 bytes of the SHA-256 of the raw public key."""
+    return hashlib.sha256(_raw_public(public_key)).digest()[:8]
+
+
+def _raw_public(key: X25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _derive_key(shared: bytes, ephemeral: bytes, recipient: bytes) -> bytes:
+    kdf = HKDF(hashes.SHA256(), 32, salt=ephemeral + recipient, info=b"iomt-patient-report-v1")
+    return kdf.derive(shared)
+
+
+def seal(plaintext: bytes, recipient: X25519PublicKey) -> bytes:
+    """Encrypt `plaintext` so only the holder of the recipient's private key can read it."""
+    ephemeral = X25519PrivateKey.generate()
+    ephemeral_public = _raw_public(ephemeral.public_key())
+    key = _derive_key(ephemeral.exchange(recipient), ephemeral_public, _raw_public(recipient))
+    nonce = os.urandom(12)
+    header = MAGIC + fingerprint(recipient) + ephemeral_public + nonce
+    return header + AESGCM(key).encrypt(nonce, plaintext, header)
+
+
+def open_sealed(blob: bytes, private_key: X25519PrivateKey) -> bytes:
+    """Decrypt a sealed report; raise `ReportCryptoError` with one line if it cannot be."""
+    if len(blob) < _HEADER_BYTES + 16 or not blob.startswith(MAGIC):
+        raise ReportCryptoError("not an encrypted iomt report")
+    header = blob[:_HEADER_BYTES]
+    sealed_for = header[len(MAGIC) : len(MAGIC) + 8]
+    ephemeral_public, nonce = header[-44:-12], header[-12:]
+    own = private_key.public_key()
+    if sealed_for != fingerprint(own):
+        raise ReportCryptoError(
+            f"report is encrypted for key {sealed_for.hex()}, not for this key "
+            f"({fingerprint(own).hex()})"
+        )
+    peer = X25519PublicKey.from_public_bytes(ephemeral_public)
+    key = _derive_key(private_key.exchange(peer), ephemeral_public, _raw_public(own))
+    try:
+        return AESGCM(key).decrypt(nonce, blob[_HEADER_BYTES:], header)
+    except InvalidTag:
+        raise ReportCryptoError("report does not decrypt: it was altered or truncated") from None
+
+
+@dataclass(frozen=True)
+class ClinicianKeyFiles:
+    """Where `write_clinician_keys` put the pair."""
+
+    private_path: Path
+    public_path: Path
+
+
+def write_clinician_keys(directory: Path) -> ClinicianKeyFiles:
+    """A new X25519 pair as PEM: `clinician.key` (0600) and `clinician.pub`; never overwrite."""
+    files = ClinicianKeyFiles(directory / PRIVATE_FILE, directory / PUBLIC_FILE)
+    if files.private_path.exists() or files.public_path.exists():
+        raise ReportCryptoError(f"{files.private_path} exists; refusing to overwrite a key")
+    key = X25519PrivateKey.generate()
+    directory.mkdir(parents=True, exist_ok=True)
+    private_pem = key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())  # fmt: skip
+    descriptor = os.open(files.private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as stream:
+        stream.write(private_pem)
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM, spki)
+    files.public_path.write_bytes(public_pem)
+    return files
+
+
+def load_public_key(path: Path) -> X25519PublicKey:
+    """An X25519 public key from PEM or 32 raw bytes."""
+    data = _read(path)
+    try:
+        key = (X25519PublicKey.from_public_bytes(data) if len(data) == 32
+               else serialization.load_pem_public_key(data))  # fmt: skip
+    except ValueError as exc:
+        raise ReportCryptoError(f"{path} is not a public key: {exc}") from None
+    if not isinstance(key, X25519PublicKey):
+        raise ReportCryptoError(f"{path} is not an X25519 public key")
+    return key
+
+
+def load_private_key(path: Path) -> X25519PrivateKey:
+    """An X25519 private key from PEM or 32 raw bytes."""
+    data = _read(path)
+    try:
+        key = (X25519PrivateKey.from_private_bytes(data) if len(data) == 32
+               else serialization.load_pem_private_key(data, password=None))  # fmt: skip
+    except (ValueError, TypeError) as exc:
+        raise ReportCryptoError(f"{path} is not a private key: {exc}") from None
+    if not isinstance(key, X25519PrivateKey):
+        raise ReportCryptoError(f"{path} is not an X25519 private key")
+    return key
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ReportCryptoError(f"cannot read {path}: {exc.strerror}") from None

@@ -1,0 +1,120 @@
+"""Patient report: summary from a real sample store, encrypted to a clinician, opened by them."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_runtime.patient_report import (
+    ReportWindow,
+    find_stress_episodes,
+    read_report_windows,
+    render_html,
+    summarize,
+)
+from edge_runtime.sample_store import Prediction, SampleStore
+from edge_runtime.sealed_report import (
+    ReportCryptoError,
+    load_private_key,
+    load_public_key,
+    open_sealed,
+    seal,
+    write_clinician_keys,
+)
+from iomt.cli import main
+from iomt.environment import Environment
+
+DAY0 = 1_790_000_000.0  # a fixed UTC instant
+LABELS = ["baseline", "stress", "amusement"]
+
+
+def _fill_store(path: Path) -> None:
+    """Two days of 60 s windows (hop 30 s): stress 10:00-10:20 each day, predicted or labelled."""
+    with SampleStore(path) as store:
+        store.set_meta("labels", json.dumps(LABELS))
+        for day in range(2):
+            for i in range(120):  # one hour from 09:30
+                start = DAY0 + day * 86400 + i * 30.0
+                stressed = 60 <= i < 100
+                guess = Prediction(1 if stressed else 0, 0.9)
+                store.add_window(start, start + 60.0, embedding=np.zeros(4, np.float32),
+                                 prediction=guess)  # fmt: skip
+        store.label_range(DAY0, DAY0 + 600.0, 2)  # the patient said: amusement
+
+
+def _run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), Environment(stdout=out, stderr=err, interactive=False))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_summary_counts_minutes_per_class_and_stress_episodes(tmp_path: Path) -> None:
+    _fill_store(tmp_path / "samples.sqlite")
+    windows, names = read_report_windows(tmp_path / "samples.sqlite")
+    summary = summarize(windows, names)
+    assert names == tuple(LABELS) and summary.bucket == "day"
+    assert summary.minutes_per_class["stress"] == pytest.approx(2 * 20.0, abs=0.6)
+    assert sum(summary.minutes_per_class.values()) == pytest.approx(2 * 60.5, abs=0.6)
+    assert summary.minutes_per_class["amusement"] > 0
+    assert len(summary.stress_episodes) == 2
+    assert summary.stress_episodes[0].minutes == pytest.approx(20.5, abs=0.6)
+    assert summary.confirmed_windows > 0 and len(summary.minutes_per_bucket) == 2
+
+
+def test_stress_windows_close_together_form_one_episode() -> None:
+    windows = [ReportWindow(t, t + 60, 1, False) for t in (0, 30, 60, 1000, 1030)]
+    episodes = find_stress_episodes(windows, stress_label=1, gap_s=120)
+    assert [(e.start_ts, e.end_ts) for e in episodes] == [(0, 120), (1000, 1090)]
+
+
+def test_html_is_self_contained_with_charts(tmp_path: Path) -> None:
+    _fill_store(tmp_path / "samples.sqlite")
+    summary = summarize(*read_report_windows(tmp_path / "samples.sqlite"))
+    page = render_html(summary, "Report <for> patient", DAY0)
+    assert page.count("<svg") == 2 and "Report &lt;for&gt; patient" in page
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "2 episodes" in page
+
+
+def test_sealed_report_opens_only_with_the_right_key(tmp_path: Path) -> None:
+    right = write_clinician_keys(tmp_path / "right")
+    wrong = write_clinician_keys(tmp_path / "wrong")
+    blob = seal(b"<html>private</html>", load_public_key(right.public_path))
+    assert b"private" not in blob
+    assert open_sealed(blob, load_private_key(right.private_path)) == b"<html>private</html>"
+    with pytest.raises(ReportCryptoError, match="not for this key"):
+        open_sealed(blob, load_private_key(wrong.private_path))
+    tampered = blob[:-1] + bytes([blob[-1] ^ 1])
+    with pytest.raises(ReportCryptoError, match="altered"):
+        open_sealed(tampered, load_private_key(right.private_path))
+
+
+def test_report_commands_end_to_end(tmp_path: Path) -> None:
+    # Prepare
+    store = tmp_path / "samples.sqlite"
+    _fill_store(store)
+    assert _run("report", "keygen", "--out", str(tmp_path / "doctor"))[0] == 0
+    assert _run("report", "keygen", "--out", str(tmp_path / "stranger"))[0] == 0
+    public = tmp_path / "doctor" / "clinician.pub"
+
+    # Execute
+    made = _run("report", "--device-store", str(store), "--recipient", str(public),
+                "--out", str(tmp_path / "report.enc"))  # fmt: skip
+    opened = _run("report", "open", str(tmp_path / "report.enc"),
+                  "--key", str(tmp_path / "doctor" / "clinician.key"),
+                  "--out", str(tmp_path / "report.html"))  # fmt: skip
+    refused = _run("report", "open", str(tmp_path / "report.enc"),
+                   "--key", str(tmp_path / "stranger" / "clinician.key"),
+                   "--out", str(tmp_path / "nope.html"))  # fmt: skip
+
+    # Assert
+    assert made[0] == 0 and opened[0] == 0
+    assert b"stress" not in (tmp_path / "report.enc").read_bytes()
+    assert "Stress episodes" in (tmp_path / "report.html").read_text()
+    code, _, err = refused
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "not for this key" in err
+    assert not (tmp_path / "nope.html").exists()

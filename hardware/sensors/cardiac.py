@@ -73,7 +73,7 @@ def _low_frequency_wave(
     freqs = rng.uniform(*_LF_BAND_HZ, size=_LF_COMPONENTS)
     phases = rng.uniform(0.0, 2 * np.pi, size=_LF_COMPONENTS)
     waves = np.sin(2 * np.pi * freqs[:, None] * grid[None, :] + phases[:, None])
-    return amplitude_s / np.sqrt(_LF_COMPONENTS) * waves.sum(axis=0)
+    return np.asarray(amplitude_s / np.sqrt(_LF_COMPONENTS) * waves.sum(axis=0))
 
 
 def beat_times(rhythm: HeartRhythm, duration_s: float, rng: np.random.Generator) -> np.ndarray:

@@ -65,7 +65,7 @@ def rotation_matrix(roll: float, pitch: float, yaw: float) -> np.ndarray:
     rz = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
     ry = np.array([[cp, 0.0, sp], [0.0, 1.0, 0.0], [-sp, 0.0, cp]])
     rx = np.array([[1.0, 0.0, 0.0], [0.0, cr, -sr], [0.0, sr, cr]])
-    return rz @ ry @ rx
+    return np.asarray(rz @ ry @ rx)
 
 
 def random_imu_subject(rng: np.random.Generator) -> ImuSubject:

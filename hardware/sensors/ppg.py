@@ -3,8 +3,10 @@
 `ppg_from_beats` turns beat times into a wrist PPG (systolic and diastolic Gaussian pulses,
 breathing baseline wander, sensor noise, motion-artefact bursts). `detect_beats` band-passes
 the PPG and finds systolic peaks with sub-sample interpolation; `heart_rate_series` rejects
-implausible intervals and resamples instantaneous heart rate onto a uniform grid. The same two
-functions process real wrist BVP (WESAD) and simulated PPG, on the workstation and on a device.
+implausible intervals and resamples instantaneous heart rate onto a uniform grid;
+`successive_difference_series` does the same for successive RR differences (RMSSD's
+ingredient). The same functions process real wrist BVP (WESAD) and simulated PPG, on the
+workstation and on a device.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def ppg_from_beats(
         * np.sin(2 * np.pi * 0.22 * t + rng.uniform(0, 6.3))
     )
     ppg += rng.normal(0.0, sensor.noise_sd * sensor.pulse_amplitude, size=t.size)
-    return ppg + _motion_artefacts(t, sensor, rng)
+    return np.asarray(ppg + _motion_artefacts(t, sensor, rng))
 
 
 def _motion_artefacts(t: np.ndarray, sensor: PpgSensor, rng: np.random.Generator) -> np.ndarray:
@@ -80,14 +82,14 @@ def detect_beats(ppg: np.ndarray, sample_rate_hz: float) -> np.ndarray:
         filtered, distance=max(1, int(0.33 * sample_rate_hz)), prominence=0.3 * scale
     )
     peaks = peaks[(peaks > 0) & (peaks < filtered.size - 1)]
-    return (peaks + _parabolic_offset(filtered, peaks)) / sample_rate_hz
+    return np.asarray((peaks + _parabolic_offset(filtered, peaks)) / sample_rate_hz)
 
 
 def _parabolic_offset(x: np.ndarray, peaks: np.ndarray) -> np.ndarray:
     left, mid, right = x[peaks - 1], x[peaks], x[peaks + 1]
     denom = left - 2 * mid + right
     safe = np.where(np.abs(denom) > 1e-12, denom, -1.0)
-    return np.clip(0.5 * (left - right) / safe, -0.5, 0.5)
+    return np.asarray(np.clip(0.5 * (left - right) / safe, -0.5, 0.5))
 
 
 def clean_rr_intervals(beats_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +109,25 @@ def _running_median(values: np.ndarray, size: int) -> np.ndarray:
     edge value, so a burst of artefacts at the very start cannot become the reference."""
     half = size // 2
     padded = np.pad(values, half, mode="median", stat_length=min(size, values.size))
-    return median_filter(padded, size=size, mode="nearest")[half : half + values.size]
+    smoothed = np.asarray(median_filter(padded, size=size, mode="nearest"))
+    return smoothed[half : half + values.size]
+
+
+def successive_difference_series(
+    beats_s: np.ndarray, duration_s: float, rate_hz: float = 4.0
+) -> np.ndarray:
+    """|RR_i - RR_(i-1)| in ms between adjacent clean intervals, interpolated onto the grid.
+
+    The running ingredient of RMSSD, the HRV measure wearables report; it falls under stress.
+    """
+    times, rr = clean_rr_intervals(beats_s)
+    adjacent = np.abs((times[1:] - rr[1:]) - times[:-1]) < 1e-6  # no rejected beat in between
+    diff_times = times[1:][adjacent]
+    diffs_ms = np.abs(np.diff(rr))[adjacent] * 1000.0
+    if diffs_ms.size < 2:
+        raise ValueError("fewer than two adjacent clean intervals: cannot derive RR differences")
+    grid = np.arange(round(duration_s * rate_hz)) / rate_hz
+    return np.asarray(np.interp(grid, diff_times, diffs_ms))
 
 
 def heart_rate_series(beats_s: np.ndarray, duration_s: float, rate_hz: float = 4.0) -> np.ndarray:

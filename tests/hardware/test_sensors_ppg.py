@@ -12,6 +12,7 @@ from hardware.sensors.ppg import (
     detect_beats,
     heart_rate_series,
     ppg_from_beats,
+    successive_difference_series,
 )
 
 
@@ -62,3 +63,12 @@ def test_stress_rhythm_lowers_detected_rmssd():
         ppg_from_beats(beat_times(HeartRhythm(85, 20, 20, 20), 300, rng), 300, sensor, rng), 64
     )
     assert rmssd_ms(clean_rr_intervals(tense)[0]) < rmssd_ms(clean_rr_intervals(calm)[0])
+
+
+def test_successive_differences_skip_rejected_beats():
+    rr = np.array([0.80, 0.82, 0.80, 0.82, 0.80, 0.82] * 10)
+    beats = np.concatenate([[0.0], np.cumsum(rr)])
+    series = successive_difference_series(beats, float(beats[-1]), 4.0)
+    assert np.allclose(series, 20.0)  # |0.82 - 0.80| s = 20 ms everywhere
+    with_artefact = np.sort(np.concatenate([beats, [10.1]]))  # splits one interval in two
+    assert np.allclose(successive_difference_series(with_artefact, float(beats[-1]), 4.0), 20.0)

@@ -57,4 +57,4 @@ def apply_normalisation(X: np.ndarray, norm: Normalisation) -> np.ndarray:
     X = np.asarray(X, dtype=np.float32)
     if X.shape[-1] != norm.mean.shape[0]:
         raise ValueError(f"data has {X.shape[-1]} channels, normalisation has {norm.mean.shape[0]}")
-    return ((X - norm.mean) / norm.std).astype(np.float32)
+    return np.asarray((X - norm.mean) / norm.std, dtype=np.float32)

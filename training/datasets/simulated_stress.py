@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hardware.sensors.cardiac import HeartRhythm, beat_times
-from hardware.sensors.ppg import PpgSensor, detect_beats, heart_rate_series, ppg_from_beats
+from hardware.sensors.ppg import PpgSensor, detect_beats, ppg_from_beats
 from training.datasets.heart_rate_windows import (
-    HR_RATE_HZ,
     heart_rate_channels,
     heart_rate_window_spec,
     stress_meta,
@@ -57,7 +56,11 @@ def random_stress_subject(rng: np.random.Generator) -> StressSubject:
     phasic_per_min = float(rng.uniform(2.0, 4.0))
     phasic_bpm = float(rng.uniform(5.0, 12.0))
     mean_rise = rng.uniform(4.0, 16.0)  # total, of which the bursts supply their average
-    tonic_rise = max(1.0, mean_rise - _mean_burst_bpm(phasic_per_min, phasic_bpm))
+    burst_share = _mean_burst_bpm(phasic_per_min, phasic_bpm)
+    if burst_share > 0.6 * mean_rise:  # bursts never carry most of the rise
+        phasic_bpm *= 0.6 * mean_rise / burst_share
+        burst_share = 0.6 * mean_rise
+    tonic_rise = mean_rise - burst_share
     stress = HeartRhythm(
         mean_hr_bpm=rest_hr + tonic_rise,
         rmssd_ms=rest_rmssd * rng.uniform(0.40, 0.65),
@@ -80,11 +83,10 @@ def random_stress_subject(rng: np.random.Generator) -> StressSubject:
 def simulate_heart_rate(
     rhythm: HeartRhythm, sensor: PpgSensor, duration_s: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """Beats -> PPG -> detected beats -> heart rate (bpm) at `HR_RATE_HZ`."""
+    """Beats -> PPG -> detected beats -> (samples, 2) [hr, rr_diff] at 4 Hz."""
     beats = beat_times(rhythm, duration_s, rng)
     ppg = ppg_from_beats(beats, duration_s, sensor, rng)
-    detected = detect_beats(ppg, sensor.sample_rate_hz)
-    return heart_rate_series(detected, duration_s, HR_RATE_HZ)
+    return heart_rate_channels(detect_beats(ppg, sensor.sample_rate_hz), duration_s)
 
 
 def _subject_recordings(
@@ -92,11 +94,9 @@ def _subject_recordings(
 ) -> list[Recording]:
     recordings = []
     for label, rhythm in enumerate((person.rest, person.stress)):
-        hr = simulate_heart_rate(rhythm, person.sensor, segment_s, rng)
+        channels = simulate_heart_rate(rhythm, person.sensor, segment_s, rng)
         recordings.append(
-            Recording(
-                heart_rate_channels(hr), label, subject_id, recording_id=subject_id * 10 + label
-            )
+            Recording(channels, label, subject_id, recording_id=subject_id * 10 + label)
         )
     return recordings
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from hardware.sensors.ppg import detect_beats, heart_rate_series
+from hardware.sensors.ppg import detect_beats
 from training.datasets.errors import DatasetFormatError
 from training.datasets.heart_rate_windows import (
     HR_RATE_HZ,
@@ -66,7 +66,7 @@ def _lookup(content: dict[str, Any], dotted: str, path: Path) -> np.ndarray:
 
 
 def subject_heart_rate(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(heart rate at 4 Hz, WESAD label for each heart-rate sample) of one subject."""
+    """([hr, rr_diff] at 4 Hz, WESAD label for each of those samples) of one subject."""
     content = read_subject_pickle(path)
     bvp = _lookup(content, "signal.wrist.BVP", path).astype(np.float64).ravel()
     labels = _lookup(content, "label", path).astype(np.int64).ravel()
@@ -74,25 +74,25 @@ def subject_heart_rate(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if duration_s < 10.0:
         raise DatasetFormatError(f"{path}: key 'signal.wrist.BVP' holds only {duration_s:.1f} s")
     try:
-        hr = heart_rate_series(detect_beats(bvp, BVP_RATE_HZ), duration_s, HR_RATE_HZ)
+        channels = heart_rate_channels(detect_beats(bvp, BVP_RATE_HZ), duration_s)
     except ValueError as exc:
         raise DatasetFormatError(f"{path}: key 'signal.wrist.BVP': {exc}") from exc
-    grid = np.arange(hr.size) / HR_RATE_HZ
+    grid = np.arange(channels.shape[0]) / HR_RATE_HZ
     index = np.minimum((grid * LABEL_RATE_HZ).astype(np.int64), labels.size - 1)
-    return hr, labels[index]
+    return channels, labels[index]
 
 
-def _segments(subject_id: int, hr: np.ndarray, labels: np.ndarray) -> list[Recording]:
+def _segments(subject_id: int, channels: np.ndarray, labels: np.ndarray) -> list[Recording]:
     """One recording per contiguous run of a kept label."""
     change = np.flatnonzero(labels[1:] != labels[:-1]) + 1
     bounds = np.concatenate([[0], change, [labels.size]])
-    recordings = []
+    recordings: list[Recording] = []
     for lo, hi in itertools.pairwise(bounds):
         label = int(labels[lo])
         if label in BINARY_LABEL:
             recording_id = subject_id * 1000 + len(recordings)
-            channels = heart_rate_channels(hr[lo:hi])
-            recordings.append(Recording(channels, BINARY_LABEL[label], subject_id, recording_id))
+            segment = channels[lo:hi]
+            recordings.append(Recording(segment, BINARY_LABEL[label], subject_id, recording_id))
     return recordings
 
 
@@ -103,14 +103,14 @@ def prepare(
     window_s: float = 60.0,
     overlap: float = 0.75,
 ) -> WindowDataset:
-    """Heart-rate windows (60 s at 4 Hz, channels hr and hr_diff); subject ids from `S<id>`."""
+    """Heart-rate windows (60 s at 4 Hz, channels hr and rr_diff); subject ids from `S<id>`."""
     del seed
     if not path:
         raise DatasetFormatError("wesad needs PATH: the WESAD folder holding S2/S2.pkl, ...")
     recordings = []
     for subject_id, pickle_path in subject_files(Path(path)):
-        hr, labels = subject_heart_rate(pickle_path)
-        recordings += _segments(subject_id, hr, labels)
+        channels, labels = subject_heart_rate(pickle_path)
+        recordings += _segments(subject_id, channels, labels)
     ds = windows_from_recordings(
         recordings, heart_rate_window_spec(window_s, overlap), stress_meta()
     )

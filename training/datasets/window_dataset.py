@@ -153,7 +153,7 @@ def save_window_dataset(ds: WindowDataset, path: str | os.PathLike[str]) -> Path
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, **window_dataset_to_arrays(ds))
+            np.savez_compressed(handle, **window_dataset_to_arrays(ds))  # type: ignore[arg-type]
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

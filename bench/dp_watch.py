@@ -21,10 +21,10 @@ from edge_runtime.device_loop import read_bundle_parts
 from edge_runtime.fine_tune import FineTuneConfig, fine_tune, weight_delta
 from edge_runtime.head import Head
 from federation.differential_privacy import DpConfig, PrivacyAccountant, global_norm
-
-NORMS: list[float] = []
 from federation.dp_strategy import DpFedAvg
 from federation.strategies import make_strategy
+
+NORMS: list[float] = []  # every update's L2 norm in the current setting
 
 
 def _devices(subject: np.ndarray, pretrain: set[int], per_subject: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
@@ -107,7 +107,8 @@ def main() -> None:
         clipped = float(np.mean(np.asarray(NORMS) > args.clip))
         print(json.dumps({"noise_multiplier": noise, "epsilon": round(epsilon, 2),
                           "delta": args.delta, "rounds": args.rounds, "clip": args.clip,
-                          "devices": len(devices), "accuracy_mean": round(float(np.mean(scores)), 4),
+                          "devices": len(devices),
+                          "accuracy_mean": round(float(np.mean(scores)), 4),
                           "accuracy_std": round(float(np.std(scores)), 4),
                           "pretrained_head_accuracy": round(baseline, 4),
                           "median_update_norm": round(float(np.median(NORMS)), 3),

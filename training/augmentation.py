@@ -19,7 +19,7 @@ import numpy as np
 class AugmentationConfig:
     """Strengths of each augmentation; zero switches one off."""
 
-    rotation_std_rad: float = 0.25
+    rotation_std_rad: float = 0.0  # on watch, rotation blurs the plane-of-elevation cue
     scale_range: float = 0.15
     noise_std: float = 0.05
     max_shift_fraction: float = 0.15

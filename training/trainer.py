@@ -45,6 +45,7 @@ class TrainConfig:
     sparsity: float = 0.5
     patience: int = 10
     average_last: int = 10
+    select_on_validation: bool = True  # False: refit mode, always keep the tail average
     seed: int = 0
     augmentation: AugmentationConfig | None = field(default_factory=AugmentationConfig)
 
@@ -173,13 +174,18 @@ def _fit_dense(
             progress("dense", epoch + 1, config.epochs, row)
         if epoch >= config.epochs - config.average_last:
             tail.add(model.get_weights())
+        if not config.select_on_validation:
+            continue
         if row["val_accuracy"] > best_accuracy:
             best_accuracy, best_weights, since_best = row["val_accuracy"], model.get_weights(), 0
         else:
             since_best += 1
             if since_best >= config.patience:
                 break
-    _keep_better_on_validation(model, best_weights, best_accuracy, tail, val_data)
+    if config.select_on_validation:
+        _keep_better_on_validation(model, best_weights, best_accuracy, tail, val_data)
+    else:
+        model.set_weights(tail.mean())
     return history
 
 

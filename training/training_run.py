@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from training.augmentation import AugmentationConfig
 from training.datasets.window_dataset import load_window_dataset
 from training.models import default_config
 from training.run_artifacts import save_run, write_json
-from training.splits import split_subjects
+from training.splits import SubjectSplit, split_subjects
 from training.trainer import ProgressCallback, TrainConfig, TrainResult, train
 
 
@@ -35,6 +35,7 @@ class TrainingRequest:
     test_subjects: list[int] | None = None
     val_subjects: list[int] | None = None
     train_subjects: list[int] | None = None
+    refit: bool = False
     seed: int = 0
 
 
@@ -76,7 +77,10 @@ def run_training(
         seed=request.seed,
         augmentation=AugmentationConfig() if request.augment else None,
     )
-    result, mean, std = train(dataset, split, config, progress)
+    selection_config = replace(config, sparsity=0.0, prune_epochs=0) if request.refit else config
+    result, mean, std = train(dataset, split, selection_config, progress)
+    if request.refit:
+        result, mean, std = _refit(dataset, split, config, result, progress, announce)
     run_config = {
         "arch": request.arch,
         "size": request.size,
@@ -100,6 +104,38 @@ def run_training(
     write_json(request.out / "metrics.json", metrics)
     write_json(request.out / "history.json", result.history)
     return metrics
+
+
+def _refit(
+    dataset: Any,
+    split: SubjectSplit,
+    config: TrainConfig,
+    chosen: TrainResult,
+    progress: ProgressCallback | None,
+    announce: Callable[[str], None],
+) -> tuple[TrainResult, Any, Any]:
+    """Retrain on training + validation subjects with the settings validation chose.
+
+    Validation is then inside the training data, so the refit keeps the tail average for the
+    epochs the first fit ran and reports the first fit's (honest) validation figures.
+    """
+    epochs = sum(1 for row in chosen.history if row.get("phase") == "dense")
+    announce(
+        f"refit on subjects {list(split.train_subjects + split.val_subjects)} for {epochs} epochs"
+    )
+    merged = SubjectSplit(
+        tuple(sorted(split.train_subjects + split.val_subjects)),
+        split.val_subjects,
+        split.test_subjects,
+    )
+    refit_config = replace(
+        config,
+        epochs=epochs,
+        select_on_validation=False,
+        average_last=min(config.average_last, epochs),
+    )
+    result, mean, std = train(dataset, merged, refit_config, progress)
+    return replace(result, val=chosen.val, history=chosen.history + result.history), mean, std
 
 
 def metrics_document(result: TrainResult, split: Any, target_sparsity: float) -> dict[str, Any]:

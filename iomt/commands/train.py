@@ -42,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_subject_list,
         help="train only on these (default: every subject not in test or val)",
     )
+    parser.add_argument(
+        "--refit",
+        action="store_true",
+        help="after validation chose the epochs, retrain on train + val subjects",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print metrics.json to stdout")
 
@@ -68,6 +73,7 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         test_subjects=args.test_subjects,
         val_subjects=args.val_subjects,
         train_subjects=args.train_subjects,
+        refit=args.refit,
         seed=args.seed,
     )
     with EpochProgress(env) as progress:

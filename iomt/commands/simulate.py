@@ -1,0 +1,165 @@
+"""`iomt simulate`: the main job, a federated fleet end to end on one machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from iomt.environment import Environment, ExitStatus
+from iomt.errors import UsageError
+
+HELP = "simulate a federated fleet end to end: data, model, broker, aggregator, devices, report"
+
+
+def _ids(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ids, got {text!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", choices=("har", "stress"), default="har")
+    parser.add_argument("--devices", type=int, help="edge processes (default: per task)")
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--data", type=Path, help="window dataset (default: the task's source)")
+    parser.add_argument("--broker", help="use this broker (default: start one on loopback)")
+    parser.add_argument("--strategy", default="fedavg", help="aggregation strategy")
+    parser.add_argument("--codec", default="int8", choices=("int8", "float16", "float32"))
+    parser.add_argument("--partition", default="subject", choices=("subject", "dirichlet"))
+    parser.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration")
+    parser.add_argument("--pretrain-subjects", type=_ids, help="public subjects for the backbone")
+    parser.add_argument("--test-subjects", type=_ids, help="held-out subjects (scored only)")
+    parser.add_argument("--epochs", type=int, help="backbone training epochs")
+    parser.add_argument("--local-epochs", type=int, default=5)
+    parser.add_argument("--learning-rate", type=float, default=0.05)
+    parser.add_argument("--deadline", type=float, default=20.0, help="seconds per round at most")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        help="replay speed-up (0: each device has its windows at once)",
+    )
+    parser.add_argument(
+        "--drop-rate", type=float, default=0.0, help="chance a device vanishes in a round"
+    )
+    parser.add_argument("--poison", type=int, default=0, help="devices sending poisoned deltas")
+    parser.add_argument(
+        "--kill-aggregator-at",
+        type=int,
+        metavar="ROUND",
+        help="SIGKILL the aggregator during this round and restart it",
+    )
+    parser.add_argument("--out", type=Path, help="report directory (default runs/sim-TASK)")
+    parser.add_argument("--cache-dir", type=Path, help="data and bundle cache")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print report.json to stdout")
+
+
+def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    from iomt.simulation.model_cache import default_cache_dir
+    from iomt.simulation.runner import SimulationConfig, run_simulation
+
+    _check(args)
+    config = SimulationConfig(
+        task=args.task,
+        devices=args.devices,
+        rounds=args.rounds,
+        out=args.out or Path("runs") / f"sim-{args.task}",
+        cache_dir=args.cache_dir or default_cache_dir(),
+        data=args.data,
+        broker=args.broker,
+        strategy=args.strategy,
+        codec=args.codec,
+        partition=args.partition,
+        alpha=args.alpha,
+        pretrain_subjects=args.pretrain_subjects,
+        test_subjects=args.test_subjects,
+        epochs=args.epochs,
+        local_epochs=args.local_epochs,
+        learning_rate=args.learning_rate,
+        deadline_s=args.deadline,
+        speed=args.speed,
+        drop_rate=args.drop_rate,
+        poison=args.poison,
+        kill_aggregator_at=args.kill_aggregator_at,
+        seed=args.seed,
+    )
+    with _RoundProgress(env, args.rounds) as progress:
+        report = run_simulation(config, announce=env.warn, on_round=progress.update)
+    if args.json:
+        env.print(json.dumps(report, indent=2))
+    else:
+        _print_summary(env, report, config.out)
+    return ExitStatus.SUCCESS
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.rounds < 1:
+        raise UsageError("--rounds must be at least 1")
+    if args.devices is not None and args.devices < 1:
+        raise UsageError("--devices must be at least 1")
+    if not 0.0 <= args.drop_rate < 1.0:
+        raise UsageError("--drop-rate must be in [0, 1)")
+    if args.poison < 0 or (args.devices is not None and args.poison > args.devices):
+        raise UsageError("--poison must be between 0 and --devices")
+    if args.kill_aggregator_at is not None and not 1 < args.kill_aggregator_at <= args.rounds:
+        raise UsageError("--kill-aggregator-at must name a round after the first")
+
+
+def _print_summary(env: Environment, report: dict[str, Any], out: Path) -> None:
+    from iomt.simulation.report import Summary, summary_lines
+
+    summary = Summary(**report["summary"])
+    env.print(f"{'model':<44}{'accuracy':>9}")
+    for name, value in summary_lines(summary):
+        env.print(f"{name:<44}{value:>9.3f}")
+    rounds = report["rounds"]
+    total_up = sum(r["bytes_up"] for r in rounds)
+    env.print(
+        f"{len(rounds)} rounds, {total_up / 1024:.1f} KiB uploaded in all, "
+        f"{report['timings_s']['total']:.0f} s  ->  {out}/report.md"
+    )
+
+
+class _RoundProgress:
+    """A live line per closed round (a rich bar on a terminal)."""
+
+    def __init__(self, env: Environment, rounds: int) -> None:
+        self._env, self._rounds = env, rounds
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _RoundProgress:
+        if self._env.interactive:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self._progress = Progress(
+                TextColumn("rounds"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"),
+                console=Console(file=self._env.stderr),
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("rounds", total=self._rounds, status="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def update(self, metrics: dict[str, Any]) -> None:
+        parts = [f"devices {metrics.get('participants', 0)}"]
+        if metrics.get("accuracy") is not None:
+            parts.append(f"accuracy {metrics['accuracy']:.3f}")
+        parts.append(f"up {metrics.get('bytes_in', 0) / 1024:.1f} KiB")
+        status = "  ".join(parts)
+        line = f"round {metrics['round']}/{self._rounds}  {status}"
+        if self._progress is None:
+            self._env.warn(line)
+        else:
+            self._progress.update(self._task, completed=int(metrics["round"]), status=status)

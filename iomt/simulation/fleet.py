@@ -1,0 +1,222 @@
+"""Run the federated part of a simulation: broker, aggregator and devices as OS processes.
+
+The supervisor follows the aggregator's per-round metrics file, reports each closed round, and
+injects the faults it was asked for: devices that vanish mid-round (killed, back next round), a
+SIGKILLed aggregator (restarted on the same state file), poisoned devices.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iomt.simulation.processes import ProcessGroup
+
+POLL_S = 0.2
+STARTUP_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """One device process: its replay file and whether it sends poisoned deltas."""
+
+    device_id: str
+    replay: Path
+    poisoned: bool = False
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    """Everything the fleet run needs; built by the simulate command."""
+
+    broker_url: str
+    fleet: str
+    bundle: Path
+    workdir: Path
+    rounds: int
+    min_clients: int
+    deadline_s: float
+    strategy: str
+    holdout: Path
+    devices: list[DevicePlan]
+    speed: float = 0.0
+    local_epochs: int = 5
+    learning_rate: float = 0.05
+    codec: str = "int8"
+    drop_rate: float = 0.0
+    kill_aggregator_at: int | None = None
+    seed: int = 0
+
+
+@dataclass
+class FleetOutcome:
+    """What happened: per-round metrics as the aggregator wrote them, and the faults injected."""
+
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    drops: dict[int, list[str]] = field(default_factory=dict)
+    aggregator_restarts: int = 0
+    state: Path | None = None
+
+
+def aggregator_args(plan: FleetPlan) -> list[str]:
+    """The `iomt aggregator` command line of this plan."""
+    return [
+        "aggregator",
+        "--broker",
+        plan.broker_url,
+        "--fleet",
+        plan.fleet,
+        "--bundle",
+        str(plan.bundle),
+        "--state",
+        str(plan.workdir / "aggregator.sqlite"),
+        "--rounds",
+        str(plan.rounds),
+        "--min-clients",
+        str(plan.min_clients),
+        "--deadline",
+        str(plan.deadline_s),
+        "--strategy",
+        plan.strategy,
+        "--codec",
+        plan.codec,
+        "--local-epochs",
+        str(plan.local_epochs),
+        "--learning-rate",
+        str(plan.learning_rate),
+        "--holdout",
+        str(plan.holdout),
+        "--metrics-out",
+        str(plan.workdir / "metrics.jsonl"),
+    ]
+
+
+def device_args(plan: FleetPlan, device: DevicePlan) -> list[str]:
+    """The `iomt edge` command line of one device."""
+    args = [
+        "edge",
+        "--broker",
+        plan.broker_url,
+        "--fleet",
+        plan.fleet,
+        "--device-id",
+        device.device_id,
+        "--bundle",
+        str(plan.bundle),
+        "--store",
+        str(plan.workdir / "devices" / f"{device.device_id}.sqlite"),
+        "--replay",
+        str(device.replay),
+        "--speed",
+        str(plan.speed),
+        "--min-samples",
+        "8",
+        "--seed",
+        str(plan.seed),
+    ]
+    return [*args, "--poison"] if device.poisoned else args
+
+
+def run_fleet(plan: FleetPlan, on_round: Callable[[dict[str, Any]], None]) -> FleetOutcome:
+    """Start everything, follow the rounds to the end, stop everything (also on Ctrl-C)."""
+    (plan.workdir / "devices").mkdir(parents=True, exist_ok=True)
+    metrics_path = plan.workdir / "metrics.jsonl"
+    metrics_path.unlink(missing_ok=True)
+    outcome = FleetOutcome(state=plan.workdir / "aggregator.sqlite")
+    rng = np.random.default_rng(plan.seed)
+    with ProcessGroup(plan.workdir / "logs") as group:
+        group.start("aggregator", aggregator_args(plan))
+        for device in plan.devices:
+            group.start(device.device_id, device_args(plan, device))
+        _follow(plan, group, metrics_path, outcome, rng, on_round)
+    return outcome
+
+
+def _follow(
+    plan: FleetPlan,
+    group: ProcessGroup,
+    metrics_path: Path,
+    outcome: FleetOutcome,
+    rng: np.random.Generator,
+    on_round: Callable[[dict[str, Any]], None],
+) -> None:
+    reader = _JsonLines(metrics_path)
+    dropped: list[str] = []
+    last_progress = time.monotonic()
+    while True:
+        for metrics in reader.new_records():
+            last_progress = time.monotonic()
+            outcome.rounds.append(metrics)
+            on_round(metrics)
+            _revive(group, dropped)
+            next_round = int(metrics["round"]) + 1
+            if next_round <= plan.rounds:
+                dropped = _drop_devices(plan, group, rng)
+                if dropped:
+                    outcome.drops[next_round] = dropped
+                if plan.kill_aggregator_at == next_round:
+                    _kill_and_restart_aggregator(group, outcome)
+        aggregator = group.children["aggregator"]
+        if not aggregator.alive:
+            for metrics in reader.new_records():
+                outcome.rounds.append(metrics)
+                on_round(metrics)
+            if aggregator.process.returncode != 0:
+                raise RuntimeError(
+                    f"the aggregator exited with code "
+                    f"{aggregator.process.returncode}; see {aggregator.log_path}"
+                )
+            return
+        if time.monotonic() - last_progress > STARTUP_TIMEOUT_S + plan.deadline_s:
+            raise RuntimeError(
+                f"no round closed for {STARTUP_TIMEOUT_S + plan.deadline_s:.0f} s;"
+                f" see the logs in {plan.workdir / 'logs'}"
+            )
+        time.sleep(POLL_S)
+
+
+def _drop_devices(plan: FleetPlan, group: ProcessGroup, rng: np.random.Generator) -> list[str]:
+    """Kill each device with probability `drop_rate` as the next round opens."""
+    if plan.drop_rate <= 0:
+        return []
+    chosen = [d.device_id for d in plan.devices if rng.random() < plan.drop_rate]
+    for device_id in chosen:
+        group.kill(device_id)
+    return chosen
+
+
+def _revive(group: ProcessGroup, dropped: list[str]) -> None:
+    for device_id in dropped:
+        group.restart(device_id)
+
+
+def _kill_and_restart_aggregator(group: ProcessGroup, outcome: FleetOutcome) -> None:
+    """SIGKILL the aggregator just after it opened a round, and start it on the same state."""
+    time.sleep(1.0)  # let the round open and the first updates arrive: a real mid-round crash
+    group.kill("aggregator")
+    group.restart("aggregator")
+    outcome.aggregator_restarts += 1
+
+
+class _JsonLines:
+    """Reads records appended to a JSON-lines file since the last call (partial lines wait)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path, self._offset, self._buffer = path, 0, b""
+
+    def new_records(self) -> list[dict[str, Any]]:
+        if not self._path.exists():
+            return []
+        with self._path.open("rb") as stream:
+            stream.seek(self._offset)
+            chunk = stream.read()
+        self._offset += len(chunk)
+        self._buffer += chunk
+        *complete, self._buffer = self._buffer.split(b"\n")
+        return [json.loads(line) for line in complete if line.strip()]

@@ -1,0 +1,150 @@
+"""Data and bundle for a simulation, made once and reused while nothing that decides them changes.
+
+Each step runs the real command line (`iomt data prepare`, `iomt train`, `iomt convert`) as a
+child process, so the simulation exercises exactly what a user runs and the simulating process
+never holds TensorFlow's memory while the fleet runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from iomt.simulation.tasks import TaskPreset
+
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    """Where the data and the verified bundle are, and whether they came from the cache."""
+
+    data: Path
+    run: Path
+    bundle: Path
+    cached: bool
+
+
+def default_cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/iomt` (or `~/.cache/iomt`); `IOMT_CACHE_DIR` overrides."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(os.environ.get("IOMT_CACHE_DIR", str(Path(base) / "iomt")))
+
+
+def cache_key(
+    data_sha256: str, preset: TaskPreset, pretrain: tuple[int, ...], epochs: int, seed: int
+) -> str:
+    """Hash of everything that decides the bundle."""
+    decided = {
+        "v": CACHE_VERSION,
+        "data": data_sha256,
+        "preset": asdict(preset),
+        "pretrain": pretrain,
+        "epochs": epochs,
+        "seed": seed,
+    }
+    return hashlib.sha256(json.dumps(decided, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _iomt(args: list[str], announce: Callable[[str], None]) -> None:
+    """Run one `iomt` command as a child; its progress goes to our stderr."""
+    announce("$ iomt " + " ".join(args))
+    completed = subprocess.run([sys.executable, "-m", "iomt.cli", *args], check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"`iomt {args[0]}` failed with exit code {completed.returncode}")
+
+
+def prepare_data(
+    preset: TaskPreset, data: Path | None, cache: Path, seed: int, announce: Callable[[str], None]
+) -> Path:
+    """The user's dataset, or the task's source prepared once into the cache."""
+    if data is not None:
+        if not data.exists():
+            raise FileNotFoundError(f"{data}: no such dataset file")
+        return data
+    path = cache / "data" / f"{preset.source}-seed{seed}.npz"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        args = ["data", "prepare", preset.source, "--out", str(path), "--seed", str(seed)]
+        if preset.source_subjects:
+            args += ["--subjects", str(preset.source_subjects)]
+        _iomt(args, announce)
+    return path
+
+
+def prepare_model(
+    preset: TaskPreset,
+    data: Path,
+    cache: Path,
+    pretrain: tuple[int, ...],
+    test: tuple[int, ...],
+    epochs: int,
+    seed: int,
+    announce: Callable[[str], None],
+) -> PreparedModel:
+    """Train the backbone on the public subjects and convert it, unless the cache has it."""
+    key = cache_key(_file_sha256(data), preset, pretrain, epochs, seed)
+    run, bundle = cache / "runs" / key, cache / "bundles" / key
+    if (bundle / "manifest.json").exists() and _verifies(bundle):
+        announce(f"reusing cached bundle {bundle}")
+        return PreparedModel(data, run, bundle, cached=True)
+    _iomt(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--arch",
+            preset.arch,
+            "--size",
+            preset.size,
+            "--out",
+            str(run),
+            "--epochs",
+            str(epochs),
+            "--sparsity",
+            str(preset.sparsity),
+            "--train-subjects",
+            _ids(pretrain),
+            "--val-subjects",
+            _ids(preset.pretrain_val_subjects),
+            "--test-subjects",
+            _ids(test),
+            "--seed",
+            str(seed),
+        ],
+        announce,
+    )
+    _iomt(
+        ["convert", str(run), "--out", str(bundle), "--data", str(data), "--task", preset.name],
+        announce,
+    )
+    return PreparedModel(data, run, bundle, cached=False)
+
+
+def _ids(subjects: tuple[int, ...]) -> str:
+    return ",".join(str(s) for s in subjects)
+
+
+def _verifies(bundle: Path) -> bool:
+    from edge_runtime.bundle import load_bundle
+    from edge_runtime.errors import BundleError
+
+    try:
+        load_bundle(bundle)
+    except BundleError:
+        return False
+    return True

@@ -1,0 +1,62 @@
+"""The two tasks `iomt simulate` ships with, and who plays which part in them.
+
+Subjects are split three ways so the privacy story is honest: *public* subjects pretrain the
+int8 backbone (one of them validates), *device* subjects are the fleet and never reach the
+workstation, *test* subjects are only scored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TaskPreset:
+    """Data source, model and subject roles of one simulated task."""
+
+    name: str
+    source: str
+    arch: str
+    size: str
+    pretrain_subjects: tuple[int, ...]
+    pretrain_val_subjects: tuple[int, ...]
+    test_subjects: tuple[int, ...]
+    default_devices: int
+    epochs: int
+    sparsity: float = 0.5
+    source_subjects: int | None = None  # simulators: how many people to simulate
+
+
+TASKS: dict[str, TaskPreset] = {
+    "har": TaskPreset(
+        name="har",
+        source="watch",
+        arch="lstm-fcn",
+        size="pi",
+        pretrain_subjects=(1, 2),
+        pretrain_val_subjects=(3,),
+        test_subjects=(8, 9, 10),
+        default_devices=4,
+        epochs=25,
+    ),
+    "stress": TaskPreset(
+        name="stress",
+        source="simulated-stress",
+        arch="bilstm",
+        size="pi",
+        pretrain_subjects=(1, 2, 3),
+        pretrain_val_subjects=(4,),
+        test_subjects=(12, 13, 14, 15),
+        default_devices=7,
+        epochs=25,
+        source_subjects=15,
+    ),
+}
+
+
+def device_subjects(
+    preset: TaskPreset, all_subjects: list[int], pretrain: tuple[int, ...], test: tuple[int, ...]
+) -> list[int]:
+    """Every subject that is neither public (pretraining) nor test."""
+    taken = set(pretrain) | set(preset.pretrain_val_subjects) | set(test)
+    return [s for s in sorted(all_subjects) if s not in taken]

@@ -14,7 +14,7 @@ def test_rotation_only_preserves_vector_norms() -> None:
     rng = np.random.default_rng(1)
     windows = rng.normal(size=(4, 16, 6)).astype(np.float32)
     only_rotation = AugmentationConfig(
-        scale_range=0, noise_std=0, max_shift_fraction=0, mirror_probability=0
+        rotation_std_rad=0.5, scale_range=0, noise_std=0, max_shift_fraction=0, mirror_probability=0
     )
     out = augment_windows(windows, only_rotation, rng, rotate_triples=True)
     for start in (0, 3):

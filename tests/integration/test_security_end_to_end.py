@@ -1,0 +1,88 @@
+"""`iomt aggregator` and `iomt edge` processes over Mosquitto with TLS, client certificates,
+the per-device ACL, a device registry, aggregator-signed models and central DP all switched on."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge_runtime.signing import write_key_pair
+from federation.broker import LocalBroker, find_mosquitto
+from federation.certs import init_directory, issue_client
+from federation.device_registry import DeviceRegistry, parse_public_key
+from iomt.cli import main
+from iomt.environment import Environment
+
+pytestmark = [pytest.mark.integration, pytest.mark.tf]
+
+FLEET = "secure"
+DEVICES = ("ward-a", "ward-b")
+ROUNDS = 2
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path) -> Iterator[tuple[LocalBroker, Path]]:
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed")
+    certs = init_directory(tmp_path / "certs")
+    for device_id in DEVICES:
+        issue_client(certs, device_id)
+    with LocalBroker(tls_dir=certs.root, acl_fleet=FLEET) as broker:
+        yield broker, certs.root
+
+
+def _device_public_key(store: Path) -> bytes:
+    out = io.StringIO()
+    assert main(["edge", "keygen", "--store", str(store)], Environment(stdout=out)) == 0
+    return parse_public_key(out.getvalue())
+
+
+def test_secured_fleet_runs_rounds_end_to_end(
+    tls_broker, tiny_task, processes, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    # Prepare: registry of device keys, the aggregator's model-signing key
+    broker, certs = tls_broker
+    registry = DeviceRegistry(tmp_path / "fleet.json")
+    for device_id in DEVICES:
+        registry.add(device_id, _device_public_key(tmp_path / f"{device_id}.sqlite"))
+    registry.save()
+    signer = write_key_pair(tmp_path / "aggregator-key")
+    metrics_path = tmp_path / "metrics.jsonl"
+    aggregator = [
+        "aggregator", "--broker", broker.url, "--fleet", FLEET, "--tls", str(certs),
+        "--bundle", str(tiny_task.bundle_path), "--state", str(tmp_path / "agg.sqlite"),
+        "--rounds", str(ROUNDS), "--min-clients", str(len(DEVICES)), "--deadline", "60",
+        "--registry", str(tmp_path / "fleet.json"),
+        "--model-signing-key", str(signer.private_path),
+        "--dp-noise-multiplier", "0.5", "--dp-clip", "1.0", "--dp-delta", "1e-5",
+        "--metrics-out", str(metrics_path), "--json",
+    ]  # fmt: skip
+    started = [processes.start("aggregator", aggregator)]
+    for index, device_id in enumerate(DEVICES):
+        store = tmp_path / f"{device_id}.sqlite"
+        edge = [
+            "edge", "--broker", broker.url, "--fleet", FLEET, "--device-id", device_id,
+            "--tls", str(certs), "--aggregator-key", str(signer.public_path),
+            "--bundle", str(tiny_task.bundle_path), "--store", str(store),
+            "--replay", str(tiny_task.data_path), "--subject", str(index), "--speed", "0",
+            "--max-rounds", str(ROUNDS), "--json",
+        ]  # fmt: skip
+        started.append(processes.start(device_id, edge))
+
+    # Execute
+    exit_codes = [process.finish(timeout_s=120) for process in started]
+
+    # Assert
+    assert exit_codes == [0] * (len(DEVICES) + 1)
+    rounds = [json.loads(line) for line in metrics_path.read_text().splitlines()]
+    assert [r["round"] for r in rounds] == [1, 2]
+    assert all(r["participants"] == len(DEVICES) and r["rejected"] == {} for r in rounds)
+    assert 0 < rounds[0]["dp_epsilon"] < rounds[1]["dp_epsilon"]
+    device_log = [json.loads(line) for line in started[1].output() if line.startswith("{")]
+    installed = [r["version"] for r in device_log if r.get("event") == "installed"]
+    assert installed[-1] == ROUNDS  # the device verified and installed the signed models
+    assert not any(r.get("event") == "bad_message" for r in device_log)

@@ -59,7 +59,6 @@ def mosquitto_tls_config(
             f"keyfile {certs.server_key.resolve()}",
             "require_certificate true",
             "use_identity_as_username true",
-            "tls_version tlsv1.2",
             "persistence false",
             "max_inflight_messages 100",
             "max_queued_messages 10000",

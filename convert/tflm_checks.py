@@ -1,17 +1,21 @@
 """Run an int8 model in the tflite-micro Python interpreter: outputs and the arena it needs.
 
-The arena is measured, not guessed: the smallest `arena_size` with which TFLM both allocates
-and invokes the model is found by bisection (a failed allocation is cheap). The recording
-allocator's own total (`print_allocations`) is read as well; it is what the kernels and
-tensors take, without the Python wrapper's bookkeeping, so the bisected figure is the
-conservative one and the one the board fit uses. The LSTM's variable tensors are reset
-before every window, as on the device.
+The arena is measured, not guessed: the recording allocator's total (`print_allocations`)
+under a generous arena, then the smallest `arena_size` with which TFLM both allocates and
+invokes the model, found by bisection with each size tried in a child process. The bisected
+figure (rounded up to 1 KiB) is the conservative one the manifest and the board fit use.
+The LSTM's variable tensors are reset before every window, as on the device.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +26,7 @@ from convert.native_streams import captured_fd
 ARENA_ALIGNMENT = 16
 ARENA_SEARCH_LIMIT = 8 * 1024 * 1024
 ARENA_ROUNDING = 1024
+PROBE_TIMEOUT_S = 60
 _RECORDED_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
 
 
@@ -67,44 +72,71 @@ class TflmRunner:
 
 
 def measure_arena(model_bytes: bytes, probe_window: np.ndarray) -> ArenaMeasurement:
-    """Bisect the smallest arena TFLM can allocate and invoke the model in."""
-    high = max(4096, 10 * len(model_bytes))
-    while not _arena_works(model_bytes, high, probe_window):
-        if high >= ARENA_SEARCH_LIMIT:
-            raise TflmError(f"TFLM cannot run the model even with a {high} B arena")
-        high *= 2
-    low = 0
+    """Bisect the smallest arena TFLM can allocate and invoke the model in.
+
+    The recording allocator's total under a generous arena is a lower bound; every smaller
+    size is then tried in a child process (`convert.tflm_probe`), because a near miss can
+    crash tflite-micro instead of raising.
+    """
+    window = np.asarray(probe_window).reshape(_input_shape(model_bytes))
+    generous = max(16 * 1024, 10 * len(model_bytes))
+    while True:
+        recorded = _recorded_total(model_bytes, generous, window)
+        if recorded is not None or generous >= ARENA_SEARCH_LIMIT:
+            break
+        generous *= 2
+    if recorded is None:
+        raise TflmError(f"TFLM cannot run the model even with a {generous} B arena")
+    with tempfile.TemporaryDirectory(prefix="iomt-arena-") as scratch:
+        model_path, window_path = Path(scratch, "model.tflite"), Path(scratch, "window.npy")
+        model_path.write_bytes(model_bytes)
+        np.save(window_path, window)
+        minimum = _bisect(lambda size: _probe(model_path, window_path, size), recorded, generous)
+    recommended = -(-minimum // ARENA_ROUNDING) * ARENA_ROUNDING
+    return ArenaMeasurement(minimum, recorded, recommended)
+
+
+def _bisect(works: Callable[[int], bool], low: int, high: int) -> int:
+    """Smallest size in (low - ALIGNMENT, high] that works, to ARENA_ALIGNMENT; high must work."""
+    if works(low):
+        return low
     while high - low > ARENA_ALIGNMENT:
         middle = (low + high) // 2
-        if _arena_works(model_bytes, middle, probe_window):
+        if works(middle):
             high = middle
         else:
             low = middle
-    recommended = -(-high // ARENA_ROUNDING) * ARENA_ROUNDING
-    return ArenaMeasurement(high, _recorded_total(model_bytes, high, probe_window), recommended)
+    return high
 
 
-def _arena_works(model_bytes: bytes, arena_bytes: int, probe_window: np.ndarray) -> bool:
-    try:
-        with captured_fd(2):  # TFLM prints every failed allocation to fd 2
-            TflmRunner(model_bytes, arena_bytes).run(probe_window)
-    except TflmError:
-        return False
-    return True
-
-
-def _recorded_total(model_bytes: bytes, arena_bytes: int, probe_window: np.ndarray) -> int | None:
-    interpreter = _make_interpreter(model_bytes, arena_bytes)
-    runner_input = np.asarray(probe_window).reshape(
-        tuple(int(d) for d in interpreter.get_input_details(0)["shape"])
+def _probe(model_path: Path, window_path: Path, arena_bytes: int) -> bool:
+    command = [sys.executable, "-m", "convert.tflm_probe", str(model_path), str(window_path)]
+    result = subprocess.run(
+        [*command, str(arena_bytes)], capture_output=True, timeout=PROBE_TIMEOUT_S, check=False
     )
+    return result.returncode == 0
+
+
+def _recorded_total(model_bytes: bytes, arena_bytes: int, window: np.ndarray) -> int | None:
+    """Allocator total under a generous arena, or None if even that arena is refused."""
+    try:
+        interpreter = _make_interpreter(model_bytes, arena_bytes)
+    except TflmError:
+        return None
     with captured_fd(2) as captured:
         interpreter.reset()
-        interpreter.set_input(runner_input, 0)
+        interpreter.set_input(window, 0)
         interpreter.invoke()
         interpreter.print_allocations()
     match = _RECORDED_TOTAL.search(captured())
-    return int(match.group(1)) if match else None
+    if match is None:
+        raise TflmError("TFLM did not report its arena allocation")
+    return int(match.group(1))
+
+
+def _input_shape(model_bytes: bytes) -> tuple[int, ...]:
+    interpreter = _make_interpreter(model_bytes, max(16 * 1024, 10 * len(model_bytes)))
+    return tuple(int(d) for d in interpreter.get_input_details(0)["shape"])
 
 
 def _make_interpreter(model_bytes: bytes, arena_bytes: int) -> Any:

@@ -91,32 +91,50 @@ def test_unknown_schema_is_refused_even_when_signed(
 
 
 def _raw_outputs(content: bytes, windows: np.ndarray, arena: int) -> tuple[np.ndarray, ...]:
-    """(TFLM, LiteRT) int8 outputs of the same windows, as int32."""
-    litert = Int8Model.from_bytes(content)
-    quantised = litert.input_quantisation.quantise(windows)
-    tflm_raw = TflmRunner(content, arena).run_batch(quantised).astype(np.int32)
-    litert_raw = np.stack(
-        [litert.output_quantisation.quantise(litert.run(w)).reshape(-1) for w in windows]
-    ).astype(np.int32)
-    return tflm_raw, litert_raw
+    """(TFLM, LiteRT) int8 outputs of the same windows, as int32.
+
+    LiteRT runs its reference kernels: the default XNNPACK kernels requantise with their own
+    rounding, which is a LiteRT-vs-XNNPACK difference, not a TFLM one.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    litert = Interpreter(
+        model_content=content, experimental_op_resolver_type=OpResolverType.BUILTIN_REF
+    )
+    litert.allocate_tensors()
+    source, sink = litert.get_input_details()[0], litert.get_output_details()[0]
+    quantised = Int8Model.from_bytes(content).input_quantisation.quantise(windows)
+    litert_raw = []
+    for window in quantised:
+        litert.reset_all_variables()
+        litert.set_tensor(source["index"], window[np.newaxis])
+        litert.invoke()
+        litert_raw.append(litert.get_tensor(sink["index"]).reshape(-1))
+    tflm_raw = TflmRunner(content, arena).run_batch(quantised)
+    return tflm_raw.astype(np.int32), np.stack(litert_raw).astype(np.int32)
 
 
 def test_tflm_backbone_matches_litert_within_one_step(converted_bundle: tuple[Path, str]) -> None:
     # The embedding (after the int8 LSTM and conv branch) is where kernels could diverge.
+    # TFLM's int8 LSTM rounds differently from LiteRT's; on larger models an odd value is
+    # two steps off, so the bound is: nearly all within one step, none beyond two.
     bundle = load_bundle(converted_bundle[0])
     windows = np.random.default_rng(1).normal(size=(40, 32, 3)).astype(np.float32)
     tflm, litert = _raw_outputs(bundle.read_bytes(BACKBONE_FILE), windows, bundle.arena_bytes)
-    assert np.abs(tflm - litert).max() <= 1
+    difference = np.abs(tflm - litert)
+    assert np.mean(difference <= 1) >= 0.99 and difference.max() <= 2
 
 
 def test_tflm_whole_model_agrees_with_litert(converted_bundle: tuple[Path, str]) -> None:
-    # One-step differences in the embedding are amplified by the two dense layers, so the
+    # A one-step difference in the embedding can grow through the two dense layers, so the
     # softmax output is compared by top-1 and by the share of values within one step.
     bundle = load_bundle(converted_bundle[0])
-    windows = np.random.default_rng(1).normal(size=(40, 32, 3)).astype(np.float32)
+    windows = np.random.default_rng(1).normal(size=(100, 32, 3)).astype(np.float32)
     tflm, litert = _raw_outputs(bundle.read_bytes(MODEL_FILE), windows, bundle.arena_bytes)
-    assert np.mean(np.argmax(tflm, axis=1) == np.argmax(litert, axis=1)) >= 0.95
-    assert np.mean(np.abs(tflm - litert) <= 1) >= 0.8
+    top1 = np.mean(np.argmax(tflm, axis=1) == np.argmax(litert, axis=1))
+    within = np.mean(np.abs(tflm - litert) <= 1)
+    assert top1 >= 0.95
+    assert within >= 0.9
 
 
 def test_c_array_holds_the_model(converted_bundle: tuple[Path, str]) -> None:

@@ -31,6 +31,7 @@ from edge_runtime.head import Head
 from edge_runtime.interpreter import Int8Model
 from edge_runtime.sample_store import SampleStore
 from edge_runtime.streaming import WindowAssembler, WindowSpec
+from federation.differential_privacy import DpConfig
 from federation.mqtt_link import LinkConfig, MqttLink, TlsFiles
 from federation.protocol.signing import public_key_from_bytes
 
@@ -196,6 +197,7 @@ class DeviceOptions:
     connect_timeout_s: float = 30.0
     tls: TlsFiles | None = None  # verify the broker, present the device's certificate
     aggregator_key: bytes | None = None  # refuse rounds/models/acks not signed by this key
+    dp_local: DpConfig | None = None  # on-device differential privacy of every update
 
 
 class DeviceLoop:
@@ -233,7 +235,8 @@ class DeviceLoop:
             self.source = ReplaySource(o.replay_path, bundle, o.subject, o.speed, self._clock())
         elif o.serial_port is not None:
             self.source = SerialSource(o.serial_port, bundle, self._clock)
-        client_config = ClientConfig(o.fleet, o.device_id, o.min_samples, seed=o.seed)
+        client_config = ClientConfig(o.fleet, o.device_id, o.min_samples, seed=o.seed,
+                                     dp_local=o.dp_local)  # fmt: skip
         link = MqttLink(config).start(o.connect_timeout_s)
         aggregator_key = public_key_from_bytes(o.aggregator_key) if o.aggregator_key else None
         client = FedClient(client_config, link, self.store, self.directory / "heads", self.key,

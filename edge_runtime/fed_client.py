@@ -25,6 +25,7 @@ from edge_runtime.fine_tune import FineTuneConfig, fine_tune, weight_delta
 from edge_runtime.model_install import current_head, install_head
 from edge_runtime.sample_store import SampleStore
 from federation.aggregator_identity import aggregator_verifier
+from federation.differential_privacy import DpConfig, PrivacyAccountant, privatize_on_device
 from federation.errors import FederationError, TopicError
 from federation.messages import (
     DeviceStatus,
@@ -63,6 +64,7 @@ class ClientConfig:
     ack_timeout_s: float = ACK_TIMEOUT_S
     seed: int = 0
     max_message_bytes: int = DEFAULT_MAX_CHUNK_BYTES  # larger updates travel as chunks
+    dp_local: DpConfig | None = None  # on-device DP: clip + noise before the delta leaves
 
 
 def client_subscriptions(fleet: str, device_id: str) -> tuple[str, ...]:
@@ -225,9 +227,10 @@ class FedClient:
             global_weights=installed.weights,
         )  # fmt: skip
         sequence = self.store.next_sequence()
+        delta = self._private(weight_delta(result.weights, installed.weights))
         update = ModelUpdate(
             self.config.fleet, round_.round_id, round_.model_version, self.config.device_id,
-            sequence, result.num_examples, weight_delta(result.weights, installed.weights),
+            sequence, result.num_examples, delta,
             {"loss": result.loss_history[-1]} if result.loss_history else {},
         )  # fmt: skip
         payload = encode_message(
@@ -241,6 +244,16 @@ class FedClient:
         self._log({"event": "update", "round": round_.round_id, "sequence": sequence,
                    "num_examples": result.num_examples, "bytes": len(payload)})  # fmt: skip
         self._send(payload)
+
+    def _private(self, delta: list[np.ndarray]) -> list[np.ndarray]:
+        """The delta as it may leave the device: clipped and noised with on-device DP."""
+        dp = self.config.dp_local
+        if dp is None:
+            return delta
+        released = len(self.store.recent_rounds(1_000_000)) + 1
+        self._log({"event": "dp_local", "rounds": released,
+                   "epsilon": PrivacyAccountant(dp).epsilon(released)})  # fmt: skip
+        return privatize_on_device(delta, dp, np.random.default_rng())  # OS entropy
 
     def _round_seed(self, round_id: int) -> int:
         return (self.config.seed * 1_000_003 + zlib.crc32(self.config.device_id.encode())

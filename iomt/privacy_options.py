@@ -63,3 +63,23 @@ def dp_strategy(config: DpConfig, store: Any) -> Any:
             f"privacy budget {config.epsilon_budget} already spent (epsilon {spent:.3f})"
         )
     return strategy
+
+
+def add_local_dp_arguments(parser: argparse.ArgumentParser) -> None:
+    """`iomt edge --dp-local-noise Z --dp-local-clip C`: noise before the update leaves."""
+    group = parser.add_argument_group("on-device differential privacy")
+    group.add_argument("--dp-local-noise", type=float, help="z: clip, then add N(0, (z C)^2)")
+    group.add_argument("--dp-local-clip", type=float, default=1.0, help="L2 clip norm C")
+    group.add_argument("--dp-local-delta", type=float, default=1e-5, help="delta for epsilon")
+
+
+def local_dp_config(args: argparse.Namespace) -> DpConfig | None:
+    """The on-device DP config, or None without `--dp-local-noise`."""
+    if args.dp_local_noise is None:
+        return None
+    from federation.differential_privacy import DpConfig, PrivacyConfigError
+
+    try:
+        return DpConfig(args.dp_local_noise, args.dp_local_clip, args.dp_local_delta)
+    except PrivacyConfigError as exc:
+        raise UsageError(str(exc)) from exc

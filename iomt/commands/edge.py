@@ -12,6 +12,7 @@ from typing import Any
 from iomt.commands.certs import add_tls_arguments, tls_from_arguments
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
+from iomt.privacy_options import add_local_dp_arguments, local_dp_config
 
 HELP = "run a federated edge device (or: status / label / keygen on its store)"
 _RUN_REQUIRED = ("broker", "fleet", "device_id", "bundle", "store")
@@ -39,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--aggregator-key", type=Path, help="aggregator's public key: refuse unsigned models"
     )
     add_tls_arguments(parser)
+    add_local_dp_arguments(parser)
     actions = parser.add_subparsers(dest="edge_action", metavar="ACTION")
     status = actions.add_parser("status", help="store contents, model version, last rounds")
     status.add_argument("--store", type=Path, required=True)
@@ -83,6 +85,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
         args.min_samples, args.seed,
         tls=tls_from_arguments(args, args.device_id),
         aggregator_key=_aggregator_key(args.aggregator_key),
+        dp_local=local_dp_config(args),
     )  # fmt: skip
     log = _logger(env, args.json, args.device_id)
     try:

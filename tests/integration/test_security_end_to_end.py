@@ -71,6 +71,8 @@ def test_secured_fleet_runs_rounds_end_to_end(
             "--replay", str(tiny_task.data_path), "--subject", str(index), "--speed", "0",
             "--max-rounds", str(ROUNDS), "--json",
         ]  # fmt: skip
+        if index == 1:  # this one also adds its own noise before anything leaves it
+            edge += ["--dp-local-noise", "0.5", "--dp-local-clip", "1.0"]
         started.append(processes.start(device_id, edge))
 
     # Execute
@@ -86,3 +88,6 @@ def test_secured_fleet_runs_rounds_end_to_end(
     installed = [r["version"] for r in device_log if r.get("event") == "installed"]
     assert installed[-1] == ROUNDS  # the device verified and installed the signed models
     assert not any(r.get("event") == "bad_message" for r in device_log)
+    noisy_log = [json.loads(line) for line in started[2].output() if line.startswith("{")]
+    local = [r["epsilon"] for r in noisy_log if r.get("event") == "dp_local"]
+    assert len(local) == ROUNDS and 0 < local[0] < local[1]

@@ -14,7 +14,7 @@ import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +62,12 @@ def synthetic_windows(subjects: int, per_subject: int, seed: int = 0) -> dict[st
         "channels": np.asarray(["ax", "ay", "az"]),
         "sample_rate_hz": np.asarray(SAMPLE_RATE_HZ),
     }
+
+
+@pytest.fixture(scope="session")
+def make_windows() -> Callable[..., dict[str, np.ndarray]]:
+    """`synthetic_windows` for tests (conftest modules are not importable by name)."""
+    return synthetic_windows
 
 
 def _train_tiny_model(data: dict[str, np.ndarray]):  # type: ignore[no-untyped-def]

@@ -20,7 +20,7 @@ from convert import manifest as manifest_module
 from convert.c_array_export import export_c_array
 from convert.errors import ConvertError
 from convert.model_facts import infer_stride, measured_sparsity
-from convert.op_check import check_full_integer, io_quantisation
+from convert.op_check import TensorQuantisation, check_full_integer, io_quantisation
 from convert.parity import (
     DEFAULT_PARITY_WINDOWS,
     ParityReport,
@@ -109,38 +109,55 @@ def convert_run(
     step("calibration windows (training subjects)")
     train_windows = trained.normalise(dataset.for_subjects(trained.split.train_subjects).X)
     calibration = calibration_windows(train_windows, request.calibration_windows, request.seed)
+    announce(
+        f"representative data: {len(calibration)} windows of training subjects "
+        f"{list(trained.split.train_subjects)}"
+    )
     keras_model = trained.build_model(batch_size=1)
     converted = _convert_models(keras_model, calibration, step)
     head = head_from_model(keras_model)
-    test = dataset.for_subjects(trained.split.test_subjects)
-    chosen = sample_indices(test.num_windows, request.parity_windows, request.seed)
-    test_windows, test_labels = trained.normalise(test.X[chosen]), test.y[chosen]
-    step("TFLM arena")
-    quantisation = io_quantisation(converted.model)
-    probe = _quantise(test_windows[0], quantisation["input"])
-    arena = measure_arena(converted.model, probe)
-    step(f"parity on {len(chosen)} test windows")
-    float_scores = trained.build_model(batch_size=None).predict(test_windows, verbose=0)
-    outputs = variant_outputs(
-        converted.model, converted.backbone, head, test_windows, arena.recommended_bytes
-    )
-    parity = parity_report(
-        test_labels, float_scores, outputs, quantisation["output"].scale, test.num_windows
-    )
-    float_embeddings = backbone_model(keras_model).predict(test_windows, batch_size=1, verbose=0)
-    error = embedding_error_steps(converted.backbone, float_embeddings, test_windows)
-    parity = replace(parity, embedding_error_steps=error)
+    parity, arena = _score(request, trained, dataset, converted, head, step)
     fit = _fit(board, len(converted.model), arena)
     files = _bundle_files(converted, head, parity, board)
     fields = _manifest_fields(request, trained, dataset, data_path, converted, keras_model, arena)
     fields_with_board = _with_board(fields, board, arena, fit)
     step("manifest")
     manifest = manifest_module.build_manifest(fields_with_board, files)
-    announce(
-        f"representative data: {len(calibration)} windows of subjects "
-        f"{list(trained.split.train_subjects)}"
-    )
     return ConvertedBundle(files, manifest, parity, arena, fit, len(converted.float32))
+
+
+def _score(
+    request: ConvertRequest,
+    trained: Any,
+    dataset: Any,
+    converted: _Converted,
+    head: Any,
+    step: Announce,
+) -> tuple[ParityReport, ArenaMeasurement]:
+    """Measure the TFLM arena, then score every variant on (a sample of) the test windows."""
+    test = dataset.for_subjects(trained.split.test_subjects)
+    if test.num_windows == 0:
+        raise ConvertError(f"no windows of test subjects {list(trained.split.test_subjects)}")
+    chosen = sample_indices(test.num_windows, request.parity_windows, request.seed)
+    windows, labels = trained.normalise(test.X[chosen]), test.y[chosen]
+    step("TFLM arena")
+    quantisation = io_quantisation(converted.model)
+    arena = measure_arena(converted.model, _quantise(windows[0], quantisation["input"]))
+    step(f"parity on {len(chosen)} of {test.num_windows} test windows")
+    float_model = trained.build_model(batch_size=None)
+    outputs = variant_outputs(
+        converted.model, converted.backbone, head, windows, arena.recommended_bytes
+    )
+    parity = parity_report(
+        labels,
+        float_model.predict(windows, batch_size=256, verbose=0),
+        outputs,
+        quantisation["output"].scale,
+        test.num_windows,
+    )
+    float_embeddings = backbone_model(float_model).predict(windows, batch_size=256, verbose=0)
+    error = embedding_error_steps(converted.backbone, float_embeddings, windows)
+    return replace(parity, embedding_error_steps=error), arena
 
 
 def _convert_models(keras_model: Any, calibration: np.ndarray, step: Announce) -> _Converted:
@@ -269,9 +286,9 @@ def _check_channels(dataset: Any, trained: Any) -> None:
         )
 
 
-def _quantise(window: np.ndarray, quantisation: Any) -> np.ndarray:
-    q = np.round(window / quantisation.scale) + quantisation.zero_point
-    return np.clip(q, -128, 127).astype(np.int8)
+def _quantise(window: np.ndarray, quantisation: TensorQuantisation) -> np.ndarray:
+    q = np.round(np.asarray(window, np.float32) / quantisation.scale) + quantisation.zero_point
+    return np.asarray(np.clip(q, -128, 127), dtype=np.int8)
 
 
 def _now() -> str:

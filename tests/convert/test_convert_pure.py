@@ -183,3 +183,32 @@ def test_load_bundle_refuses_bundle_written_then_schema_bumped(tmp_path: Path) -
     out = write_bundle(tmp_path / "b", files, manifest, key)
     with pytest.raises(BundleError, match="unknown bundle schema_version 2"):
         load_bundle(out)
+
+
+def test_converted_bundle_problems_name_board_shortfall() -> None:
+    from convert.parity import ParityReport, VariantScore
+    from convert.pipeline import ConvertedBundle
+    from convert.tflm_checks import ArenaMeasurement
+    from hardware.board_profiles import check_fit, get_board
+
+    # Prepare: a 2 MB model cannot fit the nano's 1 MB flash
+    fit = check_fit(get_board("nano33ble"), 2 * 1024 * 1024, 300 * 1024)
+    scores = {name: VariantScore(0.9, 1.0) for name in ("float", "int8_litert", "tflm")}
+    scores["backbone_head"] = VariantScore(0.9, 0.5)
+    parity = ParityReport(scores, 10, 10, 0.5, 0, 1.0)
+    converted = ConvertedBundle({}, {}, parity, ArenaMeasurement(1, 1, 1024), fit)
+    # Execute
+    problems = converted.problems(0.98)
+    # Assert
+    assert problems[0] == "backbone_head agreement 0.5000 < 0.98"
+    assert "does not fit nano33ble" in problems[1] and "flash short by" in problems[1]
+
+
+def test_verify_command_refuses_untrusted_signer(tmp_path: Path) -> None:
+    from edge_runtime.signing import write_key_pair
+
+    files = {"model.int8.tflite": b"\x00"}
+    out = write_bundle(tmp_path / "b", files, _tiny_manifest(files), generate_private_key())
+    other = write_key_pair(tmp_path / "other")
+    status, text, _ = _run(["verify", str(out), "--trusted-key", str(other.public_path)], tmp_path)
+    assert status == 1 and "untrusted key" in text

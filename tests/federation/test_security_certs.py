@@ -70,6 +70,8 @@ def test_acl_confines_devices_to_their_own_topics() -> None:
     assert "pattern write iomt/v1/ward-3/update/%u" in acl
     assert "pattern read iomt/v1/ward-3/ack/%u" in acl
     assert "pattern read iomt/v1/ward-3/model/+" in acl
+    assert "pattern write iomt/v1/ward-3/sa/masked/%u" in acl
+    assert "pattern read iomt/v1/ward-3/sa/inbox/%u" in acl
     device_rules = acl[: acl.index("user aggregator")]
     assert not any(line.startswith("pattern write") and "%u" not in line for line in device_rules)
     assert acl[acl.index("user aggregator") + 1] == "topic readwrite iomt/v1/ward-3/#"

@@ -99,7 +99,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     dp_config = dp_config_from_arguments(args)
     with StateStore(args.state) as store, MqttLink(link_config) as link:
         strategy: Any = dp_strategy(dp_config, store) if dp_config else make_strategy(args.strategy)
-        on_metrics = _metrics_writer(args.metrics_out, log)
+        on_metrics = _metrics_writer(env, args.metrics_out, args.json)
         if dp_config is not None:  # epsilon per round in the metrics, budget policy applied
             on_metrics = with_privacy_report(strategy, on_metrics, log)
         service = AggregatorService(
@@ -173,11 +173,15 @@ def _logger(env: Environment, as_json: bool) -> Any:
     return log
 
 
-def _metrics_writer(path: Path | None, log: Any) -> Any:
+def _metrics_writer(env: Environment, path: Path | None, as_json: bool) -> Any:
+    """Per-round metrics to `--metrics-out` and, with `--json`, as a `round_closed` event."""
+
     def write(metrics: dict[str, Any]) -> None:
         if path is not None:
             with path.open("a") as stream:
                 stream.write(json.dumps(metrics, sort_keys=True) + "\n")
+        if as_json:
+            env.print(json.dumps({"event": "round_closed", **metrics}, sort_keys=True))
 
     return write
 

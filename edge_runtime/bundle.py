@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge_runtime.errors import BundleError
+from edge_runtime.head import Head
 from edge_runtime.signing import load_public_key_bytes, public_key_fingerprint, verify_bytes
 
 SCHEMA_VERSION = 1
@@ -167,10 +168,8 @@ class Bundle:
     def read_bytes(self, name: str) -> bytes:
         return self.file_path(name).read_bytes()
 
-    def load_head(self) -> Any:
-        """The bundle's float head as an `edge_runtime.head.Head`."""
-        from edge_runtime.head import Head
-
+    def load_head(self) -> Head:
+        """The bundle's float head (the weights devices fine-tune)."""
         return Head.from_npz(self.file_path(HEAD_FILE))
 
 

@@ -36,6 +36,7 @@ from federation.mqtt_link import LinkConfig, MqttLink, TlsFiles
 from federation.protocol.signing import public_key_from_bytes
 
 POLL_S = 0.05
+POISON_SCALE = -10.0  # sign-flipped and scaled x10, the robustness benchmark's attack
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ class DeviceOptions:
     tls: TlsFiles | None = None  # verify the broker, present the device's certificate
     aggregator_key: bytes | None = None  # refuse rounds/models/acks not signed by this key
     dp_local: DpConfig | None = None  # on-device differential privacy of every update
+    poison: bool = False  # experiments only: send sign-flipped deltas scaled x10
 
 
 class DeviceLoop:
@@ -236,7 +238,8 @@ class DeviceLoop:
         elif o.serial_port is not None:
             self.source = SerialSource(o.serial_port, bundle, self._clock)
         client_config = ClientConfig(o.fleet, o.device_id, o.min_samples, seed=o.seed,
-                                     dp_local=o.dp_local)  # fmt: skip
+                                     dp_local=o.dp_local,
+                                     poison_scale=POISON_SCALE if o.poison else None)  # fmt: skip
         link = MqttLink(config).start(o.connect_timeout_s)
         aggregator_key = public_key_from_bytes(o.aggregator_key) if o.aggregator_key else None
         client = FedClient(client_config, link, self.store, self.directory / "heads", self.key,

@@ -65,6 +65,7 @@ class ClientConfig:
     seed: int = 0
     max_message_bytes: int = DEFAULT_MAX_CHUNK_BYTES  # larger updates travel as chunks
     dp_local: DpConfig | None = None  # on-device DP: clip + noise before the delta leaves
+    poison_scale: float | None = None  # experiments only: send delta * scale (e.g. -10)
 
 
 def client_subscriptions(fleet: str, device_id: str) -> tuple[str, ...]:
@@ -228,6 +229,8 @@ class FedClient:
         )  # fmt: skip
         sequence = self.store.next_sequence()
         delta = self._private(weight_delta(result.weights, installed.weights))
+        if self.config.poison_scale is not None:  # a malicious device, for robustness tests
+            delta = [(d * np.float32(self.config.poison_scale)).astype(np.float32) for d in delta]
         update = ModelUpdate(
             self.config.fleet, round_.round_id, round_.model_version, self.config.device_id,
             sequence, result.num_examples, delta,

@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-samples", type=int, default=16, help="labelled windows to join")
     parser.add_argument("--max-rounds", type=int, help="exit after this many accepted rounds")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--poison", action="store_true", help="experiments: send sign-flipped deltas x10"
+    )
     parser.add_argument("--json", action="store_true", help="JSON lines on stdout")
     parser.add_argument(
         "--aggregator-key", type=Path, help="aggregator's public key: refuse unsigned models"
@@ -86,6 +89,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
         tls=tls_from_arguments(args, args.device_id),
         aggregator_key=_aggregator_key(args.aggregator_key),
         dp_local=local_dp_config(args),
+        poison=args.poison,
     )  # fmt: skip
     log = _logger(env, args.json, args.device_id)
     try:

@@ -64,7 +64,10 @@ class Aggregator:
         model = GlobalModel(self.fleet, version, weights, None, round_id)
         self.link.publish(model_topic(self.fleet, version), encode_message(model), retain=True)
         sha = sha or message_sha256(weights)
-        announcement = RoundAnnouncement(self.fleet, round_id, version, sha, time.time() + 60, 1)
+        deadline = time.time() + 60
+        announcement = RoundAnnouncement(
+            self.fleet, round_id, version, sha, deadline, 1, codec="float32"
+        )
         self.link.publish(round_topic(self.fleet), encode_message(announcement), retain=True)
 
     def next_update(self, timeout_s: float = 30.0) -> bytes:
@@ -92,14 +95,17 @@ def _store(path: Path, count: int = 24) -> SampleStore:
 class RunningClient:
     """A FedClient with its own link, pumped by the test until a condition holds."""
 
-    def __init__(self, url: str, fleet: str, device: str, directory: Path) -> None:
+    def __init__(
+        self, url: str, fleet: str, device: str, directory: Path, poison: float | None = None
+    ) -> None:
         path = directory / "store.sqlite"
         self.store = SampleStore(path) if path.exists() else _store(path)
         config = LinkConfig(url, f"{fleet}-{device}", client_subscriptions(fleet, device),
                             last_will(fleet, device))  # fmt: skip
         self.link = MqttLink(config).start()
         self.logs: list[dict[str, object]] = []
-        self.client = FedClient(ClientConfig(fleet, device, min_samples=8), self.link, self.store,
+        config = ClientConfig(fleet, device, min_samples=8, poison_scale=poison)
+        self.client = FedClient(config, self.link, self.store,
                                 directory / "heads", load_or_create_key(directory),
                                 log=self.logs.append)  # fmt: skip
 
@@ -186,3 +192,27 @@ def test_status_is_retained_online_and_last_will_marks_offline(
     # Assert
     assert online.online and not offline.online
     client.close()
+
+
+def test_a_poisoned_device_sends_its_delta_sign_flipped_and_scaled(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    # Prepare: the same data and seed on an honest and a poisoned device
+    deltas = {}
+    for name, poison in (("honest", None), ("poisoned", -10.0)):
+        aggregator = Aggregator(broker.url, name)
+        aggregator.publish_round(1, 0, HEAD)
+        (tmp_path / name).mkdir()
+        client = RunningClient(broker.url, name, "dev", tmp_path / name, poison=poison)
+
+        # Execute
+        client.pump_until(lambda c=client: c.store.was_round_sent(1))  # type: ignore[misc]
+        update = decode_message(aggregator.next_update(), expected_type=ModelUpdate)
+        assert isinstance(update, ModelUpdate)
+        deltas[name] = update.delta
+        client.close()
+
+    # Assert
+    for poisoned, honest in zip(deltas["poisoned"], deltas["honest"], strict=True):
+        np.testing.assert_allclose(poisoned, -10.0 * honest, rtol=1e-5, atol=1e-6)
+    assert any(np.abs(d).max() > 0 for d in deltas["honest"])

@@ -131,7 +131,7 @@ def predict_bundle_variants(
     """Top-1 classes of the bundle's int8 (LiteRT), TFLM and backbone + head variants.
 
     The bundle is verified first (`edge_runtime.bundle.load_bundle`); the TFLM arena is the
-    one recorded in its manifest, or measured here for a bundle made without an MCU board.
+    one recorded in its manifest, or measured here when the manifest has none.
     """
     from convert.tflm_checks import measure_arena
     from edge_runtime.bundle import BACKBONE_FILE, MODEL_FILE, load_bundle
@@ -139,7 +139,8 @@ def predict_bundle_variants(
     bundle = load_bundle(bundle_dir)
     model_bytes = bundle.read_bytes(MODEL_FILE)
     windows = np.asarray(normalised_windows, dtype=np.float32)
-    arena = bundle.arena_bytes
+    measured = bundle.manifest.get("source", {}).get("tflm_arena", {}).get("arena_bytes")
+    arena = bundle.arena_bytes or measured
     if arena is None:
         probe = Int8Model.from_bytes(model_bytes).input_quantisation.quantise(windows[:1])
         arena = measure_arena(model_bytes, probe[0]).recommended_bytes

@@ -28,7 +28,7 @@ def test_prepare_simulated_stress_writes_file_and_json_summary(tmp_path):
     )
     assert status == ExitStatus.SUCCESS
     summary = json.loads(stdout)
-    assert summary["subjects"] == [1, 2] and summary["channels"] == ["hr", "rr_diff"]
+    assert summary["subjects"] == [1, 2] and summary["channels"] == ["hr", "hr_diff"]
     assert load_window_dataset(out).num_windows == summary["windows"]
 
 

@@ -61,7 +61,7 @@ def wesad_root(tmp_path):
 
 def test_wesad_fixture_gives_binary_heart_rate_windows(wesad_root):
     ds = wesad.prepare(str(wesad_root))
-    assert ds.channels == ("hr", "rr_diff") and ds.labels == ("non_stress", "stress")
+    assert ds.channels == ("hr", "hr_diff") and ds.labels == ("non_stress", "stress")
     assert ds.X.shape[1:] == (240, 2) and ds.sample_rate_hz == 4.0
     assert ds.subjects.tolist() == [2, 3]
     # per subject: 75 s segments hold one 60 s window each (stride 15 s -> 2 windows)

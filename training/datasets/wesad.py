@@ -66,7 +66,7 @@ def _lookup(content: dict[str, Any], dotted: str, path: Path) -> np.ndarray:
 
 
 def subject_heart_rate(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """([hr, rr_diff] at 4 Hz, WESAD label for each of those samples) of one subject."""
+    """([hr, hr_diff] at 4 Hz, WESAD label for each of those samples) of one subject."""
     content = read_subject_pickle(path)
     bvp = _lookup(content, "signal.wrist.BVP", path).astype(np.float64).ravel()
     labels = _lookup(content, "label", path).astype(np.int64).ravel()
@@ -103,7 +103,7 @@ def prepare(
     window_s: float = 60.0,
     overlap: float = 0.75,
 ) -> WindowDataset:
-    """Heart-rate windows (60 s at 4 Hz, channels hr and rr_diff); subject ids from `S<id>`."""
+    """Heart-rate windows (60 s at 4 Hz, channels hr and hr_diff); subject ids from `S<id>`."""
     del seed
     if not path:
         raise DatasetFormatError("wesad needs PATH: the WESAD folder holding S2/S2.pkl, ...")

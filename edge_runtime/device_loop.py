@@ -267,7 +267,7 @@ class DeviceLoop:
         ended) a later round is announced or the announced round's deadline has passed.
         """
         limit = self.options.max_rounds
-        if limit is None or client.rounds_acked < limit:
+        if limit is None or client.rounds_done < limit:
             return False
         rounds = self.store.recent_rounds(1)
         if not rounds:

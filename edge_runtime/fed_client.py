@@ -121,7 +121,9 @@ class FedClient:
         self._clock, self._log = clock, log
         self.outbox = heads_dir.parent / "outbox"
         self.announcement: RoundAnnouncement | None = None
-        self.rounds_acked = 0
+        self.rounds_acked = 0  # accepted acks received by this process
+        self.rounds_settled = 0  # rounds this process sent that are over (acked or superseded)
+        self._in_flight: dict[int, int] = {}  # round sent by this process -> its base version
         self._last_send: float | None = None
         self._next_sample_check = 0.0  # counting labelled rows is SQL: at most every second
 
@@ -130,6 +132,15 @@ class FedClient:
     def installed_version(self) -> int | None:
         installed = current_head(self.heads_dir)
         return None if installed is None else int(installed.version)
+
+    @property
+    def rounds_done(self) -> int:
+        """Rounds this process took part in that are over (acked, or a newer model or round).
+
+        A lost ack (the aggregator died after committing and finished without us) still ends
+        the round once its successor model or round shows up.
+        """
+        return max(self.rounds_acked, self.rounds_settled)
 
     def _acked(self, round_id: int) -> bool:
         return self.store.get_meta(f"ack:{round_id}") is not None
@@ -163,8 +174,10 @@ class FedClient:
         self.announcement = message
         self._next_sample_check = 0.0
         self._log({"event": "round", "round": message.round_id, "version": message.model_version})
+        for earlier in [r for r in self._in_flight if r < message.round_id]:
+            self._settle(earlier, "superseded")  # its round closed; the ack got lost
         if self.store.was_round_sent(message.round_id) and not self._acked(message.round_id):
-            self._resend(message.round_id)  # the aggregator restarted: same bytes again
+            self._resend(message)  # the aggregator restarted: same bytes again
 
     def _on_model(self, payload: bytes) -> None:
         message = decode_message(payload, expected_type=GlobalModel, verify_key=self._verify)
@@ -180,6 +193,9 @@ class FedClient:
             return
         install_head(self.heads_dir, message.model_version, message.weights)
         self._next_sample_check = 0.0
+        for round_id, base in list(self._in_flight.items()):
+            if message.model_version > base:
+                self._settle(round_id, "superseded")
         self._log({"event": "installed", "version": message.model_version, "sha256": sha})
         self.publish_status(True)
 
@@ -190,6 +206,7 @@ class FedClient:
             return
         self.store.set_meta(f"ack:{ack.round_id}", "accepted" if ack.accepted else ack.reason)
         self.rounds_acked += int(ack.accepted)
+        self._settle(ack.round_id, None)
         self._log({"event": "ack", "round": ack.round_id, "accepted": ack.accepted,
                    "reason": ack.reason})  # fmt: skip
 
@@ -202,7 +219,7 @@ class FedClient:
         if self.store.was_round_sent(round_.round_id):
             overdue = (self._last_send or 0) + self.config.ack_timeout_s <= self._clock()
             if not self._acked(round_.round_id) and overdue:
-                self._resend(round_.round_id)
+                self._resend(round_)
             return
         if self._clock() > round_.deadline_unix or self.installed_version != round_.model_version:
             return
@@ -246,6 +263,7 @@ class FedClient:
         )
         self._log({"event": "update", "round": round_.round_id, "sequence": sequence,
                    "num_examples": result.num_examples, "bytes": len(payload)})  # fmt: skip
+        self._in_flight[round_.round_id] = round_.model_version
         self._send(payload)
 
     def _private(self, delta: list[np.ndarray]) -> list[np.ndarray]:
@@ -275,11 +293,21 @@ class FedClient:
             os.fsync(stream.fileno())
         os.replace(temporary, path)
 
-    def _resend(self, round_id: int) -> None:
-        path = self._outbox_path(round_id)
+    def _resend(self, round_: RoundAnnouncement) -> None:
+        path = self._outbox_path(round_.round_id)
         if path.exists():
-            self._log({"event": "resend", "round": round_id})
+            self._log({"event": "resend", "round": round_.round_id})
+            self._in_flight[round_.round_id] = round_.model_version
             self._send(path.read_bytes())
+
+    def _settle(self, round_id: int, reason: str | None) -> None:
+        """A round this process sent is over: acked, or (reason) known closed without an ack."""
+        if self._in_flight.pop(round_id, None) is None:
+            return
+        self.rounds_settled += 1
+        if reason is not None and not self._acked(round_id):
+            self.store.set_meta(f"ack:{round_id}", reason)  # stop resending it
+            self._log({"event": "settled", "round": round_id, "reason": reason})
 
     def _send(self, payload: bytes) -> None:
         self._last_send = self._clock()

@@ -245,6 +245,12 @@ class Processes:
             process.kill()
 
 
+@pytest.fixture(scope="session")
+def process_group_class() -> type[Processes]:
+    """`Processes` for module-scoped fixtures (conftest modules are not importable by name)."""
+    return Processes
+
+
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[Processes]:
     manager = Processes(tmp_path)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from edge_runtime.errors import EdgeRuntimeError
 from edge_runtime.fine_tune import FineTuneConfig, fine_tune, weight_delta
 from edge_runtime.model_install import current_head, install_head
 from edge_runtime.sample_store import SampleStore
@@ -165,6 +166,9 @@ class FedClient:
             except FederationError as exc:
                 self.refused[exc.reason] = self.refused.get(exc.reason, 0) + 1
                 self._log({"event": "bad_message", "topic": event.topic, "error": str(exc)})
+            except EdgeRuntimeError as exc:  # a model that is no valid head: keep the old one
+                self.refused["install"] = self.refused.get("install", 0) + 1
+                self._log({"event": "bad_model", "topic": event.topic, "error": str(exc)})
 
     def _on_round(self, payload: bytes) -> None:
         message = decode_message(payload, expected_type=RoundAnnouncement, verify_key=self._verify)
@@ -180,7 +184,11 @@ class FedClient:
             self._resend(message)  # the aggregator restarted: same bytes again
 
     def _on_model(self, payload: bytes) -> None:
-        message = decode_message(payload, expected_type=GlobalModel, verify_key=self._verify)
+        current = current_head(self.heads_dir)
+        shapes = [tuple(w.shape) for w in current.weights] if current is not None else None
+        message = decode_message(
+            payload, expected_type=GlobalModel, expected_shapes=shapes, verify_key=self._verify
+        )
         assert isinstance(message, GlobalModel)
         installed = self.installed_version
         if installed is not None and message.model_version <= installed:

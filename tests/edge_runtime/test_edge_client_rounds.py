@@ -216,3 +216,31 @@ def test_a_poisoned_device_sends_its_delta_sign_flipped_and_scaled(
     for poisoned, honest in zip(deltas["poisoned"], deltas["honest"], strict=True):
         np.testing.assert_allclose(poisoned, -10.0 * honest, rtol=1e-5, atol=1e-6)
     assert any(np.abs(d).max() > 0 for d in deltas["honest"])
+
+
+def test_a_model_of_another_shape_or_no_valid_head_is_refused(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    # Prepare: version 0 is installed
+    aggregator = Aggregator(broker.url, "shapes")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    broken = RunningClient(broker.url, "shapes-b", "dev", tmp_path / "b")
+    aggregator.publish_round(1, 0, HEAD)
+    client = RunningClient(broker.url, "shapes", "dev", tmp_path / "a")
+    client.pump_until(lambda: client.client.installed_version == 0)
+
+    # Execute: version 1 with other shapes; and, to a fresh device, a "head" of three tensors
+    other = [np.zeros((4, 2), np.float32), np.zeros(2, np.float32)]
+    model = GlobalModel("shapes", 1, other, 0, 1)
+    aggregator.link.publish(model_topic("shapes", 1), encode_message(model), retain=True)
+    client.pump_until(lambda: client.client.refused.get("shape", 0) == 1)
+    bad_head = GlobalModel("shapes-b", 0, HEAD[:3], None, 0)
+    aggregator.link.publish(model_topic("shapes-b", 0), encode_message(bad_head), retain=True)
+    broken.pump_until(lambda: broken.client.refused.get("install", 0) == 1)
+
+    # Assert
+    assert client.client.installed_version == 0
+    assert broken.client.installed_version is None
+    client.close()
+    broken.close()

@@ -374,9 +374,11 @@ class AggregatorService:
         version = record.base_version
         weights = None
         if quorum_met:
-            weights = self.strategy.finish_round(self.store.load_weights(record.base_version))
-            version = self._next_version()
+            weights = self._finish(record)
+            version = self._next_version() if weights is not None else version
         metrics = self._round_metrics(state, version, quorum_met, now)
+        if quorum_met and weights is None:
+            metrics["status"] = "aggregation_failed"
         metrics["accuracy"] = self._evaluate_version(weights, version)
         if weights is not None:
             sha = message_sha256(weights)
@@ -391,6 +393,14 @@ class AggregatorService:
         if self._on_metrics is not None:
             self._on_metrics(metrics)
         return metrics
+
+    def _finish(self, record: RoundRecord) -> Weights | None:
+        """The strategy's new head, or None when it cannot aggregate these updates."""
+        try:
+            return self.strategy.finish_round(self.store.load_weights(record.base_version))
+        except FederationError as exc:  # e.g. Krum with too few updates: keep the old head
+            self._log(f"round {record.round_id}: aggregation failed ({exc.reason}): {exc}")
+            return None
 
     def _next_version(self) -> int:
         latest = self.store.latest_version()

@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local-epochs", type=int, default=5)
     parser.add_argument("--learning-rate", type=float, default=0.05)
     parser.add_argument("--holdout", type=Path, help="window dataset .npz to evaluate each head")
+    parser.add_argument(
+        "--root-set", type=Path, help="fltrust: the server's small clean window dataset .npz"
+    )
     parser.add_argument("--metrics-out", type=Path, help="append per-round metrics (JSON lines)")
     parser.add_argument("--registry", type=Path, help="device registry: refuse unsigned updates")
     parser.add_argument("--client-id", default=None, help="MQTT client id (default per fleet)")
@@ -63,6 +66,8 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     missing = [f"--{name}" for name in _RUN_REQUIRED if getattr(args, name) is None]
     if missing:
         raise UsageError(f"missing {', '.join(missing)}")
+    if args.strategy == "fltrust" and args.root_set is None:
+        raise UsageError("--strategy fltrust needs --root-set D.npz (the server's clean data)")
     return _serve(env, args)
 
 
@@ -81,7 +86,6 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from federation.messages import FitConfig
     from federation.mqtt_link import LinkConfig, MqttLink
     from federation.state_store import StateStore
-    from federation.strategies import make_strategy
 
     signal.signal(signal.SIGTERM, _interrupt)
     parts = _bundle_parts(args.bundle)
@@ -98,7 +102,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     log = _logger(env, args.json)
     dp_config = dp_config_from_arguments(args)
     with StateStore(args.state) as store, MqttLink(link_config) as link:
-        strategy: Any = dp_strategy(dp_config, store) if dp_config else make_strategy(args.strategy)
+        strategy: Any = dp_strategy(dp_config, store) if dp_config else _strategy(args, parts, fit)
         on_metrics = _metrics_writer(env, args.metrics_out, args.json)
         if dp_config is not None:  # epsilon per round in the metrics, budget policy applied
             on_metrics = with_privacy_report(strategy, on_metrics, log)
@@ -126,6 +130,31 @@ def _model_signing_key(path: Path | None) -> Any:
         return load_private_key(path)
     except (SigningKeyError, OSError) as exc:
         raise UsageError(f"--model-signing-key: {exc}") from exc
+
+
+def _strategy(args: argparse.Namespace, parts: Any, fit: Any) -> Any:
+    """The strategy by name; FLTrust gets its server update from the root set."""
+    from federation.strategies import make_strategy
+
+    if args.strategy != "fltrust":
+        return make_strategy(args.strategy)
+    return make_strategy("fltrust", server_update_fn=_root_set_update(parts, args.root_set, fit))
+
+
+def _root_set_update(parts: Any, root_set: Path, fit: Any) -> Any:
+    """Fine-tune the global head on the root set's embeddings, as a device would: the delta."""
+    from edge_runtime.fine_tune import FineTuneConfig, fine_tune, weight_delta
+
+    embeddings, labels = parts.embed_dataset(root_set)
+    config = FineTuneConfig(epochs=fit.local_epochs, batch_size=fit.batch_size,
+                            learning_rate=fit.learning_rate, seed=0)  # fmt: skip
+
+    def server_update(global_weights: list[Any]) -> list[Any]:
+        activations = parts.head.activations
+        result = fine_tune(global_weights, activations, embeddings, labels, config)
+        return weight_delta(result.weights, global_weights)
+
+    return server_update
 
 
 def _bundle_parts(path: Path) -> Any:

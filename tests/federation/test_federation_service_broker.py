@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from federation.broker import LocalBroker, find_mosquitto, free_port, mosquitto_config
@@ -67,3 +70,20 @@ def test_link_to_a_closed_port_fails_with_one_error() -> None:
     link = MqttLink(LinkConfig(f"mqtt://127.0.0.1:{free_port()}", "nobody"))
     with pytest.raises(MqttLinkError, match="did not accept"):
         link.start(timeout_s=1.0)
+
+
+def test_only_the_mqtt_link_imports_paho() -> None:
+    # Prepare
+    root = Path(__file__).resolve().parents[2]
+    packages = ("federation", "edge_runtime", "firmware_bridge", "hardware", "iomt", "training")
+
+    # Execute
+    importers = sorted(
+        str(path.relative_to(root))
+        for package in packages
+        for path in (root / package).rglob("*.py")
+        if re.search(r"^\s*(import paho|from paho)", path.read_text(), re.MULTILINE)
+    )
+
+    # Assert
+    assert importers == ["federation/mqtt_link.py"]

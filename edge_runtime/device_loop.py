@@ -30,6 +30,7 @@ from edge_runtime.fed_client import (
 from edge_runtime.head import Head
 from edge_runtime.interpreter import Int8Model
 from edge_runtime.sample_store import SampleStore
+from edge_runtime.secure_agg_device import SecureAggDevice
 from edge_runtime.streaming import WindowAssembler, WindowSpec
 from federation.differential_privacy import DpConfig
 from federation.mqtt_link import LinkConfig, MqttLink, TlsFiles
@@ -200,6 +201,7 @@ class DeviceOptions:
     aggregator_key: bytes | None = None  # refuse rounds/models/acks not signed by this key
     dp_local: DpConfig | None = None  # on-device differential privacy of every update
     poison: bool = False  # experiments only: send sign-flipped deltas scaled x10
+    secure_agg: bool = False  # answer secure-aggregation phases instead of sending deltas
 
 
 class DeviceLoop:
@@ -228,7 +230,8 @@ class DeviceLoop:
         config = LinkConfig(
             o.broker_url,
             f"{o.fleet}-{o.device_id}",
-            client_subscriptions(o.fleet, o.device_id),
+            client_subscriptions(o.fleet, o.device_id)
+            + (SecureAggDevice.subscriptions(o.fleet, o.device_id) if o.secure_agg else ()),
             last_will(o.fleet, o.device_id),
             tls=o.tls,
         )
@@ -245,13 +248,17 @@ class DeviceLoop:
         client = FedClient(client_config, link, self.store, self.directory / "heads", self.key,
                            clock=self._clock, log=self._log,
                            aggregator_key=aggregator_key)  # fmt: skip
+        secure = SecureAggDevice(client, aggregator_key, self._log) if o.secure_agg else None
         try:
             while not self._finished(client):
                 event = link.next_event(POLL_S)
-                if event is not None:
+                if event is not None and secure is not None and secure.wants(event):
+                    secure.handle(event)
+                elif event is not None:
                     client.handle(event)
                 self._feed_due_windows()
-                client.tick()
+                if secure is None:  # secure rounds send no delta in clear
+                    client.tick()
             client.publish_status(False)
         finally:
             link.stop()

@@ -29,6 +29,12 @@ from federation.messages import (
 from federation.mqtt_link import LinkEvent, MqttLinkError, MqttPublishTimeoutError
 from federation.protocol.chunking import ChunkAssembler, is_chunk
 from federation.protocol.wire import VerifyKey, decode_message, encode_message, message_sha256
+from federation.secure_aggregation.service_round import (
+    SECURE_AGGREGATE_ID,
+    SecureAggOptions,
+    SecureRound,
+    run_secure_round,
+)
 from federation.state_store import AcceptedUpdate, RoundRecord, StateStore
 from federation.topics import (
     ack_topic,
@@ -126,12 +132,14 @@ class AggregatorService:
         on_metrics: Callable[[dict[str, Any]], None] | None = None,
         log: Callable[[str], None] = lambda line: None,
         signing_key: Ed25519PrivateKey | None = None,
+        secure_agg: SecureAggOptions | None = None,
     ) -> None:
         self.config, self.link, self.store, self.strategy = config, link, store, strategy
         self._initial_weights = initial_weights
         self._clock, self._evaluate, self._verify_key = clock, evaluate, verify_key
         self._on_metrics, self._log = on_metrics, log
         self._signing_key = signing_key  # signs rounds, models, acks (devices verify them)
+        self._secure_agg = secure_agg  # devices send masked updates; only their sum is seen
         self.online: set[str] = set()
         self._round: _RoundState | None = None
         self._carry_restored = False
@@ -259,10 +267,39 @@ class AggregatorService:
 
     # collecting
     def _collect(self, state: _RoundState) -> None:
+        if self._secure_agg is not None:
+            self._collect_secure(state, self._secure_agg)
+            return
         while not self._should_close(state):
             event = self.link.next_event(POLL_S)
             if event is not None and event.kind == "message":
                 self._handle_message(event.topic, event.payload)
+
+    def _collect_secure(self, state: _RoundState, options: SecureAggOptions) -> None:
+        """Secure aggregation phases; fold the survivors' mean delta in as one update."""
+        record = state.record
+        round_ = SecureRound(self.config.fleet, record.round_id, record.base_version,
+                             state.shapes, frozenset(self.online), record.quorum)  # fmt: skip
+        result = run_secure_round(
+            self.link, round_, options, signing_key=self._signing_key,
+            verify_device=self._verify_key, timeout_s=max(1.0, state.deadline - self._clock()),
+            on_other=lambda event: self._handle_status_event(event),
+        )  # fmt: skip
+        if result.rejected:
+            self.store.count_rejection(record.round_id, "secure_agg")
+        if result.mean_delta is None:
+            self._log(f"round {record.round_id}: secure aggregation failed: {result.error}")
+            return
+        self.strategy.accumulate(result.mean_delta, result.num_examples, SECURE_AGGREGATE_ID)
+        row = AcceptedUpdate(record.round_id, SECURE_AGGREGATE_ID, 0, result.num_examples, 0, "")
+        self.store.accept_update(row, self.strategy.state_to_arrays(), self._clock())
+        state.accepted_devices.update(result.survivors)
+        self._log(f"round {record.round_id}: secure sum of {len(result.survivors)} devices"
+                  f" ({len(result.dropped)} dropped)")  # fmt: skip
+
+    def _handle_status_event(self, event: LinkEvent) -> None:
+        if event.kind == "message" and "/status/" in event.topic:
+            self._handle_message(event.topic, event.payload)
 
     def _should_close(self, state: _RoundState) -> bool:
         accepted = len(state.accepted_devices)

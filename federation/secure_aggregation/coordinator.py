@@ -40,7 +40,8 @@ class SecAggCoordinator:
                  expected: frozenset[str], phase_timeout_s: float,
                  signing_key: Ed25519PrivateKey | None = None,
                  verify_device: VerifyKey | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.monotonic,
+                 min_devices: int = 0) -> None:  # fmt: skip
         self.fleet, self.round_id, self.config = fleet, round_id, config
         self.expected, self.phase_timeout_s = expected, phase_timeout_s
         self._signing_key, self._verify, self._clock = signing_key, verify_device, clock
@@ -51,6 +52,7 @@ class SecAggCoordinator:
         self.result: Vector | None = None
         self.error: str | None = None
         self.rejected = 0
+        self.min_devices = min_devices  # keys phase: wait for at least this many (or deadline)
 
     @property
     def done(self) -> bool:
@@ -77,8 +79,10 @@ class SecAggCoordinator:
         if not topic_ok or message.round_id != self.round_id or message.kind != self.phase:
             self.rejected += int(not topic_ok or message.round_id != self.round_id)
             return []
-        self.received[self.phase][message.sender] = message.content
-        return self._advance() if set(self.received[self.phase]) >= self._waiting_for() else []
+        received = self.received[self.phase]
+        received[message.sender] = message.content
+        enough = self.phase != "keys" or len(received) >= self.min_devices
+        return self._advance() if enough and set(received) >= self._waiting_for() else []
 
     def tick(self) -> list[Outgoing]:
         """Advance (or fail) a phase whose deadline passed."""

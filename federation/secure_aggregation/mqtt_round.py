@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from federation.mqtt_link import LinkEvent
 from federation.secure_aggregation.coordinator import SecAggCoordinator
 from federation.secure_aggregation.errors import SecureAggregationError
 from federation.secure_aggregation.participant import Outgoing, SecAggParticipant
+from federation.secure_aggregation.transport import is_phase_topic
 
 POLL_S = 0.05
 
 
 class Link(Protocol):
     """What the loops need of `federation.mqtt_link.MqttLink`."""
-
-    bytes_out: int
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None: ...
     def next_event(self, timeout_s: float) -> LinkEvent | None: ...
@@ -32,8 +32,16 @@ def _publish_all(link: Link, messages: list[Outgoing]) -> None:
         link.publish(message.topic, message.payload, retain=message.retain)
 
 
-def run_coordinator(link: Link, coordinator: SecAggCoordinator, timeout_s: float) -> None:
-    """Run one round to its end (result or error); `timeout_s` bounds the whole round."""
+def run_coordinator(
+    link: Link,
+    coordinator: SecAggCoordinator,
+    timeout_s: float,
+    on_other: Callable[[LinkEvent], None] | None = None,
+) -> None:
+    """Run one round to its end (result or error); `timeout_s` bounds the whole round.
+
+    Events on other topics (device statuses, say) go to `on_other`.
+    """
     give_up = time.monotonic() + timeout_s
     _publish_all(link, coordinator.start())
     while not coordinator.done:
@@ -41,8 +49,10 @@ def run_coordinator(link: Link, coordinator: SecAggCoordinator, timeout_s: float
             coordinator.error = coordinator.error or f"round not finished in {timeout_s:.0f} s"
             return
         event = link.next_event(POLL_S)
-        if event is not None and event.kind == "message":
+        if event is not None and event.kind == "message" and is_phase_topic(event.topic):
             _publish_all(link, coordinator.handle(event.topic, event.payload))
+        elif event is not None and on_other is not None:
+            on_other(event)
         _publish_all(link, coordinator.tick())
 
 

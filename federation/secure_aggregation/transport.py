@@ -60,6 +60,23 @@ def subscription(fleet: str, kind: str) -> str:
     return f"{TOPIC_ROOT}/{validate_fleet(fleet)}/sa/{kind}/+"
 
 
+def is_phase_topic(topic: str) -> bool:
+    """True for `iomt/v1/{fleet}/sa/...` topics."""
+    parts = topic.split("/")
+    return len(parts) >= 5 and "/".join(parts[:2]) == TOPIC_ROOT and parts[3] == "sa"
+
+
+def aggregator_subscriptions(fleet: str) -> tuple[str, ...]:
+    """What the aggregator follows: every device's phase messages."""
+    return tuple(subscription(fleet, level) for level in DEVICE_TOPICS.values())
+
+
+def device_subscriptions(fleet: str, device_id: str) -> tuple[str, ...]:
+    """What a device follows: the broadcast phases and its own inbox."""
+    topics = [broadcast_topic(fleet, level) for level in BROADCAST_TOPICS.values()]
+    return (*topics, device_topic(fleet, INBOX_TOPIC, device_id))
+
+
 def _content_to_wire(kind: str, content: Any) -> Any:
     if isinstance(content, SecAggConfig):
         return [content.threshold, content.vector_length, content.context,

@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Ed25519 key (`iomt keys`) that signs rounds, models and acks for devices to verify",
     )
     add_tls_arguments(parser)
+    parser.add_argument(
+        "--secure-agg", action="store_true", help="secure aggregation: see only the devices' sum"
+    )
+    parser.add_argument(
+        "--secure-agg-phase-timeout", type=float, default=10.0, help="seconds per phase"
+    )
     add_dp_arguments(parser)
     actions = parser.add_subparsers(dest="aggregator_action", metavar="ACTION")
     status = actions.add_parser("status", help="rounds and versions in a state file")
@@ -96,11 +102,14 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     evaluate = _holdout_evaluator(parts, args.holdout) if args.holdout else None
     client_id = args.client_id or f"aggregator-{args.fleet}"
     link_config = LinkConfig(
-        args.broker, client_id, link_subscriptions(args.fleet),
+        args.broker, client_id, link_subscriptions(args.fleet) + _secure_topics(args),
         tls=tls_from_arguments(args, "aggregator"),
     )  # fmt: skip
     log = _logger(env, args.json)
     dp_config = dp_config_from_arguments(args)
+    if dp_config is not None and args.secure_agg:
+        raise UsageError("--dp-* (central) needs single updates; with --secure-agg use "
+                         "iomt edge --dp-local-noise")  # fmt: skip
     with StateStore(args.state) as store, MqttLink(link_config) as link:
         strategy: Any = dp_strategy(dp_config, store) if dp_config else _strategy(args, parts, fit)
         on_metrics = _metrics_writer(env, args.metrics_out, args.json)
@@ -111,6 +120,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
             evaluate=evaluate, verify_key=_verify_key(args.registry),
             on_metrics=on_metrics, log=log,
             signing_key=_model_signing_key(args.model_signing_key),
+            secure_agg=_secure_options(args),
         )  # fmt: skip
         try:
             closed = service.run()
@@ -119,6 +129,22 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
             return ExitStatus.SUCCESS
     log(f"done: {len(closed)} rounds closed in this run")
     return ExitStatus.SUCCESS
+
+
+def _secure_topics(args: argparse.Namespace) -> tuple[str, ...]:
+    if not args.secure_agg:
+        return ()
+    from federation.secure_aggregation.transport import aggregator_subscriptions
+
+    return aggregator_subscriptions(args.fleet)
+
+
+def _secure_options(args: argparse.Namespace) -> Any:
+    if not args.secure_agg:
+        return None
+    from federation.secure_aggregation.service_round import SecureAggOptions
+
+    return SecureAggOptions(phase_timeout_s=args.secure_agg_phase_timeout)
 
 
 def _model_signing_key(path: Path | None) -> Any:

@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--aggregator-key", type=Path, help="aggregator's public key: refuse unsigned models"
     )
     add_tls_arguments(parser)
+    parser.add_argument(
+        "--secure-agg", action="store_true", help="send masked updates (aggregator --secure-agg)"
+    )
     add_local_dp_arguments(parser)
     actions = parser.add_subparsers(dest="edge_action", metavar="ACTION")
     status = actions.add_parser("status", help="store contents, model version, last rounds")
@@ -90,6 +93,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
         aggregator_key=_aggregator_key(args.aggregator_key),
         dp_local=local_dp_config(args),
         poison=args.poison,
+        secure_agg=args.secure_agg,
     )  # fmt: skip
     log = _logger(env, args.json, args.device_id)
     try:

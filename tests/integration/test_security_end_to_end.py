@@ -91,3 +91,48 @@ def test_secured_fleet_runs_rounds_end_to_end(
     noisy_log = [json.loads(line) for line in started[2].output() if line.startswith("{")]
     local = [r["epsilon"] for r in noisy_log if r.get("event") == "dp_local"]
     assert len(local) == ROUNDS and 0 < local[0] < local[1]
+
+
+def test_secure_aggregation_rounds_end_to_end(
+    tls_broker, tiny_task, processes, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    # Prepare: same secured fleet, but devices send only masked vectors
+    broker, certs = tls_broker
+    registry = DeviceRegistry(tmp_path / "fleet.json")
+    for device_id in DEVICES:
+        registry.add(device_id, _device_public_key(tmp_path / f"{device_id}.sqlite"))
+    registry.save()
+    signer = write_key_pair(tmp_path / "aggregator-key")
+    metrics_path = tmp_path / "metrics.jsonl"
+    aggregator = [
+        "aggregator", "--broker", broker.url, "--fleet", FLEET, "--tls", str(certs),
+        "--bundle", str(tiny_task.bundle_path), "--state", str(tmp_path / "agg.sqlite"),
+        "--rounds", str(ROUNDS), "--min-clients", str(len(DEVICES)), "--deadline", "60",
+        "--registry", str(tmp_path / "fleet.json"),
+        "--model-signing-key", str(signer.private_path), "--secure-agg",
+        "--metrics-out", str(metrics_path), "--json",
+    ]  # fmt: skip
+    started = [processes.start("aggregator", aggregator)]
+    for index, device_id in enumerate(DEVICES):
+        store = tmp_path / f"{device_id}.sqlite"
+        edge = [
+            "edge", "--broker", broker.url, "--fleet", FLEET, "--device-id", device_id,
+            "--tls", str(certs), "--aggregator-key", str(signer.public_path), "--secure-agg",
+            "--bundle", str(tiny_task.bundle_path), "--store", str(store),
+            "--replay", str(tiny_task.data_path), "--subject", str(index), "--speed", "0",
+            "--max-rounds", str(ROUNDS), "--json",
+        ]  # fmt: skip
+        started.append(processes.start(device_id, edge))
+
+    # Execute
+    exit_codes = [process.finish(timeout_s=120) for process in started]
+
+    # Assert
+    assert exit_codes == [0] * (len(DEVICES) + 1)
+    rounds = [json.loads(line) for line in metrics_path.read_text().splitlines()]
+    assert [r["round"] for r in rounds] == [1, 2]
+    assert all(r["status"] == "aggregated" and r["participants"] == len(DEVICES) for r in rounds)
+    assert rounds[-1]["model_version"] == ROUNDS
+    device_log = [json.loads(line) for line in started[1].output() if line.startswith("{")]
+    events = [r.get("event") for r in device_log]
+    assert events.count("secure_round") == ROUNDS and "update" not in events  # no clear delta

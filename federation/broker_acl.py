@@ -9,7 +9,7 @@ and reads updates. Mosquitto drops a publish the ACL denies (the subscriber neve
 
 from __future__ import annotations
 
-from federation.certs import AGGREGATOR_CLIENT, CertDirectory
+from federation.certs import AGGREGATOR_CLIENT, CRL_FILE, CertDirectory
 from federation.topics import TOPIC_ROOT, validate_fleet
 
 ANY_FLEET = "+"
@@ -52,6 +52,7 @@ def mosquitto_tls_config(
     could not read the 0600 server key and the private config directory).
     """
     certs.require(certs.ca_cert, certs.server_cert, certs.server_key)
+    crl = certs.root / CRL_FILE
     return "\n".join(
         ([f"user {run_as}"] if run_as else [])
         + [
@@ -63,6 +64,7 @@ def mosquitto_tls_config(
             f"certfile {certs.server_cert.resolve()}",
             f"keyfile {certs.server_key.resolve()}",
             "require_certificate true",
+            *([f"crlfile {crl.resolve()}"] if crl.exists() else []),
             "use_identity_as_username true",
             "persistence false",
             "max_inflight_messages 100",

@@ -8,6 +8,7 @@ bytes out); `CertDirectory` is the only part that reads and writes files.
 Layout of a certificate directory:
 
     DIR/ca.crt  DIR/ca.key  DIR/server.crt  DIR/server.key  DIR/clients/NAME.crt  NAME.key
+    DIR/ca.crl  DIR/revoked.txt  (revoked client certificates; the broker reads the CRL at start)
 """
 
 from __future__ import annotations
@@ -235,6 +236,7 @@ def init_directory(
     directory.write_pair(make_server_cert(ca, server_names), directory.server_cert,
                          directory.server_key)  # fmt: skip
     issue_client(directory, AGGREGATOR_CLIENT)
+    _write(root / CRL_FILE, make_crl(ca, []), 0o644)  # the broker always checks revocation
     return directory
 
 
@@ -260,3 +262,47 @@ def client_tls_files(root: Path, name: str) -> TlsFiles:
     cert, key = directory.client_cert(name), directory.client_key(name)
     directory.require(directory.ca_cert, cert, key)
     return TlsFiles(str(directory.ca_cert), str(cert), str(key))
+
+
+CRL_DAYS = 3650
+REVOKED_FILE, CRL_FILE = "revoked.txt", "ca.crl"
+
+
+def revoked_serials(root: Path) -> list[int]:
+    """Serial numbers revoked so far (one hex serial per line of DIR/revoked.txt)."""
+    path = root / REVOKED_FILE
+    if not path.exists():
+        return []
+    return [int(line.split()[0], 16) for line in path.read_text().splitlines() if line.strip()]
+
+
+def make_crl(ca: CertKeyPair, serials: list[int], days: int = CRL_DAYS) -> bytes:
+    """A CRL signed by the CA listing `serials` (PEM)."""
+    now = _now()
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.certificate.subject)
+        .last_update(now - datetime.timedelta(minutes=5))
+        .next_update(now + datetime.timedelta(days=days))
+    )
+    for serial in serials:
+        revoked = (x509.RevokedCertificateBuilder().serial_number(serial)
+                   .revocation_date(now - datetime.timedelta(minutes=5)).build())  # fmt: skip
+        builder = builder.add_revoked_certificate(revoked)
+    return builder.sign(ca.private_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+def revoke_client(directory: CertDirectory, name: str) -> Path:
+    """Revoke `name`'s certificate: record its serial, rewrite DIR/ca.crl (broker restart)."""
+    ca = directory.load_ca()
+    cert_path = directory.client_cert(name)
+    directory.require(cert_path)
+    serial = x509.load_pem_x509_certificate(cert_path.read_bytes()).serial_number
+    serials = revoked_serials(directory.root)
+    if serial not in serials:
+        with (directory.root / REVOKED_FILE).open("a") as stream:
+            stream.write(f"{serial:x} {name}\n")
+        serials.append(serial)
+    crl_path = directory.root / CRL_FILE
+    _write(crl_path, make_crl(ca, serials), 0o644)
+    return crl_path

@@ -21,13 +21,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     device = actions.add_parser("device", help="a client certificate for one device")
     device.add_argument("device_id", nargs="+", help="device id(s): the certificate CN")
     server = actions.add_parser("server", help="re-issue the broker's certificate")
+    revoke = actions.add_parser("revoke", help="revoke device certificates (restart the broker)")
+    revoke.add_argument("device_id", nargs="+", help="device id(s) to revoke")
     for sub in (init, server):
         sub.add_argument(
             "--host",
             action="append",
             help="DNS name or IP the broker is reached at (repeat; default localhost, 127.0.0.1)",
         )
-    for sub in (init, device, server):
+    for sub in (init, device, server, revoke):
         sub.add_argument("--out", type=Path, required=True, help="certificate directory")
 
 
@@ -39,6 +41,7 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         init_directory,
         issue_client,
         issue_server,
+        revoke_client,
     )
     from federation.errors import TopicError
 
@@ -51,6 +54,11 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         elif args.certs_action == "server":
             issue_server(directory, names)
             env.print(str(directory.server_cert))
+        elif args.certs_action == "revoke":
+            for device_id in args.device_id:
+                crl = revoke_client(directory, device_id)
+            env.print(str(crl))
+            env.warn("iomt certs: restart the broker (iomt broker --tls) to apply the CRL")
         else:
             for device_id in args.device_id:
                 issue_client(directory, device_id)

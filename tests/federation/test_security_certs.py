@@ -20,6 +20,7 @@ from federation.certs import (
     make_ca,
     make_client_cert,
     make_server_cert,
+    revoke_client,
 )
 from federation.errors import TopicError
 
@@ -83,3 +84,15 @@ def test_tls_config_requires_client_certificates(tmp_path: Path) -> None:
     assert "require_certificate true" in text
     assert "use_identity_as_username true" in text
     assert "allow_anonymous false" in text
+
+
+def test_revoking_lists_the_serial_in_a_ca_signed_crl(tmp_path: Path) -> None:
+    directory = init_directory(tmp_path / "certs")
+    pair = issue_client(directory, "dev-1")
+    crl_path = revoke_client(directory, "dev-1")
+    revoke_client(directory, "dev-1")  # twice: listed once
+    crl = x509.load_pem_x509_crl(crl_path.read_bytes())
+    assert crl.is_signature_valid(directory.load_ca().certificate.public_key())  # type: ignore[arg-type]
+    assert [r.serial_number for r in crl] == [pair.certificate.serial_number]
+    config = mosquitto_tls_config(8883, "127.0.0.1", directory, "/x/acl")
+    assert f"crlfile {crl_path.resolve()}" in config.splitlines()

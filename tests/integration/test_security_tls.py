@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from federation.broker import LocalBroker, find_mosquitto
-from federation.certs import CertDirectory, client_tls_files, init_directory, issue_client
+from federation.certs import (
+    CertDirectory,
+    client_tls_files,
+    init_directory,
+    issue_client,
+    revoke_client,
+)
 from federation.mqtt_link import LinkConfig, LinkEvent, MqttLink, MqttLinkError, TlsFiles
 
 pytestmark = pytest.mark.integration
@@ -135,3 +141,18 @@ def test_device_reads_only_its_own_acks(broker: LocalBroker, certs: CertDirector
     finally:
         device.stop()
         aggregator.stop()
+
+
+def test_a_revoked_device_is_refused_after_a_broker_restart(tmp_path: Path) -> None:
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed")
+    certs = init_directory(tmp_path / "certs")
+    for device_id in ("dev-1", "dev-2"):
+        issue_client(certs, device_id)
+    revoke_client(certs, "dev-2")  # e.g. the watch was stolen
+    with LocalBroker(tls_dir=certs.root, acl_fleet=FLEET) as restarted:
+        _connect(restarted, certs, "dev-1").stop()
+        with pytest.raises(MqttLinkError):
+            _link(restarted.url, "dev-2", client_tls_files(certs.root, "dev-2")).start(
+                REFUSED_WITHIN_S
+            )

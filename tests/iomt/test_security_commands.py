@@ -20,6 +20,8 @@ def test_certs_init_then_devices(tmp_path: Path) -> None:
     code, out, _ = _run("certs", "device", "watch-01", "watch-02", "--out", str(tmp_path / "c"))
     assert code == 0 and len(out.splitlines()) == 2
     assert (tmp_path / "c" / "clients" / "watch-02.key").exists()
+    code, out, err = _run("certs", "revoke", "watch-02", "--out", str(tmp_path / "c"))
+    assert code == 0 and out.strip().endswith("ca.crl") and "restart the broker" in err
 
 
 def test_certs_errors_are_one_line(tmp_path: Path) -> None:

@@ -33,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pretrain-subjects", type=_ids, help="public subjects for the backbone")
     parser.add_argument("--test-subjects", type=_ids, help="held-out subjects (scored only)")
     parser.add_argument("--epochs", type=int, help="backbone training epochs")
+    parser.add_argument("--model-size", choices=("pi", "mcu"), help="backbone width")
+    parser.add_argument(
+        "--min-agreement", type=float, default=0.98, help="int8/float agreement conversion needs"
+    )
     parser.add_argument("--local-epochs", type=int, default=5)
     parser.add_argument("--learning-rate", type=float, default=0.05)
     parser.add_argument("--deadline", type=float, default=20.0, help="seconds per round at most")
@@ -78,6 +82,8 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         pretrain_subjects=args.pretrain_subjects,
         test_subjects=args.test_subjects,
         epochs=args.epochs,
+        model_size=args.model_size,
+        min_agreement=args.min_agreement,
         local_epochs=args.local_epochs,
         learning_rate=args.learning_rate,
         deadline_s=args.deadline,

@@ -37,18 +37,22 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("IOMT_CACHE_DIR", str(Path(base) / "iomt")))
 
 
-def cache_key(
-    data_sha256: str, preset: TaskPreset, pretrain: tuple[int, ...], epochs: int, seed: int
-) -> str:
+@dataclass(frozen=True)
+class ModelRequest:
+    """What decides the bundle: task, subjects, training length, width, parity bar, seed."""
+
+    preset: TaskPreset
+    pretrain: tuple[int, ...]
+    test: tuple[int, ...]
+    epochs: int
+    size: str
+    min_agreement: float
+    seed: int
+
+
+def cache_key(data_sha256: str, request: ModelRequest) -> str:
     """Hash of everything that decides the bundle."""
-    decided = {
-        "v": CACHE_VERSION,
-        "data": data_sha256,
-        "preset": asdict(preset),
-        "pretrain": pretrain,
-        "epochs": epochs,
-        "seed": seed,
-    }
+    decided = {"v": CACHE_VERSION, "data": data_sha256, "request": asdict(request)}
     return hashlib.sha256(json.dumps(decided, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -61,9 +65,11 @@ def _file_sha256(path: Path) -> str:
 
 
 def _iomt(args: list[str], announce: Callable[[str], None]) -> None:
-    """Run one `iomt` command as a child; its progress goes to our stderr."""
+    """Run one `iomt` command as a child; all its output goes to our stderr (stdout is ours)."""
     announce("$ iomt " + " ".join(args))
-    completed = subprocess.run([sys.executable, "-m", "iomt.cli", *args], check=False)
+    completed = subprocess.run(
+        [sys.executable, "-m", "iomt.cli", *args], stdout=sys.stderr, check=False
+    )
     if completed.returncode != 0:
         raise RuntimeError(f"`iomt {args[0]}` failed with exit code {completed.returncode}")
 
@@ -87,52 +93,28 @@ def prepare_data(
 
 
 def prepare_model(
-    preset: TaskPreset,
-    data: Path,
-    cache: Path,
-    pretrain: tuple[int, ...],
-    test: tuple[int, ...],
-    epochs: int,
-    seed: int,
-    announce: Callable[[str], None],
+    request: ModelRequest, data: Path, cache: Path, announce: Callable[[str], None]
 ) -> PreparedModel:
     """Train the backbone on the public subjects and convert it, unless the cache has it."""
-    key = cache_key(_file_sha256(data), preset, pretrain, epochs, seed)
+    key = cache_key(_file_sha256(data), request)
     run, bundle = cache / "runs" / key, cache / "bundles" / key
     if (bundle / "manifest.json").exists() and _verifies(bundle):
         announce(f"reusing cached bundle {bundle}")
         return PreparedModel(data, run, bundle, cached=True)
-    _iomt(
-        [
-            "train",
-            "--data",
-            str(data),
-            "--arch",
-            preset.arch,
-            "--size",
-            preset.size,
-            "--out",
-            str(run),
-            "--epochs",
-            str(epochs),
-            "--sparsity",
-            str(preset.sparsity),
-            "--train-subjects",
-            _ids(pretrain),
-            "--val-subjects",
-            _ids(preset.pretrain_val_subjects),
-            "--test-subjects",
-            _ids(test),
-            "--seed",
-            str(seed),
-        ],
-        announce,
-    )
-    _iomt(
-        ["convert", str(run), "--out", str(bundle), "--data", str(data), "--task", preset.name],
-        announce,
-    )
+    _iomt(_train_args(request, data, run), announce)
+    convert = ["convert", str(run), "--out", str(bundle), "--data", str(data)]
+    convert += ["--task", request.preset.name, "--min-agreement", str(request.min_agreement)]
+    _iomt(convert, announce)
     return PreparedModel(data, run, bundle, cached=False)
+
+
+def _train_args(request: ModelRequest, data: Path, run: Path) -> list[str]:
+    preset = request.preset
+    args = ["train", "--data", str(data), "--arch", preset.arch, "--size", request.size]
+    args += ["--out", str(run), "--epochs", str(request.epochs), "--seed", str(request.seed)]
+    args += ["--sparsity", str(preset.sparsity), "--train-subjects", _ids(request.pretrain)]
+    args += ["--val-subjects", _ids(preset.pretrain_val_subjects)]
+    return [*args, "--test-subjects", _ids(request.test)]
 
 
 def _ids(subjects: tuple[int, ...]) -> str:

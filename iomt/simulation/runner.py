@@ -18,7 +18,7 @@ import numpy as np
 from iomt.simulation import baselines
 from iomt.simulation.baselines import DeviceData, Split
 from iomt.simulation.fleet import DevicePlan, FleetOutcome, FleetPlan, run_fleet
-from iomt.simulation.model_cache import prepare_data, prepare_model
+from iomt.simulation.model_cache import ModelRequest, prepare_data, prepare_model
 from iomt.simulation.partition import DeviceShard, partition_by_subject, partition_dirichlet
 from iomt.simulation.report import Summary, build_report, round_rows, write_report
 from iomt.simulation.tasks import TASKS, device_subjects
@@ -42,6 +42,8 @@ class SimulationConfig:
     pretrain_subjects: tuple[int, ...] | None = None
     test_subjects: tuple[int, ...] | None = None
     epochs: int | None = None
+    model_size: str | None = None
+    min_agreement: float = 0.98
     local_epochs: int = 5
     learning_rate: float = 0.05
     deadline_s: float = 20.0
@@ -68,16 +70,16 @@ def run_simulation(
     members = device_subjects(
         preset, sorted(int(s) for s in np.unique(dataset["subject"])), pretrain, test
     )
-    model = prepare_model(
+    request = ModelRequest(
         preset,
-        data,
-        config.cache_dir,
         pretrain,
         test,
         config.epochs or preset.epochs,
+        config.model_size or preset.size,
+        config.min_agreement,
         config.seed,
-        announce,
     )
+    model = prepare_model(request, data, config.cache_dir, announce)
     prepared_s = time.monotonic() - started
 
     shards = _partition(config, dataset, members, config.devices or preset.default_devices)
@@ -232,7 +234,7 @@ def _run_with_broker(
 
     from federation.broker import LocalBroker
 
-    with LocalBroker().start() as broker:
+    with LocalBroker() as broker:
         announce(f"broker: {broker.kind} at {broker.url}")
         return run_fleet(replace(plan, broker_url=broker.url), on_round)
 

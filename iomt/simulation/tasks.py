@@ -46,10 +46,10 @@ TASKS: dict[str, TaskPreset] = {
         size="pi",
         pretrain_subjects=(1, 2, 3),
         pretrain_val_subjects=(4,),
-        test_subjects=(12, 13, 14, 15),
-        default_devices=7,
-        epochs=25,
-        source_subjects=15,
+        test_subjects=(16, 17, 18, 19, 20),
+        default_devices=6,
+        epochs=30,
+        source_subjects=20,
     ),
 }
 

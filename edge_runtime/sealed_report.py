@@ -7,7 +7,9 @@ the shared secret (salted with both public keys), and encrypts. Layout:
     | AES-GCM ciphertext + tag
 
 The header is authenticated as associated data, so any change to any byte is detected. The
-fingerprint lets a wrong key fail with a clear message instead of a bare tag mismatch.
+fingerprint lets a wrong key fail with a clear message instead of a bare tag mismatch. Inside
+the sealed box the report is signed by the device's Ed25519 key (`sign_document`), so the
+clinician also learns which device made it.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -137,3 +140,40 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise ReportCryptoError(f"cannot read {path}: {exc.strerror}") from None
+
+
+SIGNED_MAGIC = b"IOMT-SIGNED-REPORT\x01"
+
+
+@dataclass(frozen=True)
+class SignedDocument:
+    """A report's bytes and the raw Ed25519 public key of the device that signed them."""
+
+    document: bytes
+    signer_public_key: bytes
+
+
+def sign_document(document: bytes, device_key: Ed25519PrivateKey) -> bytes:
+    """Prefix the device's public key and its signature (sealed together with the report)."""
+    public = device_key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                  serialization.PublicFormat.Raw)  # fmt: skip
+    signature = device_key.sign(SIGNED_MAGIC + public + document)
+    return SIGNED_MAGIC + public + signature + document
+
+
+def verify_document(signed: bytes, expected_public_key: bytes | None = None) -> SignedDocument:
+    """Check the device signature inside an opened report (and, if given, whose it is)."""
+    head = len(SIGNED_MAGIC)
+    if not signed.startswith(SIGNED_MAGIC) or len(signed) < head + 96:
+        raise ReportCryptoError("report carries no device signature")
+    public, signature = signed[head : head + 32], signed[head + 32 : head + 96]
+    document = signed[head + 96 :]
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(
+            signature, SIGNED_MAGIC + public + document
+        )
+    except InvalidSignature:
+        raise ReportCryptoError("device signature of the report does not verify") from None
+    if expected_public_key is not None and public != expected_public_key:
+        raise ReportCryptoError(f"report signed by device key {public.hex()[:16]}..., not yours")
+    return SignedDocument(document, public)

@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opener.add_argument("report", type=Path, help="the encrypted report")
     opener.add_argument("--key", type=Path, required=True, help="clinician.key")
     opener.add_argument("--out", type=Path, required=True, help="HTML file to write")
+    opener.add_argument("--device-key", help="refuse unless signed by this device (64 hex chars)")
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
@@ -48,19 +49,34 @@ def _keygen(env: Environment, args: argparse.Namespace) -> ExitStatus:
 
 
 def _open(env: Environment, args: argparse.Namespace) -> ExitStatus:
-    from edge_runtime.sealed_report import load_private_key, open_sealed
+    from edge_runtime.sealed_report import load_private_key, open_sealed, verify_document
 
     if not args.report.exists():
         raise UsageError(f"no report {args.report}")
-    document = open_sealed(args.report.read_bytes(), load_private_key(args.key))
-    args.out.write_bytes(document)
+    expected = _hex_key(args.device_key) if args.device_key else None
+    opened = open_sealed(args.report.read_bytes(), load_private_key(args.key))
+    signed = verify_document(opened, expected)
+    args.out.write_bytes(signed.document)
     env.print(str(args.out))
+    env.warn(f"iomt report: signed by device key {signed.signer_public_key.hex()}")
     return ExitStatus.SUCCESS
 
 
+def _hex_key(text: str) -> bytes:
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise UsageError("--device-key must be 64 hex characters (`iomt edge keygen` prints it)")
+    return key
+
+
 def _build(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    from edge_runtime.device_loop import device_directory
+    from edge_runtime.fed_client import load_or_create_key
     from edge_runtime.patient_report import read_report_windows, render_html, summarize
-    from edge_runtime.sealed_report import load_public_key, seal
+    from edge_runtime.sealed_report import load_public_key, seal, sign_document
 
     missing = [name for name in ("device_store", "recipient", "out") if getattr(args, name) is None]
     if missing:
@@ -69,6 +85,8 @@ def _build(env: Environment, args: argparse.Namespace) -> ExitStatus:
     windows, names = read_report_windows(args.device_store)
     summary = summarize(windows, names, args.bucket)
     document = render_html(summary, args.title, time.time()).encode()
-    args.out.write_bytes(seal(document, recipient))  # the HTML exists only in memory here
+    device_key = load_or_create_key(device_directory(args.device_store))  # its update key
+    sealed = seal(sign_document(document, device_key), recipient)
+    args.out.write_bytes(sealed)  # the HTML exists only in memory here
     env.print(str(args.out))
     return ExitStatus.SUCCESS

@@ -23,8 +23,11 @@ from edge_runtime.sealed_report import (
     load_public_key,
     open_sealed,
     seal,
+    sign_document,
+    verify_document,
     write_clinician_keys,
 )
+from edge_runtime.signing import generate_private_key, public_key_bytes
 from iomt.cli import main
 from iomt.environment import Environment
 
@@ -80,6 +83,16 @@ def test_html_is_self_contained_with_charts(tmp_path: Path) -> None:
     assert "2 episodes" in page
 
 
+def test_device_signature_inside_the_sealed_report(tmp_path: Path) -> None:
+    device = generate_private_key()
+    signed = sign_document(b"<html>x</html>", device)
+    opened = verify_document(signed, public_key_bytes(device))
+    assert opened.document == b"<html>x</html>"
+    forged = signed[:-1] + b"y"
+    with pytest.raises(ReportCryptoError, match="does not verify"):
+        verify_document(forged)
+
+
 def test_sealed_report_opens_only_with_the_right_key(tmp_path: Path) -> None:
     right = write_clinician_keys(tmp_path / "right")
     wrong = write_clinician_keys(tmp_path / "wrong")
@@ -118,3 +131,10 @@ def test_report_commands_end_to_end(tmp_path: Path) -> None:
     code, _, err = refused
     assert code != 0 and len(err.strip().splitlines()) == 1 and "not for this key" in err
     assert not (tmp_path / "nope.html").exists()
+    device = _run("edge", "keygen", "--store", str(store))[1].strip()
+    assert f"signed by device key {device}" in opened[2]
+    other = "00" * 32
+    wrong_device = _run("report", "open", str(tmp_path / "report.enc"), "--key",
+                        str(tmp_path / "doctor" / "clinician.key"), "--device-key", other,
+                        "--out", str(tmp_path / "x.html"))  # fmt: skip
+    assert wrong_device[0] != 0 and "not yours" in wrong_device[2]

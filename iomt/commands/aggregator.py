@@ -14,6 +14,7 @@ from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
 from iomt.privacy_options import add_dp_arguments, dp_config_from_arguments, dp_strategy
 
+SECURE_AGG_STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi")
 HELP = "run the federated aggregator (or: status / export of its state file)"
 _RUN_REQUIRED = ("broker", "fleet", "bundle", "state")
 
@@ -110,6 +111,9 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     if dp_config is not None and args.secure_agg:
         raise UsageError("--dp-* (central) needs single updates; with --secure-agg use "
                          "iomt edge --dp-local-noise")  # fmt: skip
+    if args.secure_agg and args.strategy not in SECURE_AGG_STRATEGIES:
+        allowed = " / ".join(SECURE_AGG_STRATEGIES)
+        raise UsageError(f"--secure-agg folds one mean per round: use --strategy {allowed}")
     with StateStore(args.state) as store, MqttLink(link_config) as link:
         strategy: Any = dp_strategy(dp_config, store) if dp_config else _strategy(args, parts, fit)
         on_metrics = _metrics_writer(env, args.metrics_out, args.json)

@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--poison", type=int, default=0, help="devices sending poisoned deltas")
     parser.add_argument(
+        "--secure-agg", action="store_true", help="secure aggregation: the aggregator sees sums"
+    )
+    parser.add_argument(
         "--kill-aggregator-at",
         type=int,
         metavar="ROUND",
@@ -92,6 +95,7 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         poison=args.poison,
         kill_aggregator_at=args.kill_aggregator_at,
         seed=args.seed,
+        secure_agg=args.secure_agg,
     )
     with _RoundProgress(env, args.rounds) as progress:
         report = run_simulation(config, announce=env.warn, on_round=progress.update)

@@ -52,6 +52,7 @@ class FleetPlan:
     drop_rate: float = 0.0
     kill_aggregator_at: int | None = None
     seed: int = 0
+    secure_agg: bool = False  # aggregator and devices run secure aggregation (masked sums)
 
 
 @dataclass
@@ -94,6 +95,7 @@ def aggregator_args(plan: FleetPlan) -> list[str]:
         str(plan.holdout),
         "--metrics-out",
         str(plan.workdir / "metrics.jsonl"),
+        *(["--secure-agg"] if plan.secure_agg else []),
     ]
 
 
@@ -119,6 +121,7 @@ def device_args(plan: FleetPlan, device: DevicePlan) -> list[str]:
         "8",
         "--seed",
         str(plan.seed),
+        *(["--secure-agg"] if plan.secure_agg else []),
     ]
     return [*args, "--poison"] if device.poisoned else args
 

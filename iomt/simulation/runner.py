@@ -53,6 +53,7 @@ class SimulationConfig:
     poison: int = 0
     kill_aggregator_at: int | None = None
     seed: int = 0
+    secure_agg: bool = False
 
 
 def run_simulation(
@@ -219,6 +220,7 @@ def _fleet_plan(
         drop_rate=config.drop_rate,
         kill_aggregator_at=config.kill_aggregator_at,
         seed=config.seed,
+        secure_agg=config.secure_agg,
     )
 
 

@@ -285,6 +285,7 @@ class AggregatorService:
             verify_device=self._verify_key, timeout_s=max(1.0, state.deadline - self._clock()),
             on_other=lambda event: self._handle_status_event(event),
         )  # fmt: skip
+        self.store.add_traffic(record.round_id, result.bytes_in, result.bytes_out)
         if result.rejected:
             self.store.count_rejection(record.round_id, "secure_agg")
         if result.mean_delta is None:

@@ -52,6 +52,7 @@ class SecAggCoordinator:
         self.result: Vector | None = None
         self.error: str | None = None
         self.rejected = 0
+        self.bytes_in = self.bytes_out = 0  # phase traffic, for the round's metrics
         self.min_devices = min_devices  # keys phase: wait for at least this many (or deadline)
 
     @property
@@ -63,12 +64,13 @@ class SecAggCoordinator:
 
     def start(self) -> list[Outgoing]:
         self.deadline = self._clock() + self.phase_timeout_s
-        return [self._broadcast("config", self.config)]
+        return self._counted([self._broadcast("config", self.config)])
 
     def handle(self, topic: str, payload: bytes) -> list[Outgoing]:
         """A device's phase message; advance when everyone expected has answered."""
         if self.done or not payload:
             return []
+        self.bytes_in += len(payload)
         try:
             message = decode_phase(payload, self._verify)
         except SecureAggregationError:
@@ -82,13 +84,18 @@ class SecAggCoordinator:
         received = self.received[self.phase]
         received[message.sender] = message.content
         enough = self.phase != "keys" or len(received) >= self.min_devices
-        return self._advance() if enough and set(received) >= self._waiting_for() else []
+        complete = enough and set(received) >= self._waiting_for()
+        return self._counted(self._advance()) if complete else []
 
     def tick(self) -> list[Outgoing]:
         """Advance (or fail) a phase whose deadline passed."""
         if self.done or self._clock() < self.deadline:
             return []
-        return self._advance()
+        return self._counted(self._advance())
+
+    def _counted(self, messages: list[Outgoing]) -> list[Outgoing]:
+        self.bytes_out += sum(len(m.payload) for m in messages)
+        return messages
 
     def _waiting_for(self) -> set[str]:
         if self.phase == "keys":

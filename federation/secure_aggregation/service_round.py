@@ -59,6 +59,8 @@ class SecureRoundResult:
     dropped: tuple[str, ...]
     rejected: int
     error: str | None
+    bytes_in: int = 0
+    bytes_out: int = 0
 
 
 def round_config(round_: SecureRound, options: SecureAggOptions) -> SecAggConfig:
@@ -87,15 +89,18 @@ def run_secure_round(
         signing_key, verify_device, min_devices=max(round_.quorum, len(round_.online)),
     )  # fmt: skip
     run_coordinator(link, coordinator, timeout_s, on_other)
+    traffic = {"bytes_in": coordinator.bytes_in, "bytes_out": coordinator.bytes_out}
     request = coordinator.request
     survivors = request.survivors if request else ()
     dropped = request.dropped if request else ()
     if coordinator.result is None:
         error = coordinator.error or "no result"
-        return SecureRoundResult(None, 0, survivors, dropped, coordinator.rejected, error)
+        return SecureRoundResult(None, 0, survivors, dropped, coordinator.rejected, error,
+                                 **traffic)  # fmt: skip
     try:
         mean, examples = decode_weighted_mean(coordinator.result, round_.shapes, config)
     except SecureAggregationError as exc:
-        return SecureRoundResult(None, 0, survivors, dropped, coordinator.rejected, str(exc))
+        return SecureRoundResult(None, 0, survivors, dropped, coordinator.rejected, str(exc),
+                                 **traffic)  # fmt: skip
     return SecureRoundResult(mean, max(1, round(examples)), survivors, dropped,
-                             coordinator.rejected, None)  # fmt: skip
+                             coordinator.rejected, None, **traffic)  # fmt: skip

@@ -132,6 +132,7 @@ def test_secure_aggregation_rounds_end_to_end(
     rounds = [json.loads(line) for line in metrics_path.read_text().splitlines()]
     assert [r["round"] for r in rounds] == [1, 2]
     assert all(r["status"] == "aggregated" and r["participants"] == len(DEVICES) for r in rounds)
+    assert all(r["bytes_in"] > 0 and r["bytes_out"] > 0 for r in rounds)  # phase traffic counted
     assert rounds[-1]["model_version"] == ROUNDS
     device_log = [json.loads(line) for line in started[1].output() if line.startswith("{")]
     events = [r.get("event") for r in device_log]

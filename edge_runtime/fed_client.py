@@ -249,6 +249,7 @@ class FedClient:
             installed.weights, installed.head.activations, X, y,
             FineTuneConfig(epochs=fit.local_epochs, batch_size=fit.batch_size,
                            learning_rate=fit.learning_rate, optimizer=_optimizer(fit.optimizer),
+                           momentum=fit.momentum,
                            l2=fit.l2, proximal_mu=fit.proximal_mu, seed=seed),
             global_weights=installed.weights,
         )  # fmt: skip

@@ -20,6 +20,7 @@ class FitConfig:
     batch_size: int = 32
     learning_rate: float = 0.01
     optimizer: str = "sgd"
+    momentum: float = 0.0
     proximal_mu: float = 0.0
     l2: float = 0.0
 

@@ -124,6 +124,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "deadline_unix": _float,
     "learning_rate": _float,
     "proximal_mu": _float,
+    "momentum": _float,
     "l2": _float,
     "accepted": _bool,
     "online": _bool,

@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--codec", default="int8", choices=("int8", "float16", "float32"))
     parser.add_argument("--local-epochs", type=int, default=5)
     parser.add_argument("--learning-rate", type=float, default=0.05)
+    parser.add_argument("--momentum", type=float, default=0.9, help="devices' SGD momentum")
     parser.add_argument("--holdout", type=Path, help="window dataset .npz to evaluate each head")
     parser.add_argument(
         "--root-set", type=Path, help="fltrust: the server's small clean window dataset .npz"
@@ -96,7 +97,9 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
 
     signal.signal(signal.SIGTERM, _interrupt)
     parts = _bundle_parts(args.bundle)
-    fit = FitConfig(local_epochs=args.local_epochs, learning_rate=args.learning_rate)
+    fit = FitConfig(
+        local_epochs=args.local_epochs, learning_rate=args.learning_rate, momentum=args.momentum
+    )
     config = AggregatorConfig(
         args.fleet, args.rounds, args.min_clients, args.deadline, args.codec, fit
     )

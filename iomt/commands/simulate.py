@@ -39,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--local-epochs", type=int, default=5)
     parser.add_argument("--learning-rate", type=float, default=0.05)
+    parser.add_argument("--momentum", type=float, default=0.9, help="devices' SGD momentum")
     parser.add_argument("--deadline", type=float, default=20.0, help="seconds per round at most")
     parser.add_argument(
         "--speed",
@@ -89,6 +90,7 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         min_agreement=args.min_agreement,
         local_epochs=args.local_epochs,
         learning_rate=args.learning_rate,
+        momentum=args.momentum,
         deadline_s=args.deadline,
         speed=args.speed,
         drop_rate=args.drop_rate,

@@ -48,6 +48,7 @@ class FleetPlan:
     speed: float = 0.0
     local_epochs: int = 5
     learning_rate: float = 0.05
+    momentum: float = 0.9
     codec: str = "int8"
     drop_rate: float = 0.0
     kill_aggregator_at: int | None = None
@@ -91,6 +92,8 @@ def aggregator_args(plan: FleetPlan) -> list[str]:
         str(plan.local_epochs),
         "--learning-rate",
         str(plan.learning_rate),
+        "--momentum",
+        str(plan.momentum),
         "--holdout",
         str(plan.holdout),
         "--metrics-out",

@@ -46,6 +46,7 @@ class SimulationConfig:
     min_agreement: float = 0.98
     local_epochs: int = 5
     learning_rate: float = 0.05
+    momentum: float = 0.9
     deadline_s: float = 20.0
     speed: float = 0.0
     eval_fraction: float = 0.3
@@ -216,6 +217,7 @@ def _fleet_plan(
         speed=config.speed,
         local_epochs=config.local_epochs,
         learning_rate=config.learning_rate,
+        momentum=config.momentum,
         codec=config.codec,
         drop_rate=config.drop_rate,
         kill_aggregator_at=config.kill_aggregator_at,

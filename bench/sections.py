@@ -1,0 +1,155 @@
+"""Built-in sections of `docs/benchmarks.md` for parts whose modules bring no `report_section`.
+
+Each writer takes a part's results JSON and returns markdown; every number comes from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import Plots, SectionWriter, fmt, fmt_range, markdown_table
+
+
+def federation_section(results: dict[str, Any], plots: Plots) -> str:
+    parts = [f"Task: {results['task']}; {results['sizes']['rounds']} rounds, "
+             f"{results['sizes']['seeds']} seeds per accuracy figure.\n",
+             _upload_table(results), _accuracy_table(results), _throughput_table(results),
+             _memory_table(results, plots), _robust_table(results, plots)]  # fmt: skip
+    return "\n".join(parts)
+
+
+def _upload_table(results: dict[str, Any]) -> str:
+    full = results["upload_bytes_full_float32"]
+    rows = [(f"head delta, {codec} (signed `ModelUpdate` as published)",
+             fmt(results[f"upload_bytes_head_{codec}"]),
+             f"{full / results[f'upload_bytes_head_{codec}']:.1f}x")
+            for codec in ("int8", "float16", "float32")]  # fmt: skip
+    rows.append(("whole float32 model, as full-model FedAvg sends it", fmt(full), "1x"))
+    table = markdown_table(["upload per device per round", "bytes", "smaller by"], rows)
+    return (f"### Upload per round\n\n{table}\nFull model size: "
+            f"{results['upload_bytes_full_float32_source']}. The head has "
+            f"{fmt(results['head_parameters'])} parameters.\n")  # fmt: skip
+
+
+def _accuracy_table(results: dict[str, Any]) -> str:
+    rows = [
+        ("pretrained head, before any round", fmt(results["accuracy_initial_head"], 4)),
+        ("FedAvg, int8 head deltas", fmt_range(results["accuracy_head_int8_runs"], 4)),
+        ("FedAvg, float32 head deltas", fmt_range(results["accuracy_head_float32_runs"], 4)),
+    ]
+    table = markdown_table(["test-subject accuracy", "median (min–max)"], rows)
+    gap = results["accuracy_head_float32"] - results["accuracy_head_int8"]
+    weights = results.get("max_abs_weight_difference_int8_vs_float32")
+    note = f"; the final heads differ by at most {fmt(weights)} per weight" if weights else ""
+    return (f"### int8 against float32 deltas\n\n{table}\nGap: {fmt(100 * gap, 3)} points"
+            f"{note}.\n")  # fmt: skip
+
+
+def _throughput_table(results: dict[str, Any]) -> str:
+    meaning = results["throughput_meaning"]
+    rows = [(name, meaning[name], fmt_range(stat)) for name, stat in results["throughput"].items()]
+    table = markdown_table(["variant", "what runs", "updates/s"], rows)
+    return (f"### Aggregating {fmt(results['aggregated_updates'])} head updates\n\n{table}\n"
+            f"Ours / Flower: {results['speed_ratio_ours_to_flwr']}x; the two means differ by at "
+            f"most {fmt(results['max_abs_difference_ours_vs_flwr'])}.\n")  # fmt: skip
+
+
+def _memory_table(results: dict[str, Any], plots: Plots) -> str:
+    table = results["peak_mb"]
+    rows = [(fmt(int(clients)), fmt_range(row["ours"]), fmt_range(row["flwr"]),
+             fmt_range(row.get("ours_rss")), fmt_range(row.get("flwr_rss")))
+            for clients, row in table.items()]  # fmt: skip
+    header = ["clients", "ours heap MB", "Flower heap MB", "ours RSS MB", "Flower RSS MB"]
+    text = "### Peak memory of one aggregation\n\n" + markdown_table(header, rows)
+    text += (
+        "\nHeap = tracemalloc peak while updates arrive as wire bytes and are aggregated "
+        "(imports excluded); RSS = the child process's VmHWM, imports included.\n"
+    )
+    return text + "\n" + _memory_plot(table, plots)
+
+
+def _memory_plot(table: dict[str, Any], plots: Plots) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    clients = [int(c) for c in table]
+    figure, axis = plt.subplots(figsize=(5, 3.2))
+    for impl, label in (("ours", "ours (streaming FedAvg)"), ("flwr", "Flower aggregate")):
+        axis.plot(clients, [table[str(c)][impl]["median"] for c in clients], "o-", label=label)
+    axis.set(xscale="log", xlabel="clients aggregated", ylabel="peak heap (MB)")
+    axis.legend()
+    return plots.save(figure, "federation_peak_memory", "peak memory against clients")
+
+
+def _robust_table(results: dict[str, Any], plots: Plots) -> str:
+    robust = results["robust"]
+    rows = [(name, fmt_range(row["clean"], 4), fmt_range(row["poisoned"], 4),
+             fmt(row["drop_points_vs_clean_fedavg"], 3))
+            for name, row in robust.items()]  # fmt: skip
+    header = ["strategy", "accuracy, clean", "accuracy, poisoned", "drop vs clean FedAvg (points)"]
+    text = (
+        f"### Robustness: {results['robust_poisoned_clients']} of "
+        f"{results['robust_clients']} clients poisoned ({results['robust_attack']})\n\n"
+    )
+    return text + markdown_table(header, rows) + "\n" + _robust_plot(robust, plots)
+
+
+def _robust_plot(robust: dict[str, Any], plots: Plots) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(robust)
+    positions = range(len(names))
+    figure, axis = plt.subplots(figsize=(5.5, 3.2))
+    for offset, label in ((-0.2, "clean"), (0.2, "poisoned")):
+        values = [robust[n][label]["median"] for n in names]
+        axis.bar([p + offset for p in positions], values, width=0.4, label=label)
+    axis.set_xticks(list(positions), names)
+    axis.set(ylabel="test accuracy", ylim=(0, 1))
+    axis.legend()
+    return plots.save(figure, "federation_robust", "accuracy per strategy, clean and poisoned")
+
+
+def edge_section(results: dict[str, Any], plots: Plots) -> str:
+    pairs = [("peak RSS (MB)", "rss_mb", "tf_rss_mb"),
+             ("start-up to first inference (s)", "startup_s", "tf_startup_s"),
+             ("inference per window (ms)", "infer_ms_per_window", "tf_infer_ms_per_window"),
+             ("head fine-tuning (ms)", "finetune_ms", "tf_finetune_ms")]  # fmt: skip
+    rows = [(label, fmt(results.get(ours)), fmt(results.get(tf))) for label, ours, tf in pairs]
+    text = markdown_table(["figure", f"edge ({results.get('backend')})", "TensorFlow"], rows)
+    subjects = results.get("personalisation", {})
+    people = [(s, fmt(r["before"], 4), fmt(r["after"], 4), r.get("test_windows"))
+              for s, r in subjects.items()]  # fmt: skip
+    if people:
+        text += "\n### Personalisation\n\n" + markdown_table(
+            ["subject", "global head", "fine-tuned head", "test windows"], people
+        )
+        text += f"\n{results.get('personalisation_method', '')}\n"
+    return text
+
+
+def bridge_section(results: dict[str, Any], plots: Plots) -> str:
+    rows = [(u["baudrate"], u["faults"], fmt(u["bytes"]), fmt(u["bytes_per_s"]),
+             fmt(u["efficiency"]), u.get("runs_bytes_per_s", ""))
+            for u in results.get("uploads", [])]  # fmt: skip
+    header = ["baud", "faults", "bytes", "bytes/s (median run)", "of line rate", "all runs"]
+    return markdown_table(header, rows)
+
+
+def dp_section(results: dict[str, Any], plots: Plots) -> str:
+    keys = ("noise_multiplier", "epsilon", "delta", "rounds", "clip", "devices",
+            "accuracy_mean", "accuracy_std", "pretrained_head_accuracy")  # fmt: skip
+    rows = [[fmt(row.get(k)) for k in keys] for row in results.get("settings", [])]
+    return markdown_table(list(keys), rows)
+
+
+SECTIONS: dict[str, SectionWriter] = {
+    "federation": federation_section,
+    "edge": edge_section,
+    "bridge": bridge_section,
+    "dp": dp_section,
+}

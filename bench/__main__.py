@@ -111,7 +111,7 @@ register(Part("federation", "bytes, int8 vs float32, Flower aggregate", "bench.f
 register(Part("bridge", "model upload over a pty at two baud rates", runner=run_bridge))
 register(Part("dp", "accuracy against epsilon, DP-FedAvg", runner=run_dp))
 register(Part("flower", "same task against Flower", "bench.flower"))
-register(Part("fleet", "10 / 100 / 1,000 emulated devices", "bench.fleet"))
+register(Part("fleet", "10 / 100 / 1,000 emulated devices", "bench.fleet_scale"))
 
 
 def run_all(argv: list[str]) -> int:
@@ -134,7 +134,7 @@ def run_all(argv: list[str]) -> int:
 def run_report(argv: list[str]) -> int:
     from bench.report import write_report
 
-    print(f"wrote {write_report(list(PARTS))}")
+    print(f"wrote {write_report(list(PARTS.values()))}")
     return 0
 
 

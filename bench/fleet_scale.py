@@ -31,10 +31,13 @@ from typing import Any
 
 import numpy as np
 
+from bench.common import write_results
 from bench.fleet_devices import WorkerSpec, run_worker
+from bench.fleet_report import report_section
 from bench.fleet_round import RoundObserver, aggregator_peak_mb, start_aggregator, write_setup
 
 RESULTS = Path(__file__).parent / "results" / "fleet.json"
+__all__ = ["main", "measure_round", "report_section", "run_bench"]
 DEFAULT_HEAD = (136, 32, 7)  # the har task's LSTM-FCN head (pi): embedding -> 32 -> 7 classes
 
 
@@ -87,8 +90,7 @@ def run_bench(counts: list[int], repeats: int, processes: int, out: Path | None)
         broker_kind = broker.kind
     result = _result(runs, counts, repeats, processes, broker_kind)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
+        write_results("fleet", result, out)
     return result
 
 
@@ -209,7 +211,6 @@ def _result(
         by_count[str(n)]["accepted_min"] = min(r.accepted for r in runs if r.devices == n)
     growth = _growth(by_count, counts)
     return {
-        "machine": _machine(),
         "broker": broker,
         "device_processes": processes,
         "repeats": repeats,
@@ -239,18 +240,6 @@ def _growth(by_count: dict[str, Any], counts: list[int]) -> dict[str, dict[str, 
 
 def _ratio(large: dict[str, float], small: dict[str, float]) -> float:
     return round(large["median"] / max(small["median"], 1e-9), 2)
-
-
-def _machine() -> dict[str, Any]:
-    try:
-        from bench.common import machine_description
-
-        return machine_description()
-    except ImportError:
-        import os
-        import platform
-
-        return {"cpus": os.cpu_count(), "platform": platform.platform()}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,60 @@
+"""The fleet-scale section of docs/benchmarks.md, read from bench/results/fleet.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import Plots, fmt, fmt_range, markdown_table
+
+_COLUMNS = (
+    ("round_latency_s", "round latency (s)"),
+    ("aggregator_cpu_s", "aggregator CPU (s)"),
+    ("aggregator_peak_mb", "aggregator peak RSS (MB)"),
+    ("updates_per_s", "updates/s"),
+    ("messages_per_s", "broker messages/s"),
+    ("bytes_per_s", "update bytes/s"),
+)
+
+
+def report_section(results: dict[str, Any], plots: Plots) -> str:
+    """Table per device count, growth factors, a latency plot."""
+    by_devices = results["by_devices"]
+    intro = (
+        f"One round per run through one {results['broker']} on loopback against the real "
+        "`iomt aggregator` (`--min-clients N`, `--registry`: every update's Ed25519 signature "
+        f"is verified). Devices: paho clients in {results['device_processes']} processes, "
+        f"{results['embeddings']}; each fine-tunes the head and sends {results['codec']}. "
+        f"Median (min–max) of {results['repeats']} runs. Latency runs from the round "
+        "announcement to the new global model, as a subscriber sees them.\n\n"
+    )
+    rows = [
+        [fmt(int(n)), *(fmt_range(stats[key]) for key, _ in _COLUMNS), fmt(stats["accepted_min"])]
+        for n, stats in by_devices.items()
+    ]
+    header = ["devices", *(title for _, title in _COLUMNS), "accepted (min)"]
+    table = markdown_table(header, rows)
+    growth_rows = [
+        [step, *(f"×{fmt(v)}" for v in factors.values())]
+        for step, factors in results["growth"].items()
+    ]
+    growth = markdown_table(
+        ["devices", "latency", "aggregator CPU", "aggregator peak RSS"], growth_rows
+    )
+    return intro + table + "\nGrowth of the medians:\n\n" + growth + _plot(by_devices, plots)
+
+
+def _plot(by_devices: dict[str, Any], plots: Plots) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = [int(n) for n in by_devices]
+    figure, axis = plt.subplots(figsize=(5, 3.2))
+    axis.plot(counts, [by_devices[str(n)]["round_latency_s"]["median"] for n in counts], "o-")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("devices")
+    axis.set_ylabel("round latency (s)")
+    axis.grid(True, which="both", alpha=0.3)
+    return "\n" + plots.save(figure, "fleet_latency", "round latency against devices")

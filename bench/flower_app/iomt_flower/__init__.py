@@ -1,0 +1,1 @@
+"""The watch federated task written the way a Flower user writes it (bench/flower.py runs it)."""

@@ -38,7 +38,7 @@ __all__ = ["main", "report_section", "run_bench"]
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    result = run_bench(args.rounds, args.repeats, args.local_epochs, args.out)
+    result = run_bench(args.rounds, args.repeats, (args.local_epochs, args.learning_rate), args.out)
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=2))
     return 0
 
@@ -48,21 +48,26 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=10, help="rounds, the same for both")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each side (median)")
     parser.add_argument("--local-epochs", type=int, default=1, help="Flower's local epochs")
+    parser.add_argument(
+        "--learning-rate", type=float, default=1e-4, help="Flower's Adam step (1e-3 degrades)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     return parser
 
 
-def run_bench(rounds: int, repeats: int, local_epochs: int, out: Path | None) -> dict[str, Any]:
+def run_bench(
+    rounds: int, repeats: int, local: tuple[int, float], out: Path | None
+) -> dict[str, Any]:
     """Both sides `repeats` times; writes `out` (if given) and returns the result."""
     with tempfile.TemporaryDirectory(prefix="flower-bench-") as tmp:
         ours = [run_ours(rounds, Path(tmp) / f"ours-{i}") for i in range(repeats)]
         data_dir = Path(tmp) / "ours-0" / "fleet"
         run_dir = Path(ours[0]["run_dir"])
         flower = [
-            run_flower(rounds, local_epochs, run_dir, data_dir, Path(tmp) / f"flower-{i}")
+            run_flower(rounds, local, run_dir, data_dir, Path(tmp) / f"flower-{i}")
             for i in range(repeats)
         ]
-    result = _result(ours, flower, rounds, repeats, local_epochs)
+    result = _result(ours, flower, rounds, repeats, local)
     if out is not None:
         write_results("flower", result, out)
     return result
@@ -121,11 +126,11 @@ class _BrokerPort:
 
 
 def run_flower(
-    rounds: int, local_epochs: int, run_dir: Path, data_dir: Path, workdir: Path
+    rounds: int, local: tuple[int, float], run_dir: Path, data_dir: Path, workdir: Path
 ) -> dict[str, Any]:
     """SuperLink, one SuperNode per device replay file, `flwr run`; watched like ours."""
     devices = len(list((data_dir / "replay").glob("*.npz")))
-    run = FlowerRun(FLOWER_APP, rounds, local_epochs, run_dir, data_dir, devices)
+    run = FlowerRun(FLOWER_APP, rounds, local[0], run_dir, data_dir, devices, local[1])
     with FlowerDeployment(workdir, devices) as deployment:
         watch = ProcessWatch(deployment.supernode_pids, lambda: 0)  # bytes: the relay counts
         with watch:
@@ -166,7 +171,7 @@ def _result(
     flower: list[dict[str, Any]],
     rounds: int,
     repeats: int,
-    local_epochs: int,
+    local: tuple[int, float],
 ) -> dict[str, Any]:
     for run in (*ours, *flower):
         per_round = run["bytes_up_per_device_round"] + run["bytes_down_per_device_round"]
@@ -181,7 +186,8 @@ def _result(
         "repeats": repeats,
         "flower_runtime": "deployment",
         "flower_version": _flower_version(),
-        "flower_local_epochs": local_epochs,
+        "flower_local_epochs": local[0],
+        "flower_learning_rate": local[1],
         "bytes_measured_as": (
             "application bytes a device sent per round: ours from tcp_info (bytes acked) of each "
             "iomt edge socket to the broker, MQTT framing included; Flower counted by a loopback "

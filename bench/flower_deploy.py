@@ -35,6 +35,7 @@ class FlowerRun:
     run_dir: Path
     data_dir: Path
     devices: int
+    learning_rate: float = 1e-4
 
 
 class FlowerDeployment:
@@ -82,6 +83,7 @@ class FlowerDeployment:
         self._write_connection()
         result_path = self.workdir / "result.json"
         config = (f'num-server-rounds={run.rounds} local-epochs={run.local_epochs} '
+                  f'learning-rate={run.learning_rate} '
                   f'min-nodes={run.devices} run-dir="{run.run_dir}" '
                   f'data-dir="{run.data_dir}" result-path="{result_path}"')  # fmt: skip
         command = ["flwr", "run", str(run.app), "bench", "--run-config", config, "--stream"]

@@ -32,8 +32,13 @@ HEADER = (
 
 
 class PartLike(Protocol):
-    name: str
-    module: str
+    """What the report needs of a registered part (`bench.__main__.Part`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def module(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,13 @@ def _memory_table(results: dict[str, Any], plots: Plots) -> str:
             for clients, row in table.items()]  # fmt: skip
     header = ["clients", "ours heap MB", "Flower heap MB", "ours RSS MB", "Flower RSS MB"]
     text = "### Peak memory of one aggregation\n\n" + markdown_table(header, rows)
+    fewest, most = min(table, key=int), max(table, key=int)
+    growth = {impl: table[most][impl]["median"] - table[fewest][impl]["median"]
+              for impl in ("ours", "flwr")}  # fmt: skip
+    text += (
+        f"\nFrom {fmt(int(fewest))} to {fmt(int(most))} clients the heap peak grows by "
+        f"{fmt(growth['ours'])} MB for ours and {fmt(growth['flwr'])} MB for Flower.\n"
+    )
     text += (
         "\nHeap = tracemalloc peak while updates arrive as wire bytes and are aggregated "
         "(imports excluded); RSS = the child process's VmHWM, imports included.\n"
@@ -146,7 +153,8 @@ def bridge_section(results: dict[str, Any], plots: Plots) -> str:
 def dp_section(results: dict[str, Any], plots: Plots) -> str:
     keys = ("noise_multiplier", "epsilon", "delta", "rounds", "clip", "devices",
             "accuracy_mean", "accuracy_std", "pretrained_head_accuracy")  # fmt: skip
-    rows = [[fmt(row.get(k)) for k in keys] for row in results.get("settings", [])]
+    rows = [[fmt(row.get(k)) if row.get(k) is not None else "∞ (no noise)" for k in keys]
+            for row in results.get("settings", [])]  # fmt: skip
     return markdown_table(list(keys), rows)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import PARTS, main
+from bench.common import machine_description, median_of
 from bench.report import write_report
 
 pytest.importorskip("flwr", reason="the benchmark compares against Flower (bench extra)")
@@ -59,3 +60,21 @@ def test_report_renders_sections_from_results(results_dir: Path, tmp_path: Path)
     assert "## federation" in text and "## Machine" in text
     assert "Not measured yet" in text  # the other parts have no results in results_dir
     assert (tmp_path / "benchmarks" / "federation_peak_memory.png").stat().st_size > 0
+
+
+def test_median_of_reports_median_and_extremes() -> None:
+    assert median_of([3.0, 1.0, 2.0, 10.0]) == {"median": 2.5, "min": 1.0, "max": 10.0, "runs": 4}
+    with pytest.raises(ValueError):
+        median_of([])
+
+
+def test_machine_is_described() -> None:
+    machine = machine_description()
+    assert {"cpu", "cores", "ram_gb", "python", "packages"} <= set(machine)
+    assert machine["packages"]["numpy"]
+
+
+def test_unknown_part_is_refused_with_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["no-such-part"]) == 2
+    assert "usage: python -m bench" in capsys.readouterr().err
+    assert {"edge", "federation", "bridge", "dp", "flower", "fleet"} <= set(PARTS)

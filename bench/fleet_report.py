@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from bench.report import Plots, fmt, fmt_range, markdown_table
@@ -17,7 +18,9 @@ _COLUMNS = (
 
 
 def report_section(results: dict[str, Any], plots: Plots) -> str:
-    """Table per device count, growth factors, a latency plot."""
+    """Table per device count, growth factors, a latency plot; refreshes docs/scaling.md too."""
+    if plots.directory.parent == SCALING_DOC.parent:  # the real docs, not a test's tmp dir
+        update_scaling_doc(results)
     by_devices = results["by_devices"]
     intro = (
         f"One round per run through one {results['broker']} on loopback against the real "
@@ -58,3 +61,51 @@ def _plot(by_devices: dict[str, Any], plots: Plots) -> str:
     axis.set_ylabel("round latency (s)")
     axis.grid(True, which="both", alpha=0.3)
     return "\n" + plots.save(figure, "fleet_latency", "round latency against devices")
+
+
+SCALING_DOC = Path(__file__).resolve().parent.parent / "docs" / "scaling.md"
+BEGIN, END = "<!-- fleet-figures:begin -->", "<!-- fleet-figures:end -->"
+
+
+def scaling_figures(results: dict[str, Any]) -> str:
+    """The measured block of docs/scaling.md: latency, cost per update, growth."""
+    rows = []
+    for n, stats in results["by_devices"].items():
+        devices = int(n)
+        cpu = stats["aggregator_cpu_s"]["median"]
+        share = 100 * cpu / stats["round_latency_s"]["median"]
+        rows.append([
+            fmt(devices),
+            fmt_range(stats["round_latency_s"]),
+            fmt(1000 * cpu / devices),
+            fmt(share),
+            fmt(stats["aggregator_peak_mb"]["median"]),
+            fmt(stats["updates_per_s"]["median"]),
+        ])  # fmt: skip
+    table = markdown_table(
+        ["devices", "round latency (s)", "aggregator CPU per update (ms)",
+         "aggregator CPU / round latency (%)", "aggregator peak RSS (MB)", "updates/s"], rows,
+    )  # fmt: skip
+    steps = "; ".join(
+        f"{step}: latency ×{fmt(f['round_latency_s'])}, CPU ×{fmt(f['aggregator_cpu_s'])}"
+        for step, f in results["growth"].items()
+    )
+    cores = results.get("machine", {}).get("cores")
+    return (
+        f"Measured by `python -m bench fleet` on one machine ({cores} cores), one "
+        f"{results['broker']}, one `iomt aggregator`, median (min–max) of "
+        f"{results['repeats']} runs:\n\n{table}\nGrowth with ×10 devices — {steps}.\n"
+    )
+
+
+def update_scaling_doc(results: dict[str, Any], doc: Path = SCALING_DOC) -> bool:
+    """Rewrite the block between the markers of docs/scaling.md; False if there is none."""
+    if not doc.exists():
+        return False
+    text = doc.read_text()
+    if BEGIN not in text or END not in text:
+        return False
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    doc.write_text(f"{head}{BEGIN}\n{scaling_figures(results)}{END}{tail}")
+    return True

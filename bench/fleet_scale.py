@@ -33,7 +33,7 @@ import numpy as np
 
 from bench.common import write_results
 from bench.fleet_devices import WorkerSpec, run_worker
-from bench.fleet_report import report_section
+from bench.fleet_report import report_section, update_scaling_doc
 from bench.fleet_round import RoundObserver, aggregator_peak_mb, start_aggregator, write_setup
 
 RESULTS = Path(__file__).parent / "results" / "fleet.json"
@@ -91,6 +91,8 @@ def run_bench(counts: list[int], repeats: int, processes: int, out: Path | None)
     result = _result(runs, counts, repeats, processes, broker_kind)
     if out is not None:
         write_results("fleet", result, out)
+        if out == RESULTS:
+            update_scaling_doc(json.loads(out.read_text()))
     return result
 
 

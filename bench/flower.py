@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.flower", description=__doc__)
     parser.add_argument("--rounds", type=int, default=10, help="rounds, the same for both")
-    parser.add_argument("--repeats", type=int, default=1, help="runs of each side (median)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each side (median)")
     parser.add_argument("--local-epochs", type=int, default=1, help="Flower's local epochs")
     parser.add_argument(
         "--learning-rate", type=float, default=1e-4, help="Flower's Adam step (1e-3 degrades)"

@@ -54,6 +54,7 @@ class FullModel:
 
     bytes: int
     source: str
+    weights: int | None = None  # every weight of the Keras model, when the run is readable
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,25 @@ def watch_task() -> tuple[HeadTask, FullModel]:
     task = HeadTask(np.asarray(embeddings, np.float32), labels, subjects, tuple(devices),
                     preset.test_subjects, public, parts.head)  # fmt: skip
     full = int(parts.bundle.manifest["float32_tflite_bytes"])
-    return task, FullModel(full, "float32_tflite_bytes of the bundle manifest (whole LSTM-FCN)")
+    source = "float32_tflite_bytes of the bundle manifest (whole LSTM-FCN)"
+    return task, FullModel(full, source, _keras_weight_count(prepared.run / "weights.h5"))
+
+
+def _keras_weight_count(path: Path) -> int | None:
+    """Every weight in the training run's Keras file (h5py, no TensorFlow); None if unreadable."""
+    try:
+        import h5py  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    count = 0
+
+    def visit(_: str, item: Any) -> None:
+        nonlocal count
+        count += int(item.size) if isinstance(item, h5py.Dataset) else 0
+
+    with h5py.File(path, "r") as weights:
+        weights.visititems(visit)
+    return count
 
 
 def upload_bytes(task: HeadTask, full_model: FullModel) -> dict[str, Any]:
@@ -150,6 +169,7 @@ def upload_bytes(task: HeadTask, full_model: FullModel) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     sizes = {c: len(encode_message(update, codec=c, signing_key=key, rng=rng))
              for c in ("int8", "float16", "float32")}  # fmt: skip
+    raw_bytes = 4 * full_model.weights if full_model.weights else None
     return {
         "upload_bytes_head_int8": sizes["int8"],
         "upload_bytes_head_float16": sizes["float16"],
@@ -157,6 +177,11 @@ def upload_bytes(task: HeadTask, full_model: FullModel) -> dict[str, Any]:
         "upload_bytes_full_float32": full_model.bytes,
         "upload_bytes_full_float32_source": full_model.source,
         "upload_ratio_full_float32_to_head_int8": round(full_model.bytes / sizes["int8"], 1),
+        "full_model_weights": full_model.weights,
+        "upload_bytes_full_float32_weights_x4": raw_bytes,
+        "upload_ratio_full_weights_to_head_int8": round(raw_bytes / sizes["int8"], 1)
+        if raw_bytes
+        else None,
         "head_parameters": int(sum(np.size(w) for w in task.head.weights)),
     }
 

@@ -25,10 +25,22 @@ def _upload_table(results: dict[str, Any]) -> str:
              f"{full / results[f'upload_bytes_head_{codec}']:.1f}x")
             for codec in ("int8", "float16", "float32")]  # fmt: skip
     rows.append(("whole float32 model, as full-model FedAvg sends it", fmt(full), "1x"))
-    table = markdown_table(["upload per device per round", "bytes", "smaller by"], rows)
+    raw = results.get("upload_bytes_full_float32_weights_x4")
+    if raw:
+        rows.append((f"whole model's {fmt(results['full_model_weights'])} Keras weights x 4 bytes",
+                     fmt(raw), f"{full / raw:.2f}x"))  # fmt: skip
+    table = markdown_table(["upload per device per round", "bytes", "whole model / this"], rows)
     return (f"### Upload per round\n\n{table}\nFull model size: "
             f"{results['upload_bytes_full_float32_source']}. The head has "
-            f"{fmt(results['head_parameters'])} parameters.\n")  # fmt: skip
+            f"{fmt(results['head_parameters'])} parameters."
+            f"{_raw_weights_note(results)}\n")  # fmt: skip
+
+
+def _raw_weights_note(results: dict[str, Any]) -> str:
+    ratio = results.get("upload_ratio_full_weights_to_head_int8")
+    if not ratio:
+        return ""
+    return f" Against the raw weights alone the int8 head delta is {ratio}x smaller."
 
 
 def _accuracy_table(results: dict[str, Any]) -> str:

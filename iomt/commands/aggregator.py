@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strategy", default="fedavg")
     parser.add_argument("--codec", default="int8", choices=("int8", "float16", "float32"))
     parser.add_argument("--local-epochs", type=int, default=5)
-    parser.add_argument("--learning-rate", type=float, default=0.05)
+    parser.add_argument("--learning-rate", type=float, default=0.1)
     parser.add_argument("--momentum", type=float, default=0.9, help="devices' SGD momentum")
     parser.add_argument("--holdout", type=Path, help="window dataset .npz to evaluate each head")
     parser.add_argument(

@@ -47,7 +47,7 @@ class FleetPlan:
     devices: list[DevicePlan]
     speed: float = 0.0
     local_epochs: int = 5
-    learning_rate: float = 0.05
+    learning_rate: float = 0.1
     momentum: float = 0.9
     codec: str = "int8"
     drop_rate: float = 0.0

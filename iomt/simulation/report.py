@@ -142,6 +142,7 @@ def _plots(out: Path, report: dict[str, Any]) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rows = report["rounds"]
     rounds = [r["round"] for r in rows]
@@ -161,6 +162,7 @@ def _plots(out: Path, report: dict[str, Any]) -> list[Path]:
     )
     for key, style in (("pretrained", ":"), ("pooled_upper_bound", "--"), ("local_only", "-.")):
         axes.axhline(summary[key], linestyle=style, color="grey", label=key.replace("_", " "))
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("round")
     axes.set_ylabel("test accuracy")
     axes.legend(fontsize=8)

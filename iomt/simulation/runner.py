@@ -7,6 +7,7 @@ processes over real MQTT -> baselines -> report.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -45,7 +46,7 @@ class SimulationConfig:
     model_size: str | None = None
     min_agreement: float = 0.98
     local_epochs: int = 5
-    learning_rate: float = 0.05
+    learning_rate: float = 0.1
     momentum: float = 0.9
     deadline_s: float = 20.0
     speed: float = 0.0
@@ -86,6 +87,7 @@ def run_simulation(
 
     shards = _partition(config, dataset, members, config.devices or preset.default_devices)
     workdir = config.out / "fleet"
+    _fresh(workdir)
     replay_paths = _write_replays(workdir, dataset, shards)
     holdout = _write_subset(
         workdir / "holdout.npz", dataset, np.flatnonzero(np.isin(dataset["subject"], test))
@@ -122,6 +124,12 @@ def run_simulation(
     )
     write_report(config.out, report)
     return report
+
+
+def _fresh(workdir: Path) -> None:
+    """Each simulation starts from nothing: a previous run's aggregator state would resume."""
+    if workdir.exists():
+        shutil.rmtree(workdir)
 
 
 def _load(path: Path) -> dict[str, np.ndarray]:

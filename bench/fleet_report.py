@@ -25,8 +25,9 @@ def report_section(results: dict[str, Any], plots: Plots) -> str:
     intro = (
         f"One round per run through one {results['broker']} on loopback against the real "
         "`iomt aggregator` (`--min-clients N`, `--registry`: every update's Ed25519 signature "
-        f"is verified). Devices: paho clients in {results['device_processes']} processes, "
-        f"{results['embeddings']}; each fine-tunes the head and sends {results['codec']}. "
+        f"is verified). Devices: paho clients in {results['device_processes']} processes; "
+        f"embeddings {results['embeddings']}. Each device fine-tunes the head and sends: "
+        f"{results['codec']}. "
         f"Median (min–max) of {results['repeats']} runs. Latency runs from the round "
         "announcement to the new global model, as a subscriber sees them.\n\n"
     )

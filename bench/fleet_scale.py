@@ -139,7 +139,7 @@ def _worker_specs(
 
 def _expect(events: Any, kind: str, count: int, timeout_s: float) -> list[Any]:
     """`count` events of `kind` from the device processes (their payloads)."""
-    payloads = []
+    payloads: list[Any] = []
     deadline = time.monotonic() + timeout_s
     while len(payloads) < count:
         event = events.get(timeout=max(0.1, deadline - time.monotonic()))
@@ -205,7 +205,7 @@ def _result(
     runs: list[RunResult], counts: list[int], repeats: int, processes: int, broker: str
 ) -> dict[str, Any]:
     fields = [f for f in asdict(runs[0]) if f not in ("devices", "update_bytes", "accepted")]
-    by_count = {
+    by_count: dict[str, dict[str, Any]] = {
         str(n): {f: _stats([getattr(r, f) for r in runs if r.devices == n]) for f in fields}
         for n in counts
     }

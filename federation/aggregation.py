@@ -34,6 +34,10 @@ def check_num_examples(num_examples: int) -> int:
 
 def check_same_shapes(weights: Weights, reference: list[tuple[int, ...]]) -> None:
     """Raise `ShapeMismatchError` unless `weights` has exactly the reference shapes."""
+    if len(weights) == len(reference) and all(
+        np.shape(t) == shape for t, shape in zip(weights, reference, strict=True)
+    ):
+        return
     shapes = [tuple(np.shape(t)) for t in weights]
     if shapes != reference:
         raise ShapeMismatchError(f"update shapes {shapes} differ from {reference}")
@@ -42,6 +46,27 @@ def check_same_shapes(weights: Weights, reference: list[tuple[int, ...]]) -> Non
 def all_finite(weights: Weights) -> bool:
     """True if no tensor holds NaN or infinity (one float64 sum per tensor, no temporaries)."""
     return all(math.isfinite(np.asarray(t).sum(dtype=np.float64)) for t in weights)
+
+
+def flatten_weights(weights: Weights) -> np.ndarray:
+    """Every tensor of an update in one flat vector (one copy, the tensors' own dtype)."""
+    return np.concatenate([np.asarray(t).reshape(-1) for t in weights])
+
+
+def flat_is_finite(flat: np.ndarray) -> bool:
+    """True if a flat update holds no NaN or infinity.
+
+    One float64 sum: it is NaN or infinite exactly when an element is, since float32 (or
+    float16/int8-decoded) values summed in float64 cannot overflow.
+    """
+    return math.isfinite(flat.sum(dtype=np.float64))
+
+
+def unflatten(flat: np.ndarray, shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
+    """Split a flat vector back into tensors of the given shapes (views, no copy)."""
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    parts = np.split(flat, np.cumsum(sizes)[:-1])
+    return [part.reshape(shape) for part, shape in zip(parts, shapes, strict=True)]
 
 
 def aggregate_weighted(results: list[tuple[Weights, int]]) -> Weights:
@@ -53,51 +78,62 @@ def aggregate_weighted(results: list[tuple[Weights, int]]) -> Weights:
 
 
 class WeightedMeanAccumulator:
-    """Running weighted mean in float64: O(model) memory whatever the number of clients."""
+    """Running weighted mean in float64: O(model) memory whatever the number of clients.
+
+    The sum is one flat float64 vector: one fused multiply-add per update whatever the number
+    of tensors, which is what makes streaming as fast as a batch mean over stacked arrays.
+    """
 
     def __init__(self) -> None:
-        self._sums: list[np.ndarray] | None = None
+        self._sum: np.ndarray | None = None
+        self._shapes: list[tuple[int, ...]] | None = None
         self.total_examples = 0
         self.count = 0
 
     @property
     def shapes(self) -> list[tuple[int, ...]] | None:
         """Shapes of the tensors being averaged, None before the first `add`."""
-        return None if self._sums is None else [s.shape for s in self._sums]
+        return self._shapes
 
     def add(self, weights: Weights, num_examples: int) -> None:
         """Fold one client's weights in, weighted by its example count."""
         n = check_num_examples(num_examples)
-        if not all_finite(weights):
+        if self._shapes is not None:
+            check_same_shapes(weights, self._shapes)
+        flat = flatten_weights(weights)
+        if not flat_is_finite(flat):
             raise NonFiniteValueError("update holds NaN or infinity")
-        if self._sums is not None:
-            check_same_shapes(weights, [s.shape for s in self._sums])
-        self.add_validated(weights, n)
+        self.add_flat(flat, n, [tuple(np.shape(t)) for t in weights])
 
     def add_validated(self, weights: Weights, num_examples: int) -> None:
         """`add` without the checks, for a caller that already made them (a `Strategy`)."""
-        if self._sums is None:
-            self._sums = [np.zeros(np.shape(t), dtype=np.float64) for t in weights]
-        weight = np.float64(num_examples)
-        for total, tensor in zip(self._sums, weights, strict=True):
-            total += np.asarray(tensor) * weight  # float64 product, one temporary
+        self.add_flat(flatten_weights(weights), num_examples, [tuple(np.shape(t)) for t in weights])
+
+    def add_flat(self, flat: np.ndarray, num_examples: int, shapes: list[tuple[int, ...]]) -> None:
+        """Fold in an already checked and flattened update with its tensor shapes."""
+        if self._sum is None:
+            self._sum = np.zeros(flat.size, dtype=np.float64)
+            self._shapes = list(shapes)
+        self._sum += flat * np.float64(num_examples)  # float64 product, one temporary
         self.total_examples += num_examples
         self.count += 1
 
     def result(self) -> Weights:
         """The weighted mean as float32 tensors; `NoUpdatesError` if nothing was added."""
-        if self._sums is None or self.total_examples == 0:
+        if self._sum is None or self._shapes is None or self.total_examples == 0:
             raise NoUpdatesError("no updates to aggregate")
-        return [(s / self.total_examples).astype(np.float32) for s in self._sums]
+        mean = (self._sum / self.total_examples).astype(np.float32)
+        return unflatten(mean, self._shapes)
 
     def to_arrays(self) -> ArrayState:
-        """State as named arrays (sums in float64, so a restore is exact)."""
+        """State as named arrays, one float64 sum per tensor (so a restore is exact)."""
         state: ArrayState = {
             "total_examples": np.array(self.total_examples, dtype=np.int64),
             "count": np.array(self.count, dtype=np.int64),
         }
-        for i, total in enumerate(self._sums or []):
-            state[f"sum_{i}"] = total.copy()
+        if self._sum is not None and self._shapes is not None:
+            for i, total in enumerate(unflatten(self._sum, self._shapes)):
+                state[f"sum_{i}"] = total.copy()
         return state
 
     @classmethod
@@ -110,7 +146,9 @@ class WeightedMeanAccumulator:
         accumulator.count = int(state["count"])
         num_sums = sum(1 for key in state if key.startswith("sum_"))
         sums = [np.array(state[f"sum_{i}"], dtype=np.float64) for i in range(num_sums)]
-        accumulator._sums = sums or None
+        if sums:
+            accumulator._shapes = [s.shape for s in sums]
+            accumulator._sum = flatten_weights(sums)
         return accumulator
 
 

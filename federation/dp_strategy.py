@@ -44,7 +44,7 @@ class DpFedAvg(StreamingStrategy):
         super()._reset_round()
         self.clipped = 0
 
-    def _add(self, delta: Weights, num_examples: int, device_id: str) -> None:
+    def _add(self, delta: Weights, flat: np.ndarray, num_examples: int, device_id: str) -> None:
         self.clipped += int(global_norm(delta) > self.config.clip_norm)
         clipped = clip_update(delta, self.config.clip_norm)
         self.mean.add_validated(clipped, 1)

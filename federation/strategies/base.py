@@ -15,9 +15,10 @@ import numpy as np
 
 from federation.aggregation import (
     WeightedMeanAccumulator,
-    all_finite,
     check_num_examples,
     check_same_shapes,
+    flat_is_finite,
+    flatten_weights,
 )
 from federation.errors import (
     AggregationError,
@@ -76,9 +77,10 @@ class Strategy(ABC):
         check_same_shapes(delta, self.shapes)
         if device_id in self._seen_devices:
             raise DuplicateUpdateError(f"device {device_id!r} already contributed this round")
-        if not all_finite(delta):
+        flat = flatten_weights(delta)
+        if not flat_is_finite(flat):
             raise NonFiniteValueError(f"update from {device_id!r} holds NaN or infinity")
-        self._add(delta, n, device_id)
+        self._add(delta, flat, n, device_id)
         self._seen_devices.add(device_id)
         self.device_ids.append(device_id)
         self.num_examples.append(n)
@@ -118,8 +120,11 @@ class Strategy(ABC):
     def _reset_round(self) -> None: ...
 
     @abstractmethod
-    def _add(self, delta: Weights, num_examples: int, device_id: str) -> None:
-        """Fold in an update that passed every check (shapes, count, finite, first of device)."""
+    def _add(self, delta: Weights, flat: np.ndarray, num_examples: int, device_id: str) -> None:
+        """Fold in an update that passed every check (shapes, count, finite, first of device).
+
+        `flat` is the same update as one vector (made once, for the finiteness check).
+        """
 
     @abstractmethod
     def _aggregate_step(self) -> list[np.ndarray]: ...
@@ -143,8 +148,8 @@ class StreamingStrategy(Strategy):
     def _reset_round(self) -> None:
         self.mean = WeightedMeanAccumulator()
 
-    def _add(self, delta: Weights, num_examples: int, device_id: str) -> None:
-        self.mean.add_validated(delta, num_examples)
+    def _add(self, delta: Weights, flat: np.ndarray, num_examples: int, device_id: str) -> None:
+        self.mean.add_flat(flat, num_examples, self.shapes or [])
 
     def mean_delta(self) -> list[np.ndarray]:
         """The weighted mean delta of the round, float64."""
@@ -170,7 +175,7 @@ class BufferedStrategy(Strategy):
     def _reset_round(self) -> None:
         self.deltas = []
 
-    def _add(self, delta: Weights, num_examples: int, device_id: str) -> None:
+    def _add(self, delta: Weights, flat: np.ndarray, num_examples: int, device_id: str) -> None:
         self.deltas.append(as_float64(delta))
 
     def stacked(self, tensor_index: int) -> np.ndarray:

@@ -50,10 +50,10 @@ class FLTrust(Strategy):
     def _reset_round(self) -> None:
         self.trust_sum, self.weighted_sum, self.trust_scores = 0.0, None, []
 
-    def _add(self, delta: Weights, num_examples: int, device_id: str) -> None:
+    def _add(self, delta: Weights, flat: np.ndarray, num_examples: int, device_id: str) -> None:
         if self.server_update is None:
             raise AggregationError("FLTrust needs set_server_update() before accumulate()")
-        root, client = _flatten(self.server_update), _flatten(as_float64(delta))
+        root, client = _flatten(self.server_update), flat.astype(np.float64)
         root_norm, client_norm = float(np.linalg.norm(root)), float(np.linalg.norm(client))
         cosine = float(root @ client) / (root_norm * client_norm) if root_norm * client_norm else 0
         trust = max(cosine, 0.0)

@@ -35,8 +35,6 @@ FINE_TUNE_EPOCHS = 5
 FINE_TUNE_BATCH = 32
 FIRST_INFERENCE = "first-inference"
 # Chosen on the validation subject and training subjects of the watch run, not on test subjects.
-PERSONALISATION_EPOCHS = 20
-PERSONALISATION_LEARNING_RATE = 1e-3
 _NOT_PRINTED = ("details", "machine")
 
 
@@ -120,9 +118,9 @@ def _summary(results: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
         },
         "personalisation": results["personalisation"],
         "personalisation_method": (
-            "per subject and class: first recording labelled and fine-tuned on (Adam "
-            f"lr={PERSONALISATION_LEARNING_RATE}, {PERSONALISATION_EPOCHS} epochs, batch 16), "
-            "later recordings scored; before = global head, after = fine-tuned head"
+            "per subject, as iomt simulate: each recording's earlier 70% of windows labelled and "
+            "fine-tuned on (iomt.simulation.baselines.PERSONALISATION), later 30% scored; "
+            "before = global head, after = fine-tuned head"
         ),
         "details": {"edge": edge, "tensorflow": tf},
         "bundle": str(args.bundle),
@@ -261,83 +259,35 @@ def _timed_embeddings(
 def personalisation(
     bundle_path: Path, data_path: Path, subjects: list[int] | None
 ) -> dict[str, Any]:
-    """Per subject: accuracy of the global head and of the head fine-tuned on that subject."""
-    from edge_runtime.bundle import load_bundle
-    from edge_runtime.interpreter import Int8Model
+    """Per subject: the global head, then fine-tuned on the subject's earlier windows.
 
-    bundle = load_bundle(bundle_path)
-    backbone = Int8Model.from_path(bundle.backbone_path)
-    head = bundle.load_head()
+    The same protocol as `iomt simulate` (`iomt.simulation`): each recording's earlier 70 % of
+    windows is labelled and fine-tuned on, its later 30 % is scored, with the device's
+    personalisation settings.
+    """
+    from edge_runtime.device_loop import read_bundle_parts
+    from iomt.simulation.baselines import DeviceData, Split
+    from iomt.simulation.baselines import personalisation as personalise
+    from iomt.simulation.partition import partition_by_subject
+
+    parts = read_bundle_parts(bundle_path)
+    backbone = parts.backbone()
     data = np.load(data_path)
     chosen = subjects or sorted(int(s) for s in np.unique(data["subject"]))
-    report = {}
-    recordings = data["recording"] if "recording" in data.files else None
-    for subject in chosen:
-        mask = data["subject"] == subject
-        embeddings = backbone.run_batch(bundle.normalise(data["X"][mask]))
-        sessions = None if recordings is None else recordings[mask]
-        report[str(subject)] = personalise_subject(head, embeddings, data["y"][mask], sessions)
-    return report
+    sessions = data["recording"] if "recording" in data.files else data["y"]
+    shards = partition_by_subject(sessions, data["subject"], None, chosen, len(chosen), 0.3)
 
+    def split(index: NDArray[np.intp]) -> Split:
+        return Split(parts.embed_windows(data["X"][index], backbone), data["y"][index])
 
-def personalise_subject(
-    head: Any,
-    embeddings: NDArray[np.float32],
-    y: NDArray[np.integer],
-    recordings: NDArray[np.integer] | None = None,
-) -> dict[str, Any]:
-    """Fine-tune on each class's first recording (else first half); score the rest."""
-    from edge_runtime.fine_tune import FineTuneConfig, fine_tune
-    from edge_runtime.head import Head
-
-    config = FineTuneConfig(
-        epochs=PERSONALISATION_EPOCHS,
-        batch_size=16,
-        optimizer="adam",
-        learning_rate=PERSONALISATION_LEARNING_RATE,
-        seed=0,
-    )
-    train, test = split_sessions(np.asarray(y), recordings)
-    before = float(np.mean(head.predict(embeddings[test]) == y[test]))
-    result = fine_tune(
-        head.weights,
-        head.activations,
-        embeddings[train],
-        y[train],
-        config,
-        global_weights=head.weights,
-    )
-    tuned = Head.from_weights(result.weights, head.activations)
-    after = float(np.mean(tuned.predict(embeddings[test]) == y[test]))
+    devices = [DeviceData(s.device_id, s.subject, split(s.train_index), split(s.eval_index))
+               for s in shards]  # fmt: skip
+    scores = personalise(parts.head, devices)
     return {
-        "before": before,
-        "after": after,
-        "train_windows": len(train),
-        "test_windows": len(test),
-    }
-
-
-def split_sessions(
-    y: NDArray[np.integer], recordings: NDArray[np.integer] | None
-) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """Per class: the first recording is the labelled session, later ones are scored.
-
-    A class seen in one recording only (or data without recordings) is cut in time halves.
-    """
-    train: list[int] = []
-    test: list[int] = []
-    for label in np.unique(y):
-        indices = np.flatnonzero(y == label)
-        sessions = [] if recordings is None else sorted(np.unique(recordings[indices]))
-        if len(sessions) > 1:
-            first = recordings[indices] == sessions[0]  # type: ignore[index]
-            train += indices[first].tolist()
-            test += indices[~first].tolist()
-        else:
-            cut = len(indices) // 2
-            train += indices[:cut].tolist()
-            test += indices[cut:].tolist()
-    return np.array(sorted(train), dtype=np.intp), np.array(sorted(test), dtype=np.intp)
+        str(d.subject): {"before": scores[d.device_id][0], "after": scores[d.device_id][1],
+                         "train_windows": len(d.train.y), "test_windows": len(d.later.y)}
+        for d in devices
+    }  # fmt: skip
 
 
 if __name__ == "__main__":

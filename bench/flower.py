@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import write_results
+from bench.common import median_of, write_results
 from bench.flower_deploy import FlowerDeployment, FlowerRun
 from bench.flower_report import report_section
 from bench.process_watch import DeviceUsage, ProcessWatch, commandline_children
@@ -161,9 +161,8 @@ def _mean(values: list[float]) -> float:
     return round(float(statistics.fmean(values)), 1) if values else 0.0
 
 
-def _stats(runs: list[dict[str, Any]], key: str) -> dict[str, float]:
-    values = [float(r[key]) for r in runs]
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+def _stats(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    return median_of([float(r[key]) for r in runs])
 
 
 def _result(
@@ -176,7 +175,8 @@ def _result(
     for run in (*ours, *flower):
         per_round = run["bytes_up_per_device_round"] + run["bytes_down_per_device_round"]
         run["total_bytes"] = round(per_round * run["devices"] * rounds)
-    keys = ("accuracy", "bytes_up_per_device_round", "total_bytes", "device_peak_mb", "wall_s")
+    keys = ("accuracy", "bytes_up_per_device_round", "bytes_down_per_device_round", "total_bytes",
+            "device_peak_mb", "device_peak_mb_largest_process", "wall_s")  # fmt: skip
     side = {name: {k: _stats(runs, k) for k in keys} for name, runs in
             (("ours", ours), ("flower", flower))}  # fmt: skip
     pick = {name: {k: v["median"] for k, v in stats.items()} for name, stats in side.items()}
@@ -208,6 +208,10 @@ def _result(
     )
     result["memory_ratio"] = round(
         result["device_peak_mb_flower"] / result["device_peak_mb_ours"], 1
+    )
+    largest = side["flower"]["device_peak_mb_largest_process"]["median"]
+    result["memory_ratio_largest_process"] = round(
+        largest / side["ours"]["device_peak_mb_largest_process"]["median"], 1
     )
     result["accuracy_gap_points"] = round(
         100 * (result["accuracy_flower"] - result["accuracy_ours"]), 2

@@ -9,9 +9,11 @@ from bench.report import Plots, fmt, fmt_range, markdown_table
 _ROWS = (
     ("accuracy", "final accuracy (test subjects 8–10)"),
     ("bytes_up_per_device_round", "bytes uploaded per device per round"),
+    ("bytes_down_per_device_round", "bytes downloaded per device per round"),
     ("total_bytes", "total bytes, all devices, up + down"),
     ("wall_s", "wall time (s)"),
-    ("device_peak_mb", "device process peak RSS (MB)"),
+    ("device_peak_mb", "device peak RSS, all its processes (MB)"),
+    ("device_peak_mb_largest_process", "device peak RSS, largest single process (MB)"),
 )
 
 
@@ -44,6 +46,10 @@ def report_section(results: dict[str, Any], plots: Plots) -> str:
             ],
             ["accuracy, Flower − ours (points; within 2)", fmt(results["accuracy_gap_points"])],
             ["device peak memory, Flower / ours (≥ 5)", f"×{fmt(results['memory_ratio'])}"],
+            [
+                "same, counting only Flower's largest process (the ClientApp)",
+                f"×{fmt(results.get('memory_ratio_largest_process'))}",
+            ],
         ],
     )
     notes = (

@@ -212,7 +212,11 @@ def _fit_pruned(
     augment: Callable[[np.ndarray], np.ndarray],
     progress: ProgressCallback | None,
 ) -> tuple[Any, list[dict[str, float]]]:
-    """Fine-tune while sparsity ramps up over the first 70% of the phase, then strip."""
+    """Fine-tune while sparsity ramps up over the first 70% of the phase, then strip.
+
+    Once the masks are final, the stripped weights of each remaining epoch are averaged (the
+    zeros stay zeros), as in the dense phase's tail average.
+    """
     steps_per_epoch = math.ceil(len(train_data.X) / config.batch_size)
     total = steps_per_epoch * config.prune_epochs
     schedule = PruningSchedule(
@@ -225,13 +229,19 @@ def _fit_pruned(
     _compile(pruned, config.learning_rate * 0.3)
     rng = np.random.default_rng(config.seed + 2)
     history: list[dict[str, float]] = []
+    tail = WeightAverage()
     for epoch in range(config.prune_epochs):
         row = _one_epoch(pruned, train_data, val_data, config, augment, rng, pruning_callbacks())
         row.update(epoch=epoch, phase="prune")
         history.append(row)
         if progress:
             progress("prune", epoch + 1, config.prune_epochs, row)
-    return strip_pruning(pruned), history
+        if (epoch + 1) * steps_per_epoch > schedule.end_step:  # masks no longer change
+            tail.add(strip_pruning(pruned).get_weights())
+    stripped = strip_pruning(pruned)
+    if tail.count:
+        stripped.set_weights(tail.mean())
+    return stripped, history
 
 
 def _one_epoch(

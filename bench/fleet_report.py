@@ -12,7 +12,7 @@ _COLUMNS = (
     ("aggregator_cpu_s", "aggregator CPU (s)"),
     ("aggregator_peak_mb", "aggregator peak RSS (MB)"),
     ("updates_per_s", "updates/s"),
-    ("messages_per_s", "broker messages/s"),
+    ("messages_per_s", "broker messages in + out /s"),
     ("bytes_per_s", "update bytes/s"),
 )
 

@@ -20,7 +20,6 @@ import itertools
 import json
 import multiprocessing
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import write_results
+from bench.common import median_of, write_results
 from bench.fleet_devices import WorkerSpec, run_worker
 from bench.fleet_report import report_section, update_scaling_doc
 from bench.fleet_round import RoundObserver, aggregator_peak_mb, start_aggregator, write_setup
@@ -69,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.fleet_scale", description=__doc__)
     parser.add_argument("--devices", default="10,100,1000", help="device counts, comma-separated")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per count (median of them)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per count (median of them)")
     parser.add_argument("--processes", type=int, default=4, help="device processes")
     parser.add_argument("--out", type=Path, default=RESULTS)
     return parser
@@ -168,7 +167,7 @@ def _run_result(count: int, timing: Any, tallies: list[dict[str, int]], peak: fl
         aggregator_cpu_s=round(timing.aggregator_cpu_s, 3),
         aggregator_peak_mb=round(peak, 1),
         updates_per_s=round(count / latency, 1),
-        messages_per_s=round((2 * count + count) / latency, 1),  # update in, ack out, round out
+        messages_per_s=round(broker_messages(count) / latency, 1),
         bytes_per_s=round(update_bytes / latency, 1),
         update_bytes=update_bytes,
         accepted=accepted,
@@ -197,8 +196,17 @@ def _raise_open_files_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
-def _stats(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+def broker_messages(devices: int) -> int:
+    """Messages the broker takes in and hands out in one round of `devices` devices.
+
+    In: N updates, N acks, 1 announcement. Out: N updates to the aggregator, N acks, N
+    announcements (the new model and status messages left out).
+    """
+    return (2 * devices + 1) + 3 * devices
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    return median_of(values)
 
 
 def _result(

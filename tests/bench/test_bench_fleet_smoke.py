@@ -46,3 +46,36 @@ def test_report_section_renders_the_table(fleet_results: dict, tmp_path: Path) -
     assert "| 5 |" in section
     assert "fleet_latency.png" in section
     assert (tmp_path / "fleet_latency.png").exists()
+
+
+def test_byte_proxy_counts_every_byte_each_way() -> None:
+    """The relay the Flower bench counts SuperNode traffic with (a loopback echo server)."""
+    import socket
+    import threading
+
+    from bench.byte_proxy import ByteProxy
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def echo() -> None:
+            connection, _ = server.accept()
+            with connection:
+                received = 0
+                while received < 100:
+                    received += len(connection.recv(4096))
+                connection.sendall(b"y" * 10)
+
+        threading.Thread(target=echo, daemon=True).start()
+        with ByteProxy(server.getsockname()[1], ["node"]) as proxy:
+            with socket.create_connection(("127.0.0.1", proxy.ports["node"])) as client:
+                client.sendall(b"x" * 100)
+                received = b""
+                while len(received) < 10:
+                    received += client.recv(100)
+                client.shutdown(socket.SHUT_WR)
+                client.recv(100)  # the relay closes after the server side is done
+            traffic = proxy.traffic["node"]
+    assert traffic.up == 100
+    assert traffic.down == 10

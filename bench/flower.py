@@ -33,6 +33,7 @@ from bench.process_watch import DeviceUsage, ProcessWatch, commandline_children
 RESULTS = Path(__file__).parent / "results" / "flower.json"
 FLOWER_APP = Path(__file__).parent / "flower_app"
 MB = 2**20
+_OUR_SETTINGS = ("strategy", "codec", "local_epochs", "learning_rate", "devices", "rounds")
 __all__ = ["main", "report_section", "run_bench"]
 
 
@@ -98,6 +99,7 @@ def run_ours(rounds: int, out: Path) -> dict[str, Any]:
             [r["bytes_up"] / r["participants"] for r in rows if r["participants"]]
         ),
         "wall_s": report["timings_s"]["fleet"],
+        "settings": {k: report["config"].get(k) for k in _OUR_SETTINGS},
         "bytes_up_per_device_round": usage["socket_bytes_up_per_device_round"],
         "bytes_down_per_device_round": usage["socket_bytes_down_per_device_round"],
         "process_wall_s": round(time.monotonic() - started, 1),

@@ -29,7 +29,7 @@ def report_section(results: dict[str, Any], plots: Plots) -> str:
         f"{results.get('flower_learning_rate')}) from "
         "the same pretrained weights, on the same replay files our devices read. Ours: "
         "`iomt simulate --task har` (int8 backbone, head fine-tuning, signed int8 deltas over "
-        "MQTT).\n\n"
+        f"MQTT{_our_settings(results)}).\n\n"
     )
     stats = results["stats"]
     rows = [
@@ -60,3 +60,12 @@ def report_section(results: dict[str, Any], plots: Plots) -> str:
         "(SuperLink and SuperNodes already up).\n"
     )
     return intro + table + "\n" + ratios + notes
+
+
+def _our_settings(results: dict[str, Any]) -> str:
+    runs = results.get("runs", {}).get("ours") or [{}]
+    settings = runs[0].get("settings")
+    if not settings:
+        return ""
+    return (f"; {settings['strategy']}, {settings['local_epochs']} local epochs, "
+            f"step {settings['learning_rate']}")  # fmt: skip

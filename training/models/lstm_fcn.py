@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from training.keras_backend import import_keras
-from training.models.config import EMBEDDING_LAYER, HEAD_LAYERS, ModelConfig
+from training.models.config import EMBEDDING_LAYER, ModelConfig
+from training.models.head import attach_head
 
 
 def build_lstm_fcn(
@@ -43,9 +44,5 @@ def build_lstm_fcn(
     pooled = layers.GlobalAveragePooling1D(name="gap")(conv)
 
     embedding = layers.Concatenate(name=EMBEDDING_LAYER)([lstm, pooled])
-    hidden = layers.Dropout(config.head_dropout, name="head_dropout")(embedding)
-    hidden = layers.Dense(
-        config.head_units, activation="relu", kernel_regularizer=regulariser, name=HEAD_LAYERS[0]
-    )(hidden)
-    outputs = layers.Dense(num_classes, activation="softmax", name=HEAD_LAYERS[1])(hidden)
+    outputs = attach_head(keras, embedding, config, num_classes)
     return keras.Model(inputs, outputs, name="lstm_fcn")

@@ -34,10 +34,11 @@ def check_num_examples(num_examples: int) -> int:
 
 def check_same_shapes(weights: Weights, reference: list[tuple[int, ...]]) -> None:
     """Raise `ShapeMismatchError` unless `weights` has exactly the reference shapes."""
-    if len(weights) == len(reference) and all(
-        np.shape(t) == shape for t, shape in zip(weights, reference, strict=True)
-    ):
-        return
+    try:
+        if [t.shape for t in weights] == reference:  # the common case, without np.shape calls
+            return
+    except AttributeError:
+        pass
     shapes = [tuple(np.shape(t)) for t in weights]
     if shapes != reference:
         raise ShapeMismatchError(f"update shapes {shapes} differ from {reference}")
@@ -50,7 +51,7 @@ def all_finite(weights: Weights) -> bool:
 
 def flatten_weights(weights: Weights) -> np.ndarray:
     """Every tensor of an update in one flat vector (one copy, the tensors' own dtype)."""
-    return np.concatenate([np.asarray(t).reshape(-1) for t in weights])
+    return np.concatenate(weights, axis=None)  # axis=None flattens every input in one call
 
 
 def flat_is_finite(flat: np.ndarray) -> bool:
@@ -86,6 +87,7 @@ class WeightedMeanAccumulator:
 
     def __init__(self) -> None:
         self._sum: np.ndarray | None = None
+        self._scratch: np.ndarray | None = None
         self._shapes: list[tuple[int, ...]] | None = None
         self.total_examples = 0
         self.count = 0
@@ -113,8 +115,10 @@ class WeightedMeanAccumulator:
         """Fold in an already checked and flattened update with its tensor shapes."""
         if self._sum is None:
             self._sum = np.zeros(flat.size, dtype=np.float64)
+            self._scratch = np.empty(flat.size, dtype=np.float64)
             self._shapes = list(shapes)
-        self._sum += flat * np.float64(num_examples)  # float64 product, one temporary
+        np.multiply(flat, num_examples, out=self._scratch)  # float64 product, no allocation
+        self._sum += self._scratch
         self.total_examples += num_examples
         self.count += 1
 
@@ -149,6 +153,7 @@ class WeightedMeanAccumulator:
         if sums:
             accumulator._shapes = [s.shape for s in sums]
             accumulator._sum = flatten_weights(sums)
+            accumulator._scratch = np.empty_like(accumulator._sum)
         return accumulator
 
 

@@ -60,10 +60,10 @@ class FleetPlan:
 class FleetOutcome:
     """What happened: per-round metrics as the aggregator wrote them, and the faults injected."""
 
+    state: Path  # the aggregator's SQLite state, which holds every global version
     rounds: list[dict[str, Any]] = field(default_factory=list)
     drops: dict[int, list[str]] = field(default_factory=dict)
     aggregator_restarts: int = 0
-    state: Path | None = None
 
 
 def aggregator_args(plan: FleetPlan) -> list[str]:

@@ -49,6 +49,7 @@ def partition_by_subject(
 
 def partition_dirichlet(
     y: np.ndarray,
+    sessions: np.ndarray,
     subject: np.ndarray,
     device_subjects: list[int],
     num_devices: int,
@@ -68,7 +69,9 @@ def partition_dirichlet(
         for device, part in enumerate(np.split(members, cuts)):
             owners[device].extend(part.tolist())
     return [
-        _shard(f"dev-{i + 1:02d}", -1, np.sort(np.array(idx, dtype=np.int64)), y, eval_fraction)
+        _shard(
+            f"dev-{i + 1:02d}", -1, np.sort(np.array(idx, dtype=np.int64)), sessions, eval_fraction
+        )
         for i, idx in enumerate(owners)
     ]
 

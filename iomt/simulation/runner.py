@@ -166,7 +166,8 @@ def _write_subset(path: Path, dataset: dict[str, np.ndarray], index: np.ndarray)
     path.parent.mkdir(parents=True, exist_ok=True)
     per_window = {k: v[index] for k, v in dataset.items() if k in _PER_WINDOW}
     shared = {k: v for k, v in dataset.items() if k not in _PER_WINDOW}
-    np.savez(path, **per_window, **shared)
+    save: Any = np.savez  # numpy's stub types **kwds as its allow_pickle flag
+    save(path, allow_pickle=False, **per_window, **shared)
     return path
 
 

@@ -109,6 +109,12 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
 
 
 def _check(args: argparse.Namespace) -> None:
+    from federation.strategies import STRATEGIES
+
+    if args.strategy not in STRATEGIES:
+        raise UsageError(
+            f"unknown strategy {args.strategy!r}; choose one of {', '.join(STRATEGIES)}"
+        )
     if args.rounds < 1:
         raise UsageError("--rounds must be at least 1")
     if args.devices is not None and args.devices < 1:

@@ -192,7 +192,7 @@ def _plots(out: Path, report: dict[str, Any]) -> list[Path]:
     axes.set_xticks(x, names, rotation=45, ha="right")
     axes.set_ylabel("accuracy on own later windows")
     axes.set_ylim(0, 1)
-    axes.legend()
+    axes.legend(loc="lower right", framealpha=0.9)
     figure.tight_layout()
     figure.savefig(paths[2], dpi=110)
     plt.close(figure)

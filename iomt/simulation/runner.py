@@ -73,15 +73,8 @@ def run_simulation(
     members = device_subjects(
         preset, sorted(int(s) for s in np.unique(dataset["subject"])), pretrain, test
     )
-    request = ModelRequest(
-        preset,
-        pretrain,
-        test,
-        config.epochs or preset.epochs,
-        config.model_size or preset.size,
-        config.min_agreement,
-        config.seed,
-    )
+    epochs, size = config.epochs or preset.epochs, config.model_size or preset.size
+    request = ModelRequest(preset, pretrain, test, epochs, size, config.min_agreement, config.seed)
     model = prepare_model(request, data, config.cache_dir, announce)
     prepared_s = time.monotonic() - started
 
@@ -109,21 +102,23 @@ def run_simulation(
         rows=round_rows(outcome.rounds),
         summary=summary,
         per_device=per_device,
-        faults={
-            "drop_rate": config.drop_rate,
-            "drops": outcome.drops,
-            "poisoned_devices": [d.device_id for d in plan.devices if d.poisoned],
-            "kill_aggregator_at": config.kill_aggregator_at,
-            "aggregator_restarts": outcome.aggregator_restarts,
-        },
-        timings={
-            "prepare": round(prepared_s, 1),
-            "fleet": round(fleet_s, 1),
-            "total": round(time.monotonic() - started, 1),
-        },
-    )
+        faults=_faults(config, plan, outcome),
+        timings={"prepare": round(prepared_s, 1), "fleet": round(fleet_s, 1),
+                 "total": round(time.monotonic() - started, 1)},
+    )  # fmt: skip
     write_report(config.out, report)
     return report
+
+
+def _faults(config: SimulationConfig, plan: FleetPlan, outcome: FleetOutcome) -> dict[str, Any]:
+    """What was injected and what it caused, for `report.json`."""
+    return {
+        "drop_rate": config.drop_rate,
+        "drops": outcome.drops,
+        "poisoned_devices": [d.device_id for d in plan.devices if d.poisoned],
+        "kill_aggregator_at": config.kill_aggregator_at,
+        "aggregator_restarts": outcome.aggregator_restarts,
+    }
 
 
 def _fresh(workdir: Path) -> None:

@@ -1,4 +1,6 @@
-"""Every test runs with its own config and cache directories (keys, cached bundles).
+"""Shared fixtures: isolated user directories for every test, and a real Mosquitto.
+
+Every test runs with its own config and cache directories (keys, cached bundles).
 
 Set in the environment, so the `iomt` processes a test starts inherit them too: no test reads
 or writes the user's `~/.config/iomt` or `~/.cache/iomt`.
@@ -6,9 +8,12 @@ or writes the user's `~/.config/iomt` or `~/.cache/iomt`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from federation.broker import LocalBroker, find_mosquitto
 
 
 @pytest.fixture(autouse=True)
@@ -18,3 +23,22 @@ def isolated_user_directories(
     home = tmp_path_factory.mktemp("user")
     monkeypatch.setenv("IOMT_CONFIG_DIR", str(Path(home) / "config"))
     monkeypatch.setenv("IOMT_CACHE_DIR", str(Path(home) / "cache"))
+
+
+def _running_mosquitto() -> Iterator[LocalBroker]:
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed")
+    with LocalBroker() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def mosquitto() -> Iterator[LocalBroker]:
+    """A real Mosquitto on a free loopback port for the whole session."""
+    yield from _running_mosquitto()
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[LocalBroker]:
+    """A real Mosquitto for one test module (no retained messages leak between modules)."""
+    yield from _running_mosquitto()

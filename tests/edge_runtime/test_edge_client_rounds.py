@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from edge_runtime.fed_client import (
 )
 from edge_runtime.model_install import current_head
 from edge_runtime.sample_store import SampleStore
-from federation.broker import LocalBroker, find_mosquitto
+from federation.broker import LocalBroker
 from federation.messages import (
     DeviceStatus,
     GlobalModel,
@@ -40,14 +40,6 @@ HEAD = [
     np.random.default_rng(1).normal(size=(5, 3)).astype(np.float32),
     np.zeros(3, np.float32),
 ]
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[LocalBroker]:
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed")
-    with LocalBroker() as running:
-        yield running
 
 
 class Aggregator:

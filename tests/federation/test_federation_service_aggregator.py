@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 
 from federation.aggregator_service import AggregatorConfig, AggregatorService, link_subscriptions
-from federation.broker import LocalBroker, find_mosquitto
+from federation.broker import LocalBroker
 from federation.device_registry import DeviceRegistry
 from federation.messages import DeviceStatus, ModelUpdate, RoundAnnouncement, UpdateAck
 from federation.mqtt_link import LinkConfig, MqttLink
@@ -29,14 +28,6 @@ from federation.topics import ack_topic, round_topic, status_topic, update_topic
 pytestmark = pytest.mark.integration
 
 HEAD = [np.zeros((4, 2), np.float32), np.zeros(2, np.float32)]
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[LocalBroker]:
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed")
-    with LocalBroker() as running:
-        yield running
 
 
 class RunningAggregator:

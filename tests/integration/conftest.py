@@ -21,8 +21,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from federation.broker import LocalBroker, find_mosquitto
-
 WINDOW_LENGTH = 16
 NUM_CHANNELS = 3
 NUM_CLASSES = 3
@@ -30,15 +28,6 @@ EMBEDDING_SIZE = 8
 SAMPLE_RATE_HZ = 10.0
 LABELS = ["rest", "walk", "run"]
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def mosquitto() -> Iterator[LocalBroker]:
-    """A real Mosquitto on a free loopback port for the whole session."""
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed")
-    with LocalBroker() as broker:
-        yield broker
 
 
 def synthetic_windows(subjects: int, per_subject: int, seed: int = 0) -> dict[str, np.ndarray]:

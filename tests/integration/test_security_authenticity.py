@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from edge_runtime.model_install import current_head
 from edge_runtime.sample_store import SampleStore
 from federation.aggregator_identity import aggregator_verifier
 from federation.aggregator_service import AggregatorConfig, AggregatorService, link_subscriptions
-from federation.broker import LocalBroker, find_mosquitto
+from federation.broker import LocalBroker
 from federation.device_registry import DeviceRegistry
 from federation.messages import GlobalModel, ModelUpdate, RoundAnnouncement, UpdateAck
 from federation.mqtt_link import LinkConfig, LinkEvent, MqttLink
@@ -35,14 +34,6 @@ pytestmark = pytest.mark.integration
 
 HEAD = [np.zeros((4, 2), np.float32), np.zeros(2, np.float32)]
 DEVICE_HEAD_SHAPES = [(4, 5), (5,), (5, 3), (3,)]
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[LocalBroker]:
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed")
-    with LocalBroker() as running:
-        yield running
 
 
 class Wire:

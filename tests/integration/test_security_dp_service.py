@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from federation.aggregator_service import AggregatorConfig, AggregatorService, link_subscriptions
-from federation.broker import LocalBroker, find_mosquitto
+from federation.broker import LocalBroker
 from federation.differential_privacy import DpConfig, PrivacyBudgetExhaustedError
 from federation.dp_strategy import DpFedAvg, with_privacy_report
 from federation.messages import ModelUpdate, RoundAnnouncement
@@ -25,14 +24,6 @@ pytestmark = pytest.mark.integration
 
 FLEET = "dp"
 HEAD = [np.zeros((4, 2), np.float32), np.zeros(2, np.float32)]
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[LocalBroker]:
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed")
-    with LocalBroker() as running:
-        yield running
 
 
 def _run_service(url: str, state: Path, strategy: DpFedAvg, reports: list[dict[str, Any]],

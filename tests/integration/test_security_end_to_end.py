@@ -7,6 +7,7 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,39 +42,53 @@ def _device_public_key(store: Path) -> bytes:
     return parse_public_key(out.getvalue())
 
 
+class _SecuredFleet:
+    """Registered device keys and an aggregator signing key, and the command lines that use
+    them over the TLS broker."""
+
+    def __init__(self, broker: LocalBroker, certs: Path, task: Any, tmp_path: Path) -> None:
+        self.broker, self.certs, self.task, self.tmp_path = broker, certs, task, tmp_path
+        registry = DeviceRegistry(tmp_path / "fleet.json")
+        for device_id in DEVICES:
+            registry.add(device_id, _device_public_key(tmp_path / f"{device_id}.sqlite"))
+        registry.save()
+        self.signer = write_key_pair(tmp_path / "aggregator-key")
+        self.metrics_path = tmp_path / "metrics.jsonl"
+
+    def aggregator_args(self, *extra: str) -> list[str]:
+        return [
+            "aggregator", "--broker", self.broker.url, "--fleet", FLEET, "--tls", str(self.certs),
+            "--bundle", str(self.task.bundle_path), "--state", str(self.tmp_path / "agg.sqlite"),
+            "--rounds", str(ROUNDS), "--min-clients", str(len(DEVICES)), "--deadline", "60",
+            "--registry", str(self.tmp_path / "fleet.json"),
+            "--model-signing-key", str(self.signer.private_path),
+            "--metrics-out", str(self.metrics_path), "--json", *extra,
+        ]  # fmt: skip
+
+    def edge_args(self, index: int, device_id: str) -> list[str]:
+        return [
+            "edge", "--broker", self.broker.url, "--fleet", FLEET, "--device-id", device_id,
+            "--tls", str(self.certs), "--aggregator-key", str(self.signer.public_path),
+            "--bundle", str(self.task.bundle_path),
+            "--store", str(self.tmp_path / f"{device_id}.sqlite"),
+            "--replay", str(self.task.data_path), "--subject", str(index), "--speed", "0",
+            "--max-rounds", str(ROUNDS), "--json",
+        ]  # fmt: skip
+
+
 def test_secured_fleet_runs_rounds_end_to_end(
     tls_broker, tiny_task, processes, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     # Prepare: registry of device keys, the aggregator's model-signing key
-    broker, certs = tls_broker
-    registry = DeviceRegistry(tmp_path / "fleet.json")
-    for device_id in DEVICES:
-        registry.add(device_id, _device_public_key(tmp_path / f"{device_id}.sqlite"))
-    registry.save()
-    signer = write_key_pair(tmp_path / "aggregator-key")
-    metrics_path = tmp_path / "metrics.jsonl"
-    aggregator = [
-        "aggregator", "--broker", broker.url, "--fleet", FLEET, "--tls", str(certs),
-        "--bundle", str(tiny_task.bundle_path), "--state", str(tmp_path / "agg.sqlite"),
-        "--rounds", str(ROUNDS), "--min-clients", str(len(DEVICES)), "--deadline", "60",
-        "--registry", str(tmp_path / "fleet.json"),
-        "--model-signing-key", str(signer.private_path),
-        "--dp-noise-multiplier", "0.5", "--dp-clip", "1.0", "--dp-delta", "1e-5",
-        "--metrics-out", str(metrics_path), "--json",
-    ]  # fmt: skip
-    started = [processes.start("aggregator", aggregator)]
+    fleet = _SecuredFleet(*tls_broker, tiny_task, tmp_path)
+    dp = ["--dp-noise-multiplier", "0.5", "--dp-clip", "1.0", "--dp-delta", "1e-5"]
+    started = [processes.start("aggregator", fleet.aggregator_args(*dp))]
     for index, device_id in enumerate(DEVICES):
-        store = tmp_path / f"{device_id}.sqlite"
-        edge = [
-            "edge", "--broker", broker.url, "--fleet", FLEET, "--device-id", device_id,
-            "--tls", str(certs), "--aggregator-key", str(signer.public_path),
-            "--bundle", str(tiny_task.bundle_path), "--store", str(store),
-            "--replay", str(tiny_task.data_path), "--subject", str(index), "--speed", "0",
-            "--max-rounds", str(ROUNDS), "--json",
-        ]  # fmt: skip
+        edge = fleet.edge_args(index, device_id)
         if index == 1:  # this one also adds its own noise before anything leaves it
             edge += ["--dp-local-noise", "0.5", "--dp-local-clip", "1.0"]
         started.append(processes.start(device_id, edge))
+    metrics_path = fleet.metrics_path
 
     # Execute
     exit_codes = [process.finish(timeout_s=120) for process in started]
@@ -97,32 +112,13 @@ def test_secure_aggregation_rounds_end_to_end(
     tls_broker, tiny_task, processes, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     # Prepare: same secured fleet, but devices send only masked vectors
-    broker, certs = tls_broker
-    registry = DeviceRegistry(tmp_path / "fleet.json")
-    for device_id in DEVICES:
-        registry.add(device_id, _device_public_key(tmp_path / f"{device_id}.sqlite"))
-    registry.save()
-    signer = write_key_pair(tmp_path / "aggregator-key")
-    metrics_path = tmp_path / "metrics.jsonl"
-    aggregator = [
-        "aggregator", "--broker", broker.url, "--fleet", FLEET, "--tls", str(certs),
-        "--bundle", str(tiny_task.bundle_path), "--state", str(tmp_path / "agg.sqlite"),
-        "--rounds", str(ROUNDS), "--min-clients", str(len(DEVICES)), "--deadline", "60",
-        "--registry", str(tmp_path / "fleet.json"),
-        "--model-signing-key", str(signer.private_path), "--secure-agg",
-        "--metrics-out", str(metrics_path), "--json",
-    ]  # fmt: skip
-    started = [processes.start("aggregator", aggregator)]
+    fleet = _SecuredFleet(*tls_broker, tiny_task, tmp_path)
+    started = [processes.start("aggregator", fleet.aggregator_args("--secure-agg"))]
     for index, device_id in enumerate(DEVICES):
-        store = tmp_path / f"{device_id}.sqlite"
-        edge = [
-            "edge", "--broker", broker.url, "--fleet", FLEET, "--device-id", device_id,
-            "--tls", str(certs), "--aggregator-key", str(signer.public_path), "--secure-agg",
-            "--bundle", str(tiny_task.bundle_path), "--store", str(store),
-            "--replay", str(tiny_task.data_path), "--subject", str(index), "--speed", "0",
-            "--max-rounds", str(ROUNDS), "--json",
-        ]  # fmt: skip
-        started.append(processes.start(device_id, edge))
+        started.append(
+            processes.start(device_id, [*fleet.edge_args(index, device_id), "--secure-agg"])
+        )
+    metrics_path = fleet.metrics_path
 
     # Execute
     exit_codes = [process.finish(timeout_s=120) for process in started]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
 from federation.aggregator_identity import aggregator_verifier
-from federation.broker import LocalBroker, find_mosquitto
+from federation.broker import LocalBroker
 from federation.mqtt_link import LinkConfig, MqttLink
 from federation.protocol.signing import generate_signing_key, public_key_to_bytes
 from federation.secure_aggregation.client import encode_weighted_update
@@ -27,14 +26,6 @@ SHAPES = [(8, 8), (8,), (8, 3), (3,)]
 LENGTH = sum(int(np.prod(s)) for s in SHAPES) + 1
 DEVICES = [f"dev-{i}" for i in range(7)]
 DROPPING = {"dev-2", "dev-5"}
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[LocalBroker]:
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed")
-    with LocalBroker() as running:
-        yield running
 
 
 def test_masked_round_over_mqtt_survives_dropouts(broker: LocalBroker) -> None:

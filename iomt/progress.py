@@ -8,15 +8,15 @@ from typing import Any
 from iomt.environment import Environment
 
 
-class EpochProgress:
-    """Shows training phases as progress bars; usable as the trainer's progress callback."""
+class PhaseProgress:
+    """One progress bar per phase (training epochs, federated rounds); plain lines off a tty."""
 
     def __init__(self, env: Environment) -> None:
         self._env = env
         self._progress: Any = None
         self._tasks: dict[str, Any] = {}
 
-    def __enter__(self) -> EpochProgress:
+    def __enter__(self) -> PhaseProgress:
         if self._env.interactive:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -41,8 +41,13 @@ class EpochProgress:
             self._progress.stop()
 
     def update(self, phase: str, step: int, total: int, values: dict[str, float]) -> None:
-        """Advance `phase` to `step` of `total`, showing the latest numbers."""
+        """Advance `phase` to `step` of `total`, showing the latest numbers (the trainer's
+        progress callback)."""
         status = "  ".join(f"{k} {v:.3f}" for k, v in values.items() if isinstance(v, float))
+        self.show(phase, step, total, status)
+
+    def show(self, phase: str, step: int, total: int, status: str) -> None:
+        """Advance `phase` to `step` of `total` with a ready-made status text."""
         if self._progress is None:
             self._env.warn(f"{phase} {step}/{total}  {status}")
             return

@@ -9,7 +9,7 @@ from typing import Any
 
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
-from iomt.progress import EpochProgress
+from iomt.progress import PhaseProgress
 
 HELP = "convert a training run to a signed full-int8 bundle (LiteRT, TFLM, C array for MCUs)"
 BOARDS = ("pi4", "pi-zero-2w", "nano33ble", "esp32s3")
@@ -58,7 +58,7 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         parity_windows=args.parity_windows,
         calibration_windows=args.calibration_windows,
     )
-    with EpochProgress(env) as progress:
+    with PhaseProgress(env) as progress:
         counter = iter(range(1, STEPS + 1))
 
         def step(name: str) -> None:

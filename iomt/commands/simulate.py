@@ -9,6 +9,7 @@ from typing import Any
 
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
+from iomt.progress import PhaseProgress
 
 HELP = "simulate a federated fleet end to end: data, model, broker, aggregator, devices, report"
 
@@ -99,8 +100,12 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         seed=args.seed,
         secure_agg=args.secure_agg,
     )
-    with _RoundProgress(env, args.rounds) as progress:
-        report = run_simulation(config, announce=env.warn, on_round=progress.update)
+    with PhaseProgress(env) as progress:
+
+        def on_round(metrics: dict[str, Any]) -> None:
+            progress.show("round", int(metrics["round"]), args.rounds, _round_status(metrics))
+
+        report = run_simulation(config, announce=env.warn, on_round=on_round)
     if args.json:
         env.print(json.dumps(report, indent=2))
     else:
@@ -142,42 +147,10 @@ def _print_summary(env: Environment, report: dict[str, Any], out: Path) -> None:
     )
 
 
-class _RoundProgress:
-    """A live line per closed round (a rich bar on a terminal)."""
-
-    def __init__(self, env: Environment, rounds: int) -> None:
-        self._env, self._rounds = env, rounds
-        self._progress: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> _RoundProgress:
-        if self._env.interactive:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-            self._progress = Progress(
-                TextColumn("rounds"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[status]}"),
-                console=Console(file=self._env.stderr),
-            )
-            self._progress.start()
-            self._task = self._progress.add_task("rounds", total=self._rounds, status="")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def update(self, metrics: dict[str, Any]) -> None:
-        parts = [f"devices {metrics.get('participants', 0)}"]
-        if metrics.get("accuracy") is not None:
-            parts.append(f"accuracy {metrics['accuracy']:.3f}")
-        parts.append(f"up {metrics.get('bytes_in', 0) / 1024:.1f} KiB")
-        status = "  ".join(parts)
-        line = f"round {metrics['round']}/{self._rounds}  {status}"
-        if self._progress is None:
-            self._env.warn(line)
-        else:
-            self._progress.update(self._task, completed=int(metrics["round"]), status=status)
+def _round_status(metrics: dict[str, Any]) -> str:
+    """Devices reporting, accuracy and bytes of one closed round."""
+    parts = [f"devices {metrics.get('participants', 0)}"]
+    if metrics.get("accuracy") is not None:
+        parts.append(f"accuracy {metrics['accuracy']:.3f}")
+    parts.append(f"up {metrics.get('bytes_in', 0) / 1024:.1f} KiB")
+    return "  ".join(parts)

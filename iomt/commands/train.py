@@ -9,7 +9,7 @@ from typing import Any
 
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
-from iomt.progress import EpochProgress
+from iomt.progress import PhaseProgress
 
 HELP = "train an LSTM-FCN or BiLSTM on a window dataset, prune it, and write runs/NAME"
 
@@ -76,7 +76,7 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         refit=args.refit,
         seed=args.seed,
     )
-    with EpochProgress(env) as progress:
+    with PhaseProgress(env) as progress:
         metrics = run_training(request, progress=progress.update, announce=env.warn)
     _print_summary(env, metrics, args)
     return ExitStatus.SUCCESS

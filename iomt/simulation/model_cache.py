@@ -56,14 +56,6 @@ def cache_key(data_sha256: str, request: ModelRequest) -> str:
     return hashlib.sha256(json.dumps(decided, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _iomt(args: list[str], announce: Callable[[str], None]) -> None:
     """Run one `iomt` command as a child; all its output goes to our stderr (stdout is ours)."""
     announce("$ iomt " + " ".join(args))
@@ -96,7 +88,9 @@ def prepare_model(
     request: ModelRequest, data: Path, cache: Path, announce: Callable[[str], None]
 ) -> PreparedModel:
     """Train the backbone on the public subjects and convert it, unless the cache has it."""
-    key = cache_key(_file_sha256(data), request)
+    from edge_runtime.bundle import sha256_file
+
+    key = cache_key(sha256_file(data), request)
     run, bundle = cache / "runs" / key, cache / "bundles" / key
     if (bundle / "manifest.json").exists() and _verifies(bundle):
         announce(f"reusing cached bundle {bundle}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from hardware.sensors.imu import ACTIVITIES, IMU_CHANNELS, generate_imu, random_imu_subject
+from training.datasets.simulated_subjects import simulated_subjects
 from training.datasets.window_dataset import WindowDataset
 from training.datasets.windowing import DatasetMeta, Recording, WindowSpec, windows_from_recordings
 
@@ -41,12 +42,8 @@ def prepare(
 ) -> WindowDataset:
     """Windows of 128 samples at 50 Hz, channels acc_x..gyr_z (g, rad/s); subjects 1..N."""
     del path  # simulated: nothing to read
-    num_subjects = DEFAULT_SUBJECTS if subjects is None else subjects
-    if num_subjects < 1:
-        raise ValueError(f"--subjects must be >= 1, got {num_subjects}")
     recordings = []
-    for subject_id in range(1, num_subjects + 1):
-        rng = np.random.default_rng([seed, subject_id])  # a subject does not depend on N
+    for subject_id, rng in simulated_subjects(subjects, DEFAULT_SUBJECTS, seed):
         recordings += _subject_recordings(subject_id, rng, activity_seconds)
     meta = DatasetMeta(labels=ACTIVITIES, channels=IMU_CHANNELS, sample_rate_hz=SAMPLE_RATE_HZ)
     return windows_from_recordings(recordings, WINDOW, meta)

@@ -22,6 +22,7 @@ from training.datasets.heart_rate_windows import (
     heart_rate_window_spec,
     stress_meta,
 )
+from training.datasets.simulated_subjects import simulated_subjects
 from training.datasets.window_dataset import WindowDataset
 from training.datasets.windowing import Recording, windows_from_recordings
 
@@ -107,12 +108,8 @@ def prepare(
 ) -> WindowDataset:
     """Windows of the simulated heart-rate series; subjects are numbered 1..N."""
     del path  # simulated: nothing to read
-    num_subjects = DEFAULT_SUBJECTS if subjects is None else subjects
-    if num_subjects < 1:
-        raise ValueError(f"--subjects must be >= 1, got {num_subjects}")
     recordings = []
-    for subject_id in range(1, num_subjects + 1):
-        rng = np.random.default_rng([seed, subject_id])  # a subject does not depend on N
+    for subject_id, rng in simulated_subjects(subjects, DEFAULT_SUBJECTS, seed):
         person = random_stress_subject(rng)
         recordings += _subject_recordings(subject_id, person, segment_s, rng)
     return windows_from_recordings(

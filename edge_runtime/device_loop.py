@@ -35,6 +35,7 @@ from edge_runtime.streaming import WindowAssembler, WindowSpec
 from federation.differential_privacy import DpConfig
 from federation.mqtt_link import LinkConfig, MqttLink, TlsFiles
 from federation.protocol.signing import public_key_from_bytes
+from hardware.sensors.wrist_frame import MODEL_WRIST, to_model_wrist
 
 POLL_S = 0.05
 POISON_SCALE = -10.0  # sign-flipped and scaled x10, the robustness benchmark's attack
@@ -134,13 +135,15 @@ class SerialSource:
 
     The bridge's reader thread only enqueues frames; `poll` turns them into windows with the
     manifest's length, stride and normalisation. Device time is mapped onto the host clock at
-    the first frame.
+    the first frame. Samples from a sensor on the other wrist than the model's are mirrored first.
     """
 
-    def __init__(self, port: str, bundle: Bundle, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, port: str, bundle: Bundle, clock: Callable[[], float], wrist: str = MODEL_WRIST
+    ) -> None:
         from firmware_bridge.host_driver import HostDriver
 
-        self._clock = clock
+        self._clock, self._wrist, self._channels = clock, wrist, bundle.channels
         spec = WindowSpec(bundle.window_length, bundle.stride, tuple(map(float, bundle.mean)),
                           tuple(map(float, bundle.std)), bundle.sample_rate_hz)  # fmt: skip
         self._assembler = WindowAssembler(spec)
@@ -165,7 +168,8 @@ class SerialSource:
             pending.append(self._frames.get_nowait())
         for frame in pending:
             start = self._host_time(frame.timestamp_us)
-            for window in self._assembler.push(frame.samples.astype(np.float32), start):
+            samples = to_model_wrist(frame.samples.astype(np.float32), self._channels, self._wrist)
+            for window in self._assembler.push(samples, start):
                 batch.windows.append(ArrivingWindow(window.start_ts, window.end_ts, window.values))
         while not self._driver.label_events.empty():
             event = self._driver.label_events.get_nowait()
@@ -190,6 +194,7 @@ class DeviceOptions:
     store_path: Path
     replay_path: Path | None = None
     serial_port: str | None = None
+    wrist: str = MODEL_WRIST  # where the serial sensor is worn
     subject: int | None = None
     speed: float = 1.0
     keep_windows: bool = False
@@ -239,7 +244,7 @@ class DeviceLoop:
         if o.replay_path is not None:
             self.source = ReplaySource(o.replay_path, bundle, o.subject, o.speed, self._clock())
         elif o.serial_port is not None:
-            self.source = SerialSource(o.serial_port, bundle, self._clock)
+            self.source = SerialSource(o.serial_port, bundle, self._clock, o.wrist)
         client_config = ClientConfig(o.fleet, o.device_id, o.min_samples, seed=o.seed,
                                      dp_local=o.dp_local,
                                      poison_scale=POISON_SCALE if o.poison else None)  # fmt: skip

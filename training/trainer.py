@@ -95,8 +95,7 @@ def train(
     _, length, channels = dataset.X.shape
     model = build_model(config.model, length, channels, num_classes)
     rng = np.random.default_rng(config.seed)
-    rotate = _has_xyz_triples(dataset.channels)
-    augment = _augmenter(config, mean, std, rng, rotate)
+    augment = _augmenter(config, mean, std, rng, dataset.channels)
 
     history = _fit_dense(model, train_data, val_data, config, augment, progress)
     sparsity = 0.0
@@ -109,17 +108,12 @@ def train(
     return TrainResult(model, history, val, test, sparsity), mean, std
 
 
-def _has_xyz_triples(channels: Any) -> bool:
-    names = [str(c).lower() for c in channels]
-    return (
-        len(names) % 3 == 0
-        and len(names) >= 3
-        and all(names[i].endswith("x") for i in range(0, len(names), 3))
-    )
-
-
 def _augmenter(
-    config: TrainConfig, mean: np.ndarray, std: np.ndarray, rng: np.random.Generator, rotate: bool
+    config: TrainConfig,
+    mean: np.ndarray,
+    std: np.ndarray,
+    rng: np.random.Generator,
+    channels: tuple[str, ...],
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Augment normalised windows by going back to raw units, where rotation is meaningful."""
     if config.augmentation is None:
@@ -128,7 +122,7 @@ def _augmenter(
 
     def apply(windows: np.ndarray) -> np.ndarray:
         raw = windows * std + mean
-        return ((augment_windows(raw, aug, rng, rotate) - mean) / std).astype(np.float32)
+        return ((augment_windows(raw, aug, rng, channels) - mean) / std).astype(np.float32)
 
     return apply
 

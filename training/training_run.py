@@ -32,6 +32,7 @@ class TrainingRequest:
     learning_rate: float = 1e-3
     patience: int = 10
     augment: bool = True
+    mirror_probability: float = 0.0
     test_subjects: list[int] | None = None
     val_subjects: list[int] | None = None
     train_subjects: list[int] | None = None
@@ -75,7 +76,11 @@ def run_training(
         sparsity=request.sparsity,
         patience=request.patience,
         seed=request.seed,
-        augmentation=AugmentationConfig() if request.augment else None,
+        augmentation=(
+            AugmentationConfig(mirror_probability=request.mirror_probability)
+            if request.augment
+            else None
+        ),
     )
     selection_config = replace(config, sparsity=0.0, prune_epochs=0) if request.refit else config
     result, mean, std = train(dataset, split, selection_config, progress)

@@ -29,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--replay", type=Path, help="window dataset .npz to replay with labels")
     source.add_argument("--serial", help="a microcontroller's serial port (firmware_bridge)")
+    parser.add_argument(
+        "--wrist",
+        choices=["left", "right"],
+        help="wrist the --serial sensor is worn on; right-wrist samples are mirrored into the "
+        "models' left-wrist frame (default: left)",
+    )
     parser.add_argument("--subject", type=int, help="replay only this subject's windows")
     parser.add_argument("--speed", type=float, default=1.0, help="replay speed-up (0: at once)")
     parser.add_argument("--keep-windows", action="store_true", help="store raw windows too")
@@ -83,8 +89,11 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from edge_runtime.device_loop import DeviceLoop, DeviceOptions
     from edge_runtime.errors import EdgeRuntimeError
+    from hardware.sensors.wrist_frame import MODEL_WRIST
 
     signal.signal(signal.SIGTERM, _interrupt)
+    if args.wrist is not None and args.serial is None:
+        raise UsageError("--wrist applies to a --serial sensor; datasets are already in one frame")
     options = DeviceOptions(
         args.broker, args.fleet, args.device_id, args.bundle, args.store, args.replay,
         args.serial, args.subject, args.speed, args.keep_windows, args.max_rounds,
@@ -94,6 +103,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
         dp_local=local_dp_config(args),
         poison=args.poison,
         secure_agg=args.secure_agg,
+        wrist=args.wrist or MODEL_WRIST,
     )  # fmt: skip
     log = _logger(env, args.json, args.device_id)
     try:

@@ -35,6 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--patience", type=int, default=10, help="early-stopping patience")
     parser.add_argument("--no-augment", action="store_true", help="switch augmentation off")
+    parser.add_argument(
+        "--mirror",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="mirror each window to the other wrist with probability P; for data of mixed, "
+        "unknown wrists (the watch loader already puts every recording in the left-wrist frame)",
+    )
     parser.add_argument("--test-subjects", type=_subject_list, help="e.g. 8,9,10")
     parser.add_argument("--val-subjects", type=_subject_list, help="e.g. 6,7")
     parser.add_argument(
@@ -58,6 +66,8 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         raise UsageError(f"--sparsity must be in [0, 1), got {args.sparsity}")
     if args.epochs < 1:
         raise UsageError("--epochs must be at least 1")
+    if not 0.0 <= args.mirror <= 1.0:
+        raise UsageError(f"--mirror must be in [0, 1], got {args.mirror}")
     request = TrainingRequest(
         data=args.data,
         arch=args.arch,
@@ -70,6 +80,7 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         learning_rate=args.learning_rate,
         patience=args.patience,
         augment=not args.no_augment,
+        mirror_probability=args.mirror,
         test_subjects=args.test_subjects,
         val_subjects=args.val_subjects,
         train_subjects=args.train_subjects,

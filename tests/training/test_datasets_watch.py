@@ -31,6 +31,32 @@ def test_watch_windows_overlap_by_half_within_a_recording(watch_dataset):
     np.testing.assert_array_equal(ds.X[1, :64], ds.X[0, 64:])
 
 
+def test_both_wrists_arrive_in_the_left_wrist_frame(watch_dataset):
+    """With the arm hanging (pendulum), acc_x reads about -1 g on the left wrist, on every
+    recording of every subject: the right-wrist half of the file has been mirrored."""
+    ds = watch_dataset
+    pendulum = ds.y == ds.labels.index("PEN")
+    per_recording = [
+        ds.X[pendulum & (ds.recording == r), :, 0].mean() for r in np.unique(ds.recording[pendulum])
+    ]
+    assert len(per_recording) == 20
+    assert max(per_recording) < -0.5
+
+
+def test_unknown_side_is_a_clear_error(tmp_path):
+    bad = tmp_path / "watch_dataset.npy"
+    content = {
+        "X": [np.zeros((200, 6))],
+        "y": [0],
+        "subject": [1],
+        "side": [2.0],
+        "y_labels": ["PEN"],
+    }
+    np.save(bad, np.array(content, dtype=object), allow_pickle=True)
+    with pytest.raises(DatasetFormatError, match=r"key 'side'\[0\] is 2.0, expected 0 or 1"):
+        watch.prepare(str(bad))
+
+
 def test_watch_file_not_imported_through_seglearn():
     import sys
 

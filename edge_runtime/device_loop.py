@@ -194,7 +194,6 @@ class DeviceOptions:
     store_path: Path
     replay_path: Path | None = None
     serial_port: str | None = None
-    wrist: str = MODEL_WRIST  # where the serial sensor is worn
     subject: int | None = None
     speed: float = 1.0
     keep_windows: bool = False
@@ -207,6 +206,7 @@ class DeviceOptions:
     dp_local: DpConfig | None = None  # on-device differential privacy of every update
     poison: bool = False  # experiments only: send sign-flipped deltas scaled x10
     secure_agg: bool = False  # answer secure-aggregation phases instead of sending deltas
+    wrist: str = MODEL_WRIST  # where the serial sensor is worn
 
 
 class DeviceLoop:

@@ -95,9 +95,10 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     if args.wrist is not None and args.serial is None:
         raise UsageError("--wrist applies to a --serial sensor; datasets are already in one frame")
     options = DeviceOptions(
-        args.broker, args.fleet, args.device_id, args.bundle, args.store, args.replay,
-        args.serial, args.subject, args.speed, args.keep_windows, args.max_rounds,
-        args.min_samples, args.seed,
+        args.broker, args.fleet, args.device_id, args.bundle, args.store,
+        replay_path=args.replay, serial_port=args.serial, subject=args.subject,
+        speed=args.speed, keep_windows=args.keep_windows, max_rounds=args.max_rounds,
+        min_samples=args.min_samples, seed=args.seed,
         tls=tls_from_arguments(args, args.device_id),
         aggregator_key=_aggregator_key(args.aggregator_key),
         dp_local=local_dp_config(args),

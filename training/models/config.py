@@ -19,6 +19,7 @@ class ModelConfig:
     lstm_units: int = 8
     conv_filters: tuple[int, int, int] = (128, 256, 128)
     conv_kernels: tuple[int, int, int] = (8, 5, 3)
+    conv_dilations: tuple[int, int, int] = (1, 1, 1)
     lstm_dropout: float = 0.8
     head_units: int = 32
     head_dropout: float = 0.3
@@ -36,7 +37,7 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         values = dict(data)
-        for key in ("conv_filters", "conv_kernels"):
+        for key in ("conv_filters", "conv_kernels", "conv_dilations"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)
@@ -48,7 +49,9 @@ def default_config(arch: str, size: str = "pi") -> ModelConfig:
         raise ValueError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
     if arch == "lstm-fcn":
         filters = (128, 256, 128) if size == "pi" else (16, 32, 16)
-        return ModelConfig(arch=arch, size=size, lstm_units=8, conv_filters=filters)
+        return ModelConfig(
+            arch=arch, size=size, lstm_units=8, conv_filters=filters, conv_dilations=(2, 8, 32)
+        )
     if arch == "bilstm":
         units = 32 if size == "pi" else 12
         return ModelConfig(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from iomt.simulation.tasks import TaskPreset
 
-CACHE_VERSION = 2  # bump when training or conversion changes what a bundle holds
+CACHE_VERSION = 3  # bump when training or conversion changes what a bundle holds
 
 
 @dataclass(frozen=True)

@@ -204,8 +204,8 @@ class SampleStore:
         window_blob, shape = _to_blob(window)
         embedding_blob, _ = _to_blob(embedding)
         nbytes = len(window_blob or b"") + len(embedding_blob or b"")
-        label, source, confidence = self._initial_label(start_ts, end_ts, prediction)
-        with self._transaction():
+        with self._transaction():  # read the label marks and insert under one write lock
+            label, source, confidence = self._initial_label(start_ts, end_ts, prediction)
             cursor = self._db.execute(
                 "INSERT INTO samples (start_ts, end_ts, window, window_shape, embedding, label,"
                 " label_source, confidence, predicted, nbytes, created_at)"

@@ -8,7 +8,7 @@ to every consecutive x/y/z triple of channels (accelerometer and gyroscope rotat
 
 Mirroring is off by default: loaders that know the wrist put every recording in one wrist's
 frame, which beats teaching the model both mirror images (on watch, cross-validated on the
-training subjects: 0.850 against 0.824). Switch it on for data of mixed, unknown wrists.
+training subjects: 0.841 against 0.824). Switch it on for data of mixed, unknown wrists.
 """
 
 from __future__ import annotations

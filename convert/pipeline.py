@@ -20,7 +20,7 @@ from convert import manifest as manifest_module
 from convert.c_array_export import export_c_array
 from convert.errors import ConvertError
 from convert.model_facts import infer_stride, measured_sparsity
-from convert.op_check import TensorQuantisation, check_full_integer, io_quantisation
+from convert.op_check import check_full_integer, io_quantisation
 from convert.parity import (
     DEFAULT_PARITY_WINDOWS,
     ParityReport,
@@ -45,6 +45,7 @@ from edge_runtime.bundle import (
     MODEL_FILE,
     PARITY_FILE,
 )
+from edge_runtime.interpreter import Quantisation
 
 Announce = Callable[[str], None]
 STEPS = 7
@@ -142,7 +143,10 @@ def _score(
     windows, labels = trained.normalise(test.X[chosen]), test.y[chosen]
     step("TFLM arena")
     quantisation = io_quantisation(converted.model)
-    arena = measure_arena(converted.model, _quantise(windows[0], quantisation["input"]))
+    model_input = Quantisation(
+        quantisation["input"].scale, quantisation["input"].zero_point, np.int8
+    )
+    arena = measure_arena(converted.model, model_input.quantise(windows[0]))
     step(f"parity on {len(chosen)} of {test.num_windows} test windows")
     float_model = trained.build_model(batch_size=None)
     outputs = variant_outputs(
@@ -284,11 +288,6 @@ def _check_channels(dataset: Any, trained: Any) -> None:
             f"dataset channels {list(dataset.channels)} differ from the run's "
             f"{list(trained.channels)}"
         )
-
-
-def _quantise(window: np.ndarray, quantisation: TensorQuantisation) -> np.ndarray:
-    q = np.round(np.asarray(window, np.float32) / quantisation.scale) + quantisation.zero_point
-    return np.asarray(np.clip(q, -128, 127), dtype=np.int8)
 
 
 def _now() -> str:

@@ -70,6 +70,15 @@ class TensorQuantisation:
             zero_point=int(entry["zero_point"]),
         )
 
+    def to_manifest(self) -> dict[str, Any]:
+        """The manifest entry `from_manifest` reads back."""
+        return {
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "scale": self.scale,
+            "zero_point": self.zero_point,
+        }
+
 
 @dataclass(frozen=True)
 class Bundle:

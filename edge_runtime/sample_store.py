@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge_runtime.errors import StoreError
+from federation.sqlite_transaction import ImmediateTransaction
 
 LABEL_SOURCES = ("user", "button", "pseudo")
 
@@ -382,8 +383,8 @@ class SampleStore:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+    def _transaction(self) -> ImmediateTransaction:
+        return ImmediateTransaction(self._db)
 
     def _initial_label(
         self, start_ts: float, end_ts: float, prediction: Prediction | None
@@ -417,19 +418,6 @@ class SampleStore:
         )
         self._db.executemany("DELETE FROM samples WHERE id = ?", [(i,) for i in doomed])
         self._db.execute("DELETE FROM label_marks WHERE t1 < (SELECT MIN(start_ts) FROM samples)")
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error (the connection is in autocommit mode)."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 def _check_label(label: int, source: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from federation.sqlite_transaction import ImmediateTransaction
 from federation.types import ArrayState, Weights
 
 SCHEMA = """
@@ -130,8 +131,8 @@ class StateStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+    def _transaction(self) -> ImmediateTransaction:
+        return ImmediateTransaction(self._db)
 
     # meta
     def get_meta(self, key: str) -> str | None:
@@ -312,19 +313,6 @@ class StateStore:
             "SELECT bytes_in, bytes_out FROM traffic WHERE round_id=?", (round_id,)
         ).fetchone()
         return (0, 0) if row is None else (int(row[0]), int(row[1]))
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 def _round_record(row: tuple[Any, ...]) -> RoundRecord:

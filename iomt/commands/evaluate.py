@@ -49,9 +49,8 @@ def _subjects(text: str, trained: Any) -> list[int]:
     if text == "val":
         return list(trained.split.val_subjects)
     if text == "all":
-        return sorted(
-            trained.split.train_subjects + trained.split.val_subjects + trained.split.test_subjects
-        )
+        split = trained.split  # after --refit the validation subjects also trained
+        return sorted(set(split.train_subjects + split.val_subjects + split.test_subjects))
     return [int(part) for part in text.split(",")]
 
 

@@ -29,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="run directory to write")
     parser.add_argument("--size", default="pi", choices=["pi", "mcu"], help="model width")
     parser.add_argument("--sparsity", type=float, default=0.5, help="pruning target (0 = none)")
-    parser.add_argument("--epochs", type=int, default=30, help="dense epochs (early stopping)")
+    parser.add_argument(
+        "--epochs", type=int, default=30, help="dense epochs (early stopping, unless --refit)"
+    )
     parser.add_argument("--prune-epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -53,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--refit",
         action="store_true",
-        help="after validation chose the epochs, retrain on train + val subjects",
+        help="run the full --epochs schedule without early stopping, report validation, then "
+        "retrain the same schedule on train + val subjects",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print metrics.json to stdout")

@@ -107,3 +107,46 @@ def test_bilstm_builds_with_named_embedding_and_head() -> None:
     model = build_model(default_config("bilstm", "mcu"), 64, 2, 2, batch_size=1)
     assert model.get_layer("embedding").output.shape[-1] == 24
     assert model.get_layer("head_1").output.shape == (1, 2)
+
+
+def test_refit_runs_the_full_schedule_and_records_the_subjects_it_trained_on(
+    tmp_path: Path,
+) -> None:
+    # Prepare
+    data = _tiny_dataset(tmp_path / "tiny.npz")
+    out = tmp_path / "runs" / "refit"
+    # Execute: patience 1 would stop a selecting fit early; the refit ignores it
+    status = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--arch",
+            "lstm-fcn",
+            "--size",
+            "mcu",
+            "--out",
+            str(out),
+            "--epochs",
+            "3",
+            "--patience",
+            "1",
+            "--sparsity",
+            "0",
+            "--test-subjects",
+            "5,6",
+            "--val-subjects",
+            "4",
+            "--refit",
+        ]
+    )
+    # Assert
+    assert status == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    history = json.loads((out / "history.json").read_text())
+    split = json.loads((out / "split.json").read_text())
+    assert [row["phase"] for row in history] == ["validation"] * 3 + ["dense"] * 3
+    assert metrics["epochs_trained"] == 3
+    assert metrics["train_subjects"] == [1, 2, 3, 4] == split["train_subjects"]
+    assert metrics["val_subjects"] == [4] and metrics["test_subjects"] == [5, 6]
+    assert json.loads((out / "config.json").read_text())["refit"] is True

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from iomt.simulation.tasks import TaskPreset
 
-CACHE_VERSION = 3  # bump when training or conversion changes what a bundle holds
+CACHE_VERSION = 3  # bump when a loader, training or conversion changes what the cache holds
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def prepare_data(
         if not data.exists():
             raise FileNotFoundError(f"{data}: no such dataset file")
         return data
-    path = cache / "data" / f"{preset.source}-seed{seed}.npz"
+    path = cached_data_path(cache, preset.source, seed)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         args = ["data", "prepare", preset.source, "--out", str(path), "--seed", str(seed)]
@@ -82,6 +82,11 @@ def prepare_data(
             args += ["--subjects", str(preset.source_subjects)]
         _iomt(args, announce)
     return path
+
+
+def cached_data_path(cache: Path, source: str, seed: int) -> Path:
+    """Versioned, so data a changed loader would prepare differently is never reused."""
+    return cache / "data" / f"{source}-seed{seed}-v{CACHE_VERSION}.npz"
 
 
 def prepare_model(

@@ -23,6 +23,7 @@ simulate: install-workstation
 
 lint: install-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # The integration tests start their own Mosquitto on free loopback ports.
 mosquitto:

@@ -1,12 +1,14 @@
 # Two entry points for a fresh machine (see README):
 #   make simulate   install the workstation extra and run the main job end to end
 #   make test       install the dev extra, lint, and run the test suite
+# and, for docs/benchmarks.md only:
+#   make bench      install the bench extra in its own venv and run every benchmark part
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: simulate test lint install-workstation install-dev mosquitto
+.PHONY: simulate test lint bench install-workstation install-dev install-bench mosquitto
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +19,23 @@ install-workstation: $(BIN)/python
 
 install-dev: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+
+# Flower (compared against, never needed by the toolkit) gets its own venv: it pins typer and
+# protobuf below what the toolkit's own environment resolves. amqtt pins typer==0.15.4, on which
+# Flower 1.42's CLI cannot even start (typing.Literal options); amqtt's broker, all we use of it,
+# runs on the newer typer, so that pin is overridden here (pip will warn about it).
+BENCH_VENV ?= .venv-bench
+$(BENCH_VENV)/bin/python:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+
+install-bench: $(BENCH_VENV)/bin/python
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[bench]"
+	$(BENCH_VENV)/bin/python -m pip install --quiet "typer>=0.19,<0.21"
+	$(BENCH_VENV)/bin/flwr --help >/dev/null
+
+bench: install-bench
+	$(BENCH_VENV)/bin/python -m bench all
 
 simulate: install-workstation
 	$(BIN)/iomt simulate --task har

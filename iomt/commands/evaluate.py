@@ -32,6 +32,9 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     trained = load_run(args.run)
     dataset = load_window_dataset(args.data)
     subjects = _subjects(args.subjects, trained)
+    trained_on = sorted(set(subjects) & set(trained.split.train_subjects))
+    if trained_on:
+        env.warn(f"subjects {trained_on} trained this model: theirs is not held-out accuracy")
     results = evaluate_run(trained, dataset, subjects, bundle=args.bundle)
     plot_path = args.plot or args.run / "confusion.png"
     first = next(iter(results.values()))

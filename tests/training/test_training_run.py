@@ -110,7 +110,7 @@ def test_bilstm_builds_with_named_embedding_and_head() -> None:
 
 
 def test_refit_runs_the_full_schedule_and_records_the_subjects_it_trained_on(
-    tmp_path: Path,
+    tmp_path: Path, capsys
 ) -> None:
     # Prepare
     data = _tiny_dataset(tmp_path / "tiny.npz")
@@ -150,3 +150,6 @@ def test_refit_runs_the_full_schedule_and_records_the_subjects_it_trained_on(
     assert metrics["train_subjects"] == [1, 2, 3, 4] == split["train_subjects"]
     assert metrics["val_subjects"] == [4] and metrics["test_subjects"] == [5, 6]
     assert json.loads((out / "config.json").read_text())["refit"] is True
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--data", str(data), "--subjects", "val"]) == 0
+    assert "subjects [4] trained this model" in capsys.readouterr().err

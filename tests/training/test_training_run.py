@@ -38,35 +38,18 @@ def _tiny_dataset(path: Path) -> Path:
     return path
 
 
+def _train_argv(data: Path, out: Path, *options: str) -> list[str]:
+    """A small mcu LSTM-FCN on the tiny dataset: test subjects 5, 6, validation 4."""
+    argv = ["train", "--data", str(data), "--arch", "lstm-fcn", "--size", "mcu"]
+    return [*argv, "--out", str(out), "--test-subjects", "5,6", "--val-subjects", "4", *options]
+
+
 def test_train_then_evaluate_writes_the_documented_files(tmp_path: Path, capsys) -> None:
     # Prepare
     data = _tiny_dataset(tmp_path / "tiny.npz")
     out = tmp_path / "runs" / "tiny"
     # Execute
-    status = main(
-        [
-            "train",
-            "--data",
-            str(data),
-            "--arch",
-            "lstm-fcn",
-            "--size",
-            "mcu",
-            "--out",
-            str(out),
-            "--epochs",
-            "4",
-            "--prune-epochs",
-            "3",
-            "--sparsity",
-            "0.5",
-            "--test-subjects",
-            "5,6",
-            "--val-subjects",
-            "4",
-            "--json",
-        ]
-    )
+    status = main(_train_argv(data, out, "--epochs", "4", "--prune-epochs", "3", "--json"))
     # Assert
     assert status == 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -116,30 +99,8 @@ def test_refit_runs_the_full_schedule_and_records_the_subjects_it_trained_on(
     data = _tiny_dataset(tmp_path / "tiny.npz")
     out = tmp_path / "runs" / "refit"
     # Execute: patience 1 would stop a selecting fit early; the refit ignores it
-    status = main(
-        [
-            "train",
-            "--data",
-            str(data),
-            "--arch",
-            "lstm-fcn",
-            "--size",
-            "mcu",
-            "--out",
-            str(out),
-            "--epochs",
-            "3",
-            "--patience",
-            "1",
-            "--sparsity",
-            "0",
-            "--test-subjects",
-            "5,6",
-            "--val-subjects",
-            "4",
-            "--refit",
-        ]
-    )
+    argv = _train_argv(data, out, "--epochs", "3", "--patience", "1", "--sparsity", "0")
+    status = main([*argv, "--refit"])
     # Assert
     assert status == 0
     metrics = json.loads((out / "metrics.json").read_text())

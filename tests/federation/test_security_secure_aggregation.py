@@ -106,7 +106,9 @@ def test_a_device_never_reveals_both_masks_of_the_same_device() -> None:
 def test_a_tampered_share_is_refused() -> None:
     a, _, sealed = _two_clients()
     for_a = [s for s in sealed if s.receiver == "a"]
-    broken = EncryptedShare(for_a[1].sender, "a", for_a[1].ciphertext[:-1] + b"\x00")
+    # Flip a bit: writing 0 over the last byte changed nothing when it was 0 already (1 in 256)
+    ciphertext = for_a[1].ciphertext
+    broken = EncryptedShare(for_a[1].sender, "a", ciphertext[:-1] + bytes([ciphertext[-1] ^ 1]))
     with pytest.raises(SecureAggregationError, match="decrypt"):
         a.masked_input(np.zeros(4, np.uint32), [for_a[0], broken])
 

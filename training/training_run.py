@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from edge_runtime.bundle import sha256_file
 from training.augmentation import AugmentationConfig
 from training.datasets.window_dataset import load_window_dataset
 from training.models import default_config
@@ -38,15 +38,6 @@ class TrainingRequest:
     train_subjects: list[int] | None = None
     refit: bool = False
     seed: int = 0
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def run_training(
@@ -104,7 +95,7 @@ def run_training(
         "channels": list(dataset.channels),
         "sample_rate_hz": dataset.sample_rate_hz,
         "data_path": str(request.data),
-        "data_sha256": file_sha256(request.data),
+        "data_sha256": sha256_file(request.data),
     }
     save_run(request.out, result.model, run_config, mean, std, dataset_info, split)
     metrics = metrics_document(result, split, request.sparsity)
@@ -129,7 +120,9 @@ def _validate_then_refit(
     the honest ones; its epochs are in the history as phase "validation". The returned split
     names the subjects the model really trained on.
     """
-    chosen, _, _ = train(dataset, split, replace(config, sparsity=0.0, prune_epochs=0), progress)
+    validating, _, _ = train(
+        dataset, split, replace(config, sparsity=0.0, prune_epochs=0), progress
+    )
     merged = SubjectSplit(
         tuple(sorted(split.train_subjects + split.val_subjects)),
         split.val_subjects,
@@ -137,9 +130,9 @@ def _validate_then_refit(
     )
     announce(f"refit on subjects {list(merged.train_subjects)} for {config.epochs} epochs")
     result, mean, std = train(dataset, merged, config, progress)
-    validation_rows = [{**row, "phase": "validation"} for row in chosen.history]
+    validation_rows = [{**row, "phase": "validation"} for row in validating.history]
     return (
-        replace(result, val=chosen.val, history=validation_rows + result.history),
+        replace(result, val=validating.val, history=validation_rows + result.history),
         mean,
         std,
         merged,

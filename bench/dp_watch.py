@@ -3,7 +3,7 @@
 Embeds every window once with a bundle's int8 backbone, splits each non-pretraining subject's
 windows into `--devices-per-subject` devices (70 % train, 30 % held out), then runs FedAvg
 rounds in process with the real pieces: `edge_runtime.fine_tune` on each device and
-`federation.dp_strategy.DpFedAvg` (or plain FedAvg) at the aggregator. Prints one JSON line
+`aggregator.strategies.dp_fedavg.DpFedAvg` (or plain FedAvg) at the aggregator. Prints one JSON line
 per setting: noise multiplier, epsilon at delta after the rounds (RDP), held-out accuracy.
 
     python bench/dp_watch.py --bundle B --data watch.npz --rounds 20
@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from aggregator.privacy_accountant import PrivacyAccountant
+from aggregator.strategies import make_strategy
+from aggregator.strategies.dp_fedavg import DpFedAvg
 from edge_runtime.device_loop import read_bundle_parts
 from edge_runtime.fine_tune import FineTuneConfig, fine_tune, weight_delta
 from edge_runtime.head import Head
-from federation.differential_privacy import DpConfig, PrivacyAccountant, global_norm
-from federation.dp_strategy import DpFedAvg
-from federation.strategies import make_strategy
+from fleet_protocol.differential_privacy import DpConfig, global_norm
 
 NORMS: list[float] = []  # every update's L2 norm in the current setting
 

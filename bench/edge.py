@@ -155,8 +155,9 @@ def _run_child(kind: str, bundle_path: Path, data_path: Path) -> None:
 def _edge_workload(
     bundle_path: Path, data_path: Path, announce: Callable[[], None]
 ) -> dict[str, Any]:
-    from edge_runtime.bundle import load_bundle
+    from bundle_format.reader import load_bundle
     from edge_runtime.fine_tune import FineTuneConfig, fine_tune
+    from edge_runtime.head import Head
     from edge_runtime.interpreter import BACKEND_NAME, Int8Model
     from edge_runtime.sample_store import SampleStore
 
@@ -173,7 +174,7 @@ def _edge_workload(
             store.label_range(float(i), i + 0.5, int(labels[i]))
         store_ms = (time.perf_counter() - started) * 1000 / len(windows)
         X, y = store.labelled_embeddings(limit=NUM_STORED)
-    head = bundle.load_head()
+    head = Head.from_npz(bundle.verified_head_path)
     config = FineTuneConfig(
         epochs=FINE_TUNE_EPOCHS, batch_size=FINE_TUNE_BATCH, optimizer="adam", learning_rate=1e-3
     )
@@ -197,7 +198,8 @@ def _tensorflow_workload(
     import tensorflow as tf
     import tf_keras
 
-    from edge_runtime.bundle import load_bundle
+    from bundle_format.reader import load_bundle
+    from edge_runtime.head import Head
     from edge_runtime.interpreter import Int8Model
 
     bundle = load_bundle(bundle_path)
@@ -207,7 +209,7 @@ def _tensorflow_workload(
     backbone.run(windows[0])
     announce()
     embeddings, infer_ms = _timed_embeddings(backbone.run, windows)
-    head = bundle.load_head()
+    head = Head.from_npz(bundle.verified_head_path)
     model = tf_keras.Sequential(
         [tf_keras.Input(shape=(head.input_size,))]
         + [

@@ -38,8 +38,8 @@ from bench.federation_rounds import (
     synthetic_task,
 )
 from edge_runtime.fine_tune import FineTuneConfig
-from federation.protocol.signing import generate_signing_key
-from federation.protocol.wire import encode_message
+from fleet_protocol.signing import generate_signing_key
+from fleet_protocol.wire import encode_message
 
 PART = "federation"
 ROBUST_STRATEGIES = ("fedavg", "median", "trimmed-mean", "krum", "fltrust")

@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from federation.aggregation import WeightedMeanAccumulator
-from federation.messages import ModelUpdate
-from federation.protocol.wire import decode_message, encode_message
-from federation.strategies import make_strategy
-from federation.types import Weights
+from aggregator.aggregation import WeightedMeanAccumulator
+from aggregator.strategies import make_strategy
+from fleet_protocol.messages import ModelUpdate
+from fleet_protocol.types import Weights
+from fleet_protocol.wire import decode_message, encode_message
 
 OURS = "ours"
 FLOWER = "flwr"

@@ -12,13 +12,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
+from aggregator.strategies import Strategy, make_strategy
 from edge_runtime.device_loop import POISON_SCALE
 from edge_runtime.fine_tune import FineTuneConfig, fine_tune, weight_delta
 from edge_runtime.head import Head
-from federation.messages import ModelUpdate
-from federation.protocol.wire import decode_message, encode_message
-from federation.strategies import Strategy, make_strategy
-from federation.types import Weights
+from fleet_protocol.messages import ModelUpdate
+from fleet_protocol.types import Weights
+from fleet_protocol.wire import decode_message, encode_message
 
 FLEET = "bench"
 ROOT_SET_SIZE = 100  # windows of public subjects the server holds for FLTrust

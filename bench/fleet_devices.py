@@ -103,7 +103,7 @@ class _Device:
     def __init__(self, spec: WorkerSpec, device_id: str, head: Any, tally: _Tally) -> None:
         import paho.mqtt.client as mqtt
 
-        from federation.topics import ack_topic, round_topic, update_topic
+        from fleet_protocol.topics import ack_topic, round_topic, update_topic
 
         self.spec, self.device_id, self.head, self.tally = spec, device_id, head, tally
         self.key = device_signing_key(device_id)
@@ -141,8 +141,8 @@ class _Device:
     def _on_round(self, payload: bytes) -> None:
         import time
 
-        from federation.messages import RoundAnnouncement
-        from federation.protocol.wire import decode_message
+        from fleet_protocol.messages import RoundAnnouncement
+        from fleet_protocol.wire import decode_message
 
         announcement = decode_message(payload, expected_type=RoundAnnouncement)
         assert isinstance(announcement, RoundAnnouncement)
@@ -158,8 +158,8 @@ class _Device:
     def _encoded_update(self, announcement: Any) -> bytes:
         """Fine-tune the head on synthetic embeddings; a signed int8 delta on the real wire."""
         from edge_runtime.fine_tune import FineTuneConfig, fine_tune, weight_delta
-        from federation.messages import ModelUpdate
-        from federation.protocol.wire import encode_message
+        from fleet_protocol.messages import ModelUpdate
+        from fleet_protocol.wire import encode_message
 
         rng = np.random.default_rng(_seed_of(self.device_id))
         embeddings = rng.normal(size=(SYNTHETIC_EXAMPLES, self.head.input_size)).astype(np.float32)
@@ -179,8 +179,8 @@ class _Device:
         return encode_message(update, codec=announcement.codec, signing_key=self.key, rng=rng)
 
     def _on_ack(self, payload: bytes) -> None:
-        from federation.messages import UpdateAck
-        from federation.protocol.wire import decode_message
+        from fleet_protocol.messages import UpdateAck
+        from fleet_protocol.wire import decode_message
 
         ack = decode_message(payload, expected_type=UpdateAck)
         assert isinstance(ack, UpdateAck)

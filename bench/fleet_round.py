@@ -46,9 +46,9 @@ class RoundTiming:
 
 def write_setup(workdir: Path, device_ids: tuple[str, ...], head: Any) -> RoundSetup:
     """A signed head-only bundle (all the aggregator reads) and a registry of every device."""
-    from edge_runtime import signing
-    from federation.device_registry import DeviceRegistry
-    from federation.protocol.signing import public_key_to_bytes
+    from aggregator.device_registry import DeviceRegistry
+    from bundle_format import signing
+    from fleet_protocol.signing import public_key_to_bytes
 
     bundle = workdir / "bundle"
     bundle.mkdir(parents=True)
@@ -108,7 +108,7 @@ class RoundObserver:
     def __init__(self, host: str, port: int, fleet: str) -> None:
         import paho.mqtt.client as mqtt
 
-        from federation.topics import subscription_topic
+        from fleet_protocol.topics import subscription_topic
 
         self.fleet = fleet
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{fleet}-observer")

@@ -1,6 +1,6 @@
 """Fleet scale on one machine: 10, 100, 1,000 emulated devices, one round through one Mosquitto.
 
-Real parts: Mosquitto (`federation.broker.LocalBroker`), the `iomt aggregator` process with a
+Real parts: Mosquitto (`aggregator.broker.LocalBroker`), the `iomt aggregator` process with a
 device registry (every update's Ed25519 signature is verified) and `--min-clients N`, and devices
 speaking the real wire protocol (`bench/fleet_devices.py`: paho clients, a few processes). The
 devices' embeddings are synthetic (of the head's input size): the backbone is not what scales.
@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def run_bench(counts: list[int], repeats: int, processes: int, out: Path | None) -> dict[str, Any]:
     """Every count `repeats` times through one broker; writes `out` (if given) and returns it."""
-    from federation.broker import LocalBroker
+    from aggregator.broker import LocalBroker
 
     _raise_open_files_limit()
     runs: list[RunResult] = []

@@ -17,7 +17,3 @@ class TflmError(ConvertError):
 
 class ParityError(ConvertError):
     """A converted variant disagrees with the float model more than allowed."""
-
-
-class BundleWriteError(ConvertError):
-    """The bundle directory could not be written."""

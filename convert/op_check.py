@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from bundle_format.reader import TensorQuantisation
 from convert.errors import ConvertError, FloatOpError
-from edge_runtime.bundle import TensorQuantisation
 
 INTEGER_TYPES = frozenset({"INT8", "INT16", "INT32"})
 

@@ -130,11 +130,11 @@ def predict_bundle_variants(
 ) -> dict[str, Any]:
     """Top-1 classes of the bundle's int8 (LiteRT), TFLM and backbone + head variants.
 
-    The bundle is verified first (`edge_runtime.bundle.load_bundle`); the TFLM arena is the
+    The bundle is verified first (`bundle_format.reader.load_bundle`); the TFLM arena is the
     one recorded in its manifest, or measured here when the manifest has none.
     """
+    from bundle_format.reader import BACKBONE_FILE, MODEL_FILE, load_bundle
     from convert.tflm_checks import measure_arena
-    from edge_runtime.bundle import BACKBONE_FILE, MODEL_FILE, load_bundle
 
     bundle = load_bundle(bundle_dir)
     model_bytes = bundle.read_bytes(MODEL_FILE)
@@ -145,7 +145,11 @@ def predict_bundle_variants(
         probe = Int8Model.from_bytes(model_bytes).input_quantisation.quantise(windows[:1])
         arena = measure_arena(model_bytes, probe[0]).recommended_bytes
     outputs = variant_outputs(
-        model_bytes, bundle.read_bytes(BACKBONE_FILE), bundle.load_head(), windows, arena
+        model_bytes,
+        bundle.read_bytes(BACKBONE_FILE),
+        Head.from_npz(bundle.verified_head_path),
+        windows,
+        arena,
     )
     return {name: np.argmax(scores, axis=1) for name, scores in outputs.items()}
 

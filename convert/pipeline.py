@@ -1,7 +1,7 @@
 """`runs/NAME` -> the contents of a bundle: models, head, parity, arena, C array, manifest.
 
 Reads the run and its dataset, converts, measures and scores; returns bytes and reports. It
-writes nothing: the command signs and writes the result (`convert.bundle_writer`), after it
+writes nothing: the command signs and writes the result (`bundle_format.writer`), after it
 has printed the parity table and checked `ConvertedBundle.problems`.
 """
 
@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from convert import manifest as manifest_module
+from bundle_format import manifest as manifest_module
+from bundle_format.reader import (
+    BACKBONE_FILE,
+    C_HEADER_FILE,
+    C_SOURCE_FILE,
+    HEAD_FILE,
+    MODEL_FILE,
+    PARITY_FILE,
+)
 from convert.c_array_export import export_c_array
 from convert.errors import ConvertError
 from convert.model_facts import infer_stride, measured_sparsity
@@ -37,14 +45,6 @@ from convert.quantize import (
 )
 from convert.split import backbone_model, embedding_size, head_from_model
 from convert.tflm_checks import ArenaMeasurement, measure_arena
-from edge_runtime.bundle import (
-    BACKBONE_FILE,
-    C_HEADER_FILE,
-    C_SOURCE_FILE,
-    HEAD_FILE,
-    MODEL_FILE,
-    PARITY_FILE,
-)
 from edge_runtime.interpreter import Quantisation
 
 Announce = Callable[[str], None]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge_runtime.signing import (
+from bundle_format.signing import (
     PRIVATE_KEY_FILE,
     PUBLIC_KEY_FILE,
     load_private_key,

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from edge_runtime.bundle import Bundle, load_bundle
+from bundle_format.reader import Bundle, load_bundle
 from edge_runtime.fed_client import (
     ClientConfig,
     FedClient,
@@ -32,9 +32,9 @@ from edge_runtime.interpreter import Int8Model
 from edge_runtime.sample_store import SampleStore
 from edge_runtime.secure_agg_device import SecureAggDevice
 from edge_runtime.streaming import WindowAssembler, WindowSpec
-from federation.differential_privacy import DpConfig
-from federation.mqtt_link import LinkConfig, MqttLink, TlsFiles
-from federation.protocol.signing import public_key_from_bytes
+from fleet_protocol.differential_privacy import DpConfig
+from fleet_protocol.mqtt_link import LinkConfig, MqttLink, TlsFiles
+from fleet_protocol.signing import public_key_from_bytes
 from hardware.sensors.wrist_frame import MODEL_WRIST, to_model_wrist
 
 POLL_S = 0.05
@@ -66,7 +66,7 @@ class BundleParts:
 def read_bundle_parts(path: Path, trusted_keys: Any = None) -> BundleParts:
     """Verify the bundle and load its head."""
     bundle = load_bundle(path, trusted_keys)
-    return BundleParts(bundle, bundle.load_head())
+    return BundleParts(bundle, Head.from_npz(bundle.verified_head_path))
 
 
 def device_directory(store_path: Path) -> Path:

@@ -38,9 +38,5 @@ class InstallError(EdgeRuntimeError):
     """A head version could not be installed or rolled back."""
 
 
-class BundleError(EdgeRuntimeError):
-    """A bundle failed schema, hash or signature checks (raised by `edge_runtime.bundle`)."""
-
-
 class LinkError(EdgeRuntimeError):
     """The MQTT link failed (raised by `edge_runtime.mqtt_link`)."""

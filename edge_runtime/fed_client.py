@@ -1,4 +1,4 @@
-"""The device's side of a federated round, driven by MQTT events from `federation.mqtt_link`.
+"""The device's side of a federated round, driven by MQTT events from `fleet_protocol.mqtt_link`.
 
 The client follows the retained round announcement, installs announced global heads (hash
 checked, atomic), and when it holds enough labelled embeddings fine-tunes the head from the
@@ -25,22 +25,21 @@ from edge_runtime.errors import EdgeRuntimeError
 from edge_runtime.fine_tune import FineTuneConfig, fine_tune, weight_delta
 from edge_runtime.model_install import current_head, install_head
 from edge_runtime.sample_store import SampleStore
-from federation.aggregator_identity import aggregator_verifier
-from federation.differential_privacy import DpConfig, PrivacyAccountant, privatize_on_device
-from federation.errors import FederationError, TopicError
-from federation.messages import (
+from fleet_protocol.aggregator_identity import aggregator_verifier
+from fleet_protocol.chunking import DEFAULT_MAX_CHUNK_BYTES, split_into_chunks
+from fleet_protocol.differential_privacy import DpConfig, gaussian_epsilon, privatize_on_device
+from fleet_protocol.errors import FederationError, TopicError
+from fleet_protocol.messages import (
     DeviceStatus,
     GlobalModel,
     ModelUpdate,
     RoundAnnouncement,
     UpdateAck,
 )
-from federation.mqtt_link import LastWill, LinkEvent, MqttLinkError
-from federation.protocol.chunking import DEFAULT_MAX_CHUNK_BYTES, split_into_chunks
-from federation.protocol.signing import generate_signing_key, private_key_from_bytes
-from federation.protocol.signing import private_key_to_bytes as _key_bytes
-from federation.protocol.wire import decode_message, encode_message, message_sha256
-from federation.topics import (
+from fleet_protocol.mqtt_link import LastWill, LinkEvent, MqttLinkError
+from fleet_protocol.signing import generate_signing_key, private_key_from_bytes
+from fleet_protocol.signing import private_key_to_bytes as _key_bytes
+from fleet_protocol.topics import (
     ack_topic,
     parse_topic,
     round_topic,
@@ -48,6 +47,7 @@ from federation.topics import (
     subscription_topic,
     update_topic,
 )
+from fleet_protocol.wire import decode_message, encode_message, message_sha256
 
 ACK_TIMEOUT_S = 15.0
 SAMPLE_CHECK_S = 1.0
@@ -281,8 +281,8 @@ class FedClient:
         if dp is None:
             return delta
         released = len(self.store.recent_rounds(1_000_000)) + 1
-        self._log({"event": "dp_local", "rounds": released,
-                   "epsilon": PrivacyAccountant(dp).epsilon(released)})  # fmt: skip
+        epsilon = gaussian_epsilon(dp.noise_multiplier, released, dp.delta)
+        self._log({"event": "dp_local", "rounds": released, "epsilon": epsilon})
         return privatize_on_device(delta, dp, np.random.default_rng())  # OS entropy
 
     def _round_seed(self, round_id: int) -> int:

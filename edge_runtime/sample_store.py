@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge_runtime.errors import StoreError
-from federation.sqlite_transaction import ImmediateTransaction
+from fleet_protocol.sqlite_transaction import ImmediateTransaction
 
 LABEL_SOURCES = ("user", "button", "pseudo")
 

@@ -19,16 +19,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edge_runtime.fed_client import FedClient
 from edge_runtime.fine_tune import FineTuneConfig, fine_tune, weight_delta
 from edge_runtime.model_install import current_head
-from federation.aggregator_identity import aggregator_verifier
-from federation.differential_privacy import privatize_on_device
-from federation.errors import FederationError
-from federation.mqtt_link import LinkEvent, MqttLinkError
-from federation.secure_aggregation.client import encode_weighted_update
-from federation.secure_aggregation.errors import SecureAggregationError
-from federation.secure_aggregation.fixed_point import Vector
-from federation.secure_aggregation.messages import SecAggConfig
-from federation.secure_aggregation.participant import SecAggParticipant
-from federation.secure_aggregation.transport import (
+from fleet_protocol.aggregator_identity import aggregator_verifier
+from fleet_protocol.differential_privacy import privatize_on_device
+from fleet_protocol.errors import FederationError
+from fleet_protocol.mqtt_link import LinkEvent, MqttLinkError
+from fleet_protocol.secure_aggregation.client import encode_weighted_update
+from fleet_protocol.secure_aggregation.errors import SecureAggregationError
+from fleet_protocol.secure_aggregation.fixed_point import Vector
+from fleet_protocol.secure_aggregation.messages import SecAggConfig
+from fleet_protocol.secure_aggregation.participant import SecAggParticipant
+from fleet_protocol.secure_aggregation.transport import (
     DEVICE_TOPICS,
     device_subscriptions,
     device_topic,

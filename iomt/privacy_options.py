@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from iomt.errors import UsageError
 
 if TYPE_CHECKING:
-    from federation.differential_privacy import DpConfig
+    from fleet_protocol.differential_privacy import DpConfig
 
 DP_STRATEGIES = ("fedavg",)
 
@@ -35,7 +35,7 @@ def dp_config_from_arguments(args: argparse.Namespace) -> DpConfig | None:
         return None
     if args.strategy not in DP_STRATEGIES:
         raise UsageError(f"--dp-* needs --strategy {' or '.join(DP_STRATEGIES)}")
-    from federation.differential_privacy import DpConfig, PrivacyConfigError
+    from fleet_protocol.differential_privacy import DpConfig, PrivacyConfigError
 
     try:
         return DpConfig(
@@ -54,7 +54,7 @@ def released_rounds(store: Any) -> int:
 
 def dp_strategy(config: DpConfig, store: Any) -> Any:
     """A DP-FedAvg strategy that counts the rounds already released from this state file."""
-    from federation.dp_strategy import DpFedAvg
+    from aggregator.strategies.dp_fedavg import DpFedAvg
 
     strategy = DpFedAvg(config, rounds_already_released=released_rounds(store))
     if strategy.accountant.decide_next_round() == "stop":
@@ -77,7 +77,7 @@ def local_dp_config(args: argparse.Namespace) -> DpConfig | None:
     """The on-device DP config, or None without `--dp-local-noise`."""
     if args.dp_local_noise is None:
         return None
-    from federation.differential_privacy import DpConfig, PrivacyConfigError
+    from fleet_protocol.differential_privacy import DpConfig, PrivacyConfigError
 
     try:
         return DpConfig(args.dp_local_noise, args.dp_local_clip, args.dp_local_delta)

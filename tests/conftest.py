@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from federation.broker import LocalBroker, find_mosquitto
+from aggregator.broker import LocalBroker, find_mosquitto
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 
@@ -11,11 +11,20 @@ from training.evaluation import ClassificationReport, classification_report
 from training.run_artifacts import TrainedRun
 from training.trainer import predict_classes
 
+VariantPredictor = Callable[[np.ndarray], dict[str, np.ndarray]]
+"""Normalised windows -> predicted classes per converted variant (e.g. `int8_litert`, `tflm`)."""
+
 
 def evaluate_run(
-    trained: TrainedRun, dataset: WindowDataset, subjects: list[int], bundle: Path | None = None
+    trained: TrainedRun,
+    dataset: WindowDataset,
+    subjects: list[int],
+    predict_variants: VariantPredictor | None = None,
 ) -> dict[str, ClassificationReport]:
-    """One report per model variant, keyed `float` (and `int8_litert`, `tflm` with a bundle)."""
+    """One report per model variant: `float`, plus whatever `predict_variants` returns.
+
+    Converted variants come in as a function so that training never imports `convert`.
+    """
     if tuple(dataset.channels) != tuple(trained.channels):
         raise ValueError(
             f"dataset channels {list(dataset.channels)} differ from the run's "
@@ -27,16 +36,9 @@ def evaluate_run(
     windows = trained.normalise(selected.X)
     num_classes = len(trained.labels)
     predictions = {"float": predict_classes(trained.build_model(batch_size=None), windows)}
-    if bundle is not None:
-        predictions.update(_bundle_predictions(bundle, windows))
+    if predict_variants is not None:
+        predictions.update(predict_variants(windows))
     return {
         name: classification_report(selected.y, pred, selected.subject, num_classes)
         for name, pred in predictions.items()
     }
-
-
-def _bundle_predictions(bundle: Path, windows: np.ndarray) -> dict[str, np.ndarray]:
-    """int8 LiteRT and TFLM predictions from a converted bundle (see `convert.parity`)."""
-    from convert.parity import predict_bundle_variants
-
-    return predict_bundle_variants(bundle, windows)

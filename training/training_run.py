@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.bundle import sha256_file
+from bundle_format.reader import sha256_file
 from training.augmentation import AugmentationConfig
 from training.datasets.window_dataset import load_window_dataset
 from training.models import default_config

@@ -84,16 +84,16 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
-    from federation.aggregator_service import (
+    from aggregator.service import (
         AggregatorConfig,
         AggregatorService,
         link_subscriptions,
     )
-    from federation.differential_privacy import PrivacyBudgetExhaustedError
-    from federation.dp_strategy import with_privacy_report
-    from federation.messages import FitConfig
-    from federation.mqtt_link import LinkConfig, MqttLink
-    from federation.state_store import StateStore
+    from aggregator.state_store import StateStore
+    from aggregator.strategies.dp_fedavg import with_privacy_report
+    from fleet_protocol.differential_privacy import PrivacyBudgetExhaustedError
+    from fleet_protocol.messages import FitConfig
+    from fleet_protocol.mqtt_link import LinkConfig, MqttLink
 
     signal.signal(signal.SIGTERM, _interrupt)
     parts = _bundle_parts(args.bundle)
@@ -141,7 +141,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
 def _secure_topics(args: argparse.Namespace) -> tuple[str, ...]:
     if not args.secure_agg:
         return ()
-    from federation.secure_aggregation.transport import aggregator_subscriptions
+    from fleet_protocol.secure_aggregation.transport import aggregator_subscriptions
 
     return aggregator_subscriptions(args.fleet)
 
@@ -149,7 +149,7 @@ def _secure_topics(args: argparse.Namespace) -> tuple[str, ...]:
 def _secure_options(args: argparse.Namespace) -> Any:
     if not args.secure_agg:
         return None
-    from federation.secure_aggregation.service_round import SecureAggOptions
+    from aggregator.secure_aggregation.service_round import SecureAggOptions
 
     return SecureAggOptions(phase_timeout_s=args.secure_agg_phase_timeout)
 
@@ -157,7 +157,7 @@ def _secure_options(args: argparse.Namespace) -> Any:
 def _model_signing_key(path: Path | None) -> Any:
     if path is None:
         return None
-    from edge_runtime.signing import SigningKeyError, load_private_key
+    from bundle_format.signing import SigningKeyError, load_private_key
 
     try:
         return load_private_key(path)
@@ -167,7 +167,7 @@ def _model_signing_key(path: Path | None) -> Any:
 
 def _strategy(args: argparse.Namespace, parts: Any, fit: Any) -> Any:
     """The strategy by name; FLTrust gets its server update from the root set."""
-    from federation.strategies import make_strategy
+    from aggregator.strategies import make_strategy
 
     if args.strategy != "fltrust":
         return make_strategy(args.strategy)
@@ -202,8 +202,8 @@ def _bundle_parts(path: Path) -> Any:
 def _verify_key(registry_path: Path | None) -> Any:
     if registry_path is None:
         return None
-    from federation.device_registry import DeviceRegistry
-    from federation.protocol.signing import public_key_from_bytes
+    from aggregator.device_registry import DeviceRegistry
+    from fleet_protocol.signing import public_key_from_bytes
 
     keys = {d: public_key_from_bytes(k) for d, k in DeviceRegistry.load(registry_path)
             .trusted_keys().items()}  # fmt: skip
@@ -249,7 +249,7 @@ def _metrics_writer(env: Environment, path: Path | None, as_json: bool) -> Any:
 
 
 def _status(env: Environment, args: argparse.Namespace) -> ExitStatus:
-    from federation.state_store import StateStore
+    from aggregator.state_store import StateStore
 
     if not args.state.exists():
         raise UsageError(f"no state file {args.state}")
@@ -271,7 +271,7 @@ def _status(env: Environment, args: argparse.Namespace) -> ExitStatus:
 
 
 def _export(env: Environment, args: argparse.Namespace) -> ExitStatus:
-    from federation.state_store import StateStore
+    from aggregator.state_store import StateStore
 
     with StateStore(args.state) as store:
         latest = store.latest_version()
@@ -293,8 +293,8 @@ def _write_bundle_with_head(
     """Copy a bundle, swap in a global head version, re-hash and re-sign the manifest."""
     import shutil
 
+    from bundle_format import signing
     from edge_runtime import bundle as bundle_format
-    from edge_runtime import signing
     from edge_runtime.head import Head
 
     parts = _bundle_parts(source)

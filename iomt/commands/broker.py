@@ -34,7 +34,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
-    from federation.broker import LocalBroker
+    from aggregator.broker import LocalBroker
 
     signal.signal(signal.SIGTERM, _interrupt)
     broker = LocalBroker(

@@ -10,7 +10,7 @@ from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
 
 if TYPE_CHECKING:
-    from federation.mqtt_link import TlsFiles
+    from fleet_protocol.mqtt_link import TlsFiles
 
 HELP = "make a local CA, the broker's TLS certificate and per-device client certificates"
 
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
-    from federation.certs import (
+    from aggregator.certs import (
         DEFAULT_SERVER_NAMES,
         CertDirectory,
         CertError,
@@ -43,7 +43,7 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         issue_server,
         revoke_client,
     )
-    from federation.errors import TopicError
+    from fleet_protocol.errors import TopicError
 
     names = tuple(args.host) if getattr(args, "host", None) else DEFAULT_SERVER_NAMES
     directory = CertDirectory(args.out)
@@ -78,9 +78,9 @@ def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def tls_from_arguments(args: argparse.Namespace, client_name: str) -> TlsFiles | None:
-    """A `federation.mqtt_link.TlsFiles` from `add_tls_arguments` options, or None (plain)."""
-    from federation.certs import CertDirectory
-    from federation.mqtt_link import TlsFiles
+    """A `fleet_protocol.mqtt_link.TlsFiles` from `add_tls_arguments` options, or None (plain)."""
+    from aggregator.certs import CertDirectory
+    from fleet_protocol.mqtt_link import TlsFiles
 
     tls_dir, ca, cert, key = args.tls, args.ca, args.cert, args.key
     if tls_dir is None and ca is None:

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
-    from convert.bundle_writer import write_bundle
+    from bundle_format.writer import write_bundle
     from convert.errors import ConvertError
     from convert.pipeline import STEPS, ConvertRequest, convert_run
     from convert.signing_keys import resolve_signing_key

@@ -122,7 +122,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
 def _aggregator_key(path: Path | None) -> bytes | None:
     if path is None:
         return None
-    from edge_runtime.signing import SigningKeyError, load_public_key_bytes
+    from bundle_format.signing import SigningKeyError, load_public_key_bytes
 
     try:
         return load_public_key_bytes(path)
@@ -142,7 +142,7 @@ def _logger(env: Environment, as_json: bool, device_id: str) -> Any:
 
 
 def _public_hex(key: Any) -> str:
-    from federation.protocol.signing import public_key_to_bytes
+    from fleet_protocol.signing import public_key_to_bytes
 
     return public_key_to_bytes(key.public_key()).hex()
 

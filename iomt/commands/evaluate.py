@@ -35,7 +35,7 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     trained_on = sorted(set(subjects) & set(trained.split.train_subjects))
     if trained_on:
         env.warn(f"subjects {trained_on} trained this model: theirs is not held-out accuracy")
-    results = evaluate_run(trained, dataset, subjects, bundle=args.bundle)
+    results = evaluate_run(trained, dataset, subjects, _variant_predictor(args.bundle))
     plot_path = args.plot or args.run / "confusion.png"
     first = next(iter(results.values()))
     plot_confusion_matrix(
@@ -44,6 +44,15 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     _print(env, results, args.json)
     env.warn(f"confusion matrix -> {plot_path}")
     return ExitStatus.SUCCESS
+
+
+def _variant_predictor(bundle: Path | None) -> Any:
+    """int8 LiteRT and TFLM predictions of a converted bundle, or None without one."""
+    if bundle is None:
+        return None
+    from convert.parity import predict_bundle_variants
+
+    return lambda windows: predict_bundle_variants(bundle, windows)
 
 
 def _subjects(text: str, trained: Any) -> list[int]:

@@ -11,7 +11,7 @@ from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
 
 if TYPE_CHECKING:
-    from federation.device_registry import DeviceRegistry
+    from aggregator.device_registry import DeviceRegistry
 
 HELP = "manage the device registry (device id -> Ed25519 public key, revoked flag)"
 
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
-    from federation.device_registry import DeviceRegistry, RegistryError, parse_public_key
+    from aggregator.device_registry import DeviceRegistry, RegistryError, parse_public_key
 
     try:
         registry = DeviceRegistry.load(args.registry, missing_ok=args.fleet_action == "add")

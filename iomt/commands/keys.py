@@ -21,8 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    from bundle_format.signing import public_key_fingerprint, write_key_pair
     from convert.signing_keys import default_key_dir
-    from edge_runtime.signing import public_key_fingerprint, write_key_pair
 
     directory = args.out or default_key_dir(env.config_dir)
     pair = write_key_pair(directory)

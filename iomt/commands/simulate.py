@@ -114,7 +114,7 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
 
 
 def _check(args: argparse.Namespace) -> None:
-    from federation.strategies import STRATEGIES
+    from aggregator.strategies import STRATEGIES
 
     if args.strategy not in STRATEGIES:
         raise UsageError(

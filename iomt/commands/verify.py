@@ -23,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
-    from edge_runtime.bundle import load_bundle
-    from edge_runtime.errors import BundleError
+    from bundle_format.errors import BundleError
+    from bundle_format.reader import load_bundle
 
     try:
         bundle = load_bundle(args.bundle, trusted_keys=args.trusted_key)

@@ -93,7 +93,7 @@ def prepare_model(
     request: ModelRequest, data: Path, cache: Path, announce: Callable[[str], None]
 ) -> PreparedModel:
     """Train the backbone on the public subjects and convert it, unless the cache has it."""
-    from edge_runtime.bundle import sha256_file
+    from bundle_format.reader import sha256_file
 
     key = cache_key(sha256_file(data), request)
     run, bundle = cache / "runs" / key, cache / "bundles" / key
@@ -121,8 +121,8 @@ def _ids(subjects: tuple[int, ...]) -> str:
 
 
 def _verifies(bundle: Path) -> bool:
-    from edge_runtime.bundle import load_bundle
-    from edge_runtime.errors import BundleError
+    from bundle_format.errors import BundleError
+    from bundle_format.reader import load_bundle
 
     try:
         load_bundle(bundle)

@@ -240,7 +240,7 @@ def _run_with_broker(
         return run_fleet(plan, on_round)
     from dataclasses import replace
 
-    from federation.broker import LocalBroker
+    from aggregator.broker import LocalBroker
 
     with LocalBroker() as broker:
         announce(f"broker: {broker.kind} at {broker.url}")
@@ -248,8 +248,8 @@ def _run_with_broker(
 
 
 def _final_head(outcome: FleetOutcome, pretrained: Any) -> Any:
+    from aggregator.state_store import StateStore
     from edge_runtime.head import Head
-    from federation.state_store import StateStore
 
     with StateStore(outcome.state) as store:
         latest = store.latest_version()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from aggregator.broker import find_mosquitto
 from bench.fleet_scale import run_bench
 from bench.report import Plots
-from federation.broker import find_mosquitto
 
 pytestmark = pytest.mark.integration
 

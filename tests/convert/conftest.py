@@ -92,7 +92,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def signing_key_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from edge_runtime.signing import write_key_pair
+    from bundle_format.signing import write_key_pair
 
     directory = tmp_path_factory.mktemp("keys")
     write_key_pair(directory)

@@ -10,11 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convert.c_array_export import parse_c_array
-from convert.errors import FloatOpError
-from convert.op_check import INTEGER_TYPES, check_full_integer, io_quantisation, list_ops
-from convert.tflm_checks import TflmRunner
-from edge_runtime.bundle import (
+from bundle_format.errors import BundleError
+from bundle_format.reader import (
     BACKBONE_FILE,
     C_SOURCE_FILE,
     MANIFEST_FILE,
@@ -22,9 +19,12 @@ from edge_runtime.bundle import (
     PARITY_FILE,
     load_bundle,
 )
-from edge_runtime.errors import BundleError
+from bundle_format.signing import load_private_key, sign_bytes
+from convert.c_array_export import parse_c_array
+from convert.errors import FloatOpError
+from convert.op_check import INTEGER_TYPES, check_full_integer, io_quantisation, list_ops
+from convert.tflm_checks import TflmRunner
 from edge_runtime.interpreter import Int8Model
-from edge_runtime.signing import load_private_key, sign_bytes
 from iomt.cli import main
 from iomt.environment import Environment
 

@@ -9,16 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convert.bundle_writer import write_bundle
+from bundle_format.errors import BundleError, BundleWriteError
+from bundle_format.manifest import build_manifest, file_entries, gzip_size, model_version
+from bundle_format.reader import MANIFEST_FILE, load_bundle
+from bundle_format.signing import generate_private_key
+from bundle_format.writer import write_bundle
 from convert.c_array_export import export_c_array, parse_c_array
-from convert.errors import BundleWriteError
-from convert.manifest import build_manifest, file_entries, gzip_size, model_version
 from convert.model_facts import infer_stride
 from convert.parity import parity_report, sample_indices
 from convert.signing_keys import resolve_signing_key
-from edge_runtime.bundle import MANIFEST_FILE, load_bundle
-from edge_runtime.errors import BundleError
-from edge_runtime.signing import generate_private_key
 from iomt.cli import main
 from iomt.environment import Environment
 
@@ -122,7 +121,7 @@ def test_write_bundle_replaces_a_bundle_but_not_other_directories(tmp_path: Path
 
 
 def test_build_manifest_records_sizes_hashes_and_gzip() -> None:
-    from convert.manifest import ManifestFields
+    from bundle_format.manifest import ManifestFields
 
     files = {"model.int8.tflite": b"\x01" * 100}
     fields = ManifestFields(
@@ -205,7 +204,7 @@ def test_converted_bundle_problems_name_board_shortfall() -> None:
 
 
 def test_verify_command_refuses_untrusted_signer(tmp_path: Path) -> None:
-    from edge_runtime.signing import write_key_pair
+    from bundle_format.signing import write_key_pair
 
     files = {"model.int8.tflite": b"\x00"}
     out = write_bundle(tmp_path / "b", files, _tiny_manifest(files), generate_private_key())

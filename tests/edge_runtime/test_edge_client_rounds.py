@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aggregator.broker import LocalBroker
 from edge_runtime.fed_client import (
     ClientConfig,
     FedClient,
@@ -19,17 +20,16 @@ from edge_runtime.fed_client import (
 )
 from edge_runtime.model_install import current_head
 from edge_runtime.sample_store import SampleStore
-from federation.broker import LocalBroker
-from federation.messages import (
+from fleet_protocol.messages import (
     DeviceStatus,
     GlobalModel,
     ModelUpdate,
     RoundAnnouncement,
     UpdateAck,
 )
-from federation.mqtt_link import LinkConfig, LinkEvent, MqttLink
-from federation.protocol.wire import decode_message, encode_message, message_sha256
-from federation.topics import ack_topic, model_topic, round_topic, status_topic
+from fleet_protocol.mqtt_link import LinkConfig, LinkEvent, MqttLink
+from fleet_protocol.topics import ack_topic, model_topic, round_topic, status_topic
+from fleet_protocol.wire import decode_message, encode_message, message_sha256
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_runtime.bundle import Bundle
+from bundle_format.reader import Bundle
 from edge_runtime.device_loop import SerialSource
 from firmware_bridge.emulated_mcu import EmulatedMcu
 from firmware_bridge.emulator_service import EmulatorService

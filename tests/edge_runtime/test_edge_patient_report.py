@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bundle_format.signing import generate_private_key, public_key_bytes
 from edge_runtime.patient_report import (
     ReportWindow,
     find_stress_episodes,
@@ -27,7 +28,6 @@ from edge_runtime.sealed_report import (
     verify_document,
     write_clinician_keys,
 )
-from edge_runtime.signing import generate_private_key, public_key_bytes
 from iomt.cli import main
 from iomt.environment import Environment
 

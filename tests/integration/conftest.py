@@ -100,7 +100,7 @@ def _quantisation(interpreter_detail: dict) -> dict:  # type: ignore[type-arg]
 
 def build_tiny_bundle(out: Path, data: dict[str, np.ndarray]) -> Path:
     """Write a signed bundle directory (backbone, head, manifest) for the synthetic task."""
-    from edge_runtime import signing
+    from bundle_format import signing
     from edge_runtime.head import Head
     from edge_runtime.interpreter import Int8Model
 

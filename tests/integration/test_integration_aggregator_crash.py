@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from federation.state_store import StateStore
+from aggregator.state_store import StateStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.tf]
 

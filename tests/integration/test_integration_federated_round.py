@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_runtime.bundle import load_bundle
-from federation.mqtt_link import LinkConfig, MqttLink
-from federation.state_store import StateStore
+from aggregator.state_store import StateStore
+from bundle_format.reader import load_bundle
+from edge_runtime.head import Head
+from fleet_protocol.mqtt_link import LinkConfig, MqttLink
 from iomt.cli import main
 from iomt.environment import Environment
 
@@ -114,7 +115,7 @@ def _check_status_and_export(tmp_path: Path, bundle: Path) -> None:
         str(exported),
     ]
     assert main(args, env) == 0
-    head = load_bundle(exported).load_head()
+    head = Head.from_npz(load_bundle(exported).verified_head_path)
     with StateStore(state) as store:
         for got, want in zip(head.weights, store.load_weights(2), strict=True):
             np.testing.assert_array_equal(got, want)

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from federation.messages import ModelUpdate, RoundAnnouncement, UpdateAck
-from federation.mqtt_link import LinkConfig, MqttLink
-from federation.protocol.wire import decode_message, encode_message
-from federation.topics import ack_topic, round_topic, update_topic
+from fleet_protocol.messages import ModelUpdate, RoundAnnouncement, UpdateAck
+from fleet_protocol.mqtt_link import LinkConfig, MqttLink
+from fleet_protocol.topics import ack_topic, round_topic, update_topic
+from fleet_protocol.wire import decode_message, encode_message
 
 pytestmark = [pytest.mark.integration, pytest.mark.tf]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from federation.broker import find_mosquitto
+from aggregator.broker import find_mosquitto
 from training.datasets.window_dataset import WindowDataset, save_window_dataset
 
 pytestmark = [pytest.mark.integration, pytest.mark.tf]

@@ -14,21 +14,21 @@ from typing import Any
 import numpy as np
 import pytest
 
+from aggregator.broker import LocalBroker
+from aggregator.device_registry import DeviceRegistry
+from aggregator.service import AggregatorConfig, AggregatorService, link_subscriptions
+from aggregator.state_store import StateStore
+from aggregator.strategies import make_strategy
 from edge_runtime.fed_client import ClientConfig, FedClient
 from edge_runtime.model_install import current_head
 from edge_runtime.sample_store import SampleStore
-from federation.aggregator_identity import aggregator_verifier
-from federation.aggregator_service import AggregatorConfig, AggregatorService, link_subscriptions
-from federation.broker import LocalBroker
-from federation.device_registry import DeviceRegistry
-from federation.messages import GlobalModel, ModelUpdate, RoundAnnouncement, UpdateAck
-from federation.mqtt_link import LinkConfig, LinkEvent, MqttLink
-from federation.protocol.signing import generate_signing_key, public_key_from_bytes
-from federation.protocol.signing import public_key_to_bytes as public_bytes
-from federation.protocol.wire import decode_message, encode_message, message_sha256
-from federation.state_store import StateStore
-from federation.strategies import make_strategy
-from federation.topics import ack_topic, model_topic, round_topic, update_topic
+from fleet_protocol.aggregator_identity import aggregator_verifier
+from fleet_protocol.messages import GlobalModel, ModelUpdate, RoundAnnouncement, UpdateAck
+from fleet_protocol.mqtt_link import LinkConfig, LinkEvent, MqttLink
+from fleet_protocol.signing import generate_signing_key, public_key_from_bytes
+from fleet_protocol.signing import public_key_to_bytes as public_bytes
+from fleet_protocol.topics import ack_topic, model_topic, round_topic, update_topic
+from fleet_protocol.wire import decode_message, encode_message, message_sha256
 
 pytestmark = pytest.mark.integration
 

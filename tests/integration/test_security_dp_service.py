@@ -10,15 +10,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from federation.aggregator_service import AggregatorConfig, AggregatorService, link_subscriptions
-from federation.broker import LocalBroker
-from federation.differential_privacy import DpConfig, PrivacyBudgetExhaustedError
-from federation.dp_strategy import DpFedAvg, with_privacy_report
-from federation.messages import ModelUpdate, RoundAnnouncement
-from federation.mqtt_link import LinkConfig, MqttLink
-from federation.protocol.wire import decode_message, encode_message
-from federation.state_store import StateStore
-from federation.topics import round_topic, update_topic
+from aggregator.broker import LocalBroker
+from aggregator.service import AggregatorConfig, AggregatorService, link_subscriptions
+from aggregator.state_store import StateStore
+from aggregator.strategies.dp_fedavg import DpFedAvg, with_privacy_report
+from fleet_protocol.differential_privacy import DpConfig, PrivacyBudgetExhaustedError
+from fleet_protocol.messages import ModelUpdate, RoundAnnouncement
+from fleet_protocol.mqtt_link import LinkConfig, MqttLink
+from fleet_protocol.topics import round_topic, update_topic
+from fleet_protocol.wire import decode_message, encode_message
 
 pytestmark = pytest.mark.integration
 

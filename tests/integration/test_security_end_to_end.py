@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from edge_runtime.signing import write_key_pair
-from federation.broker import LocalBroker, find_mosquitto
-from federation.certs import init_directory, issue_client
-from federation.device_registry import DeviceRegistry, parse_public_key
+from aggregator.broker import LocalBroker, find_mosquitto
+from aggregator.certs import init_directory, issue_client
+from aggregator.device_registry import DeviceRegistry, parse_public_key
+from bundle_format.signing import write_key_pair
 from iomt.cli import main
 from iomt.environment import Environment
 

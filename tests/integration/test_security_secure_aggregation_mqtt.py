@@ -7,17 +7,17 @@ import threading
 import numpy as np
 import pytest
 
-from federation.aggregator_identity import aggregator_verifier
-from federation.broker import LocalBroker
-from federation.mqtt_link import LinkConfig, MqttLink
-from federation.protocol.signing import generate_signing_key, public_key_to_bytes
-from federation.secure_aggregation.client import encode_weighted_update
-from federation.secure_aggregation.coordinator import SecAggCoordinator
-from federation.secure_aggregation.errors import SecureAggregationError
-from federation.secure_aggregation.fixed_point import flatten
-from federation.secure_aggregation.messages import SecAggConfig
-from federation.secure_aggregation.mqtt_round import run_coordinator, run_participant
-from federation.secure_aggregation.participant import SecAggParticipant
+from aggregator.broker import LocalBroker
+from aggregator.secure_aggregation.coordinator import SecAggCoordinator
+from aggregator.secure_aggregation.mqtt_round import run_coordinator, run_participant
+from fleet_protocol.aggregator_identity import aggregator_verifier
+from fleet_protocol.mqtt_link import LinkConfig, MqttLink
+from fleet_protocol.secure_aggregation.client import encode_weighted_update
+from fleet_protocol.secure_aggregation.errors import SecureAggregationError
+from fleet_protocol.secure_aggregation.fixed_point import flatten
+from fleet_protocol.secure_aggregation.messages import SecAggConfig
+from fleet_protocol.secure_aggregation.participant import SecAggParticipant
+from fleet_protocol.signing import generate_signing_key, public_key_to_bytes
 
 pytestmark = pytest.mark.integration
 

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from federation.broker import LocalBroker, find_mosquitto
-from federation.certs import (
+from aggregator.broker import LocalBroker, find_mosquitto
+from aggregator.certs import (
     CertDirectory,
     client_tls_files,
     init_directory,
     issue_client,
     revoke_client,
 )
-from federation.mqtt_link import LinkConfig, LinkEvent, MqttLink, MqttLinkError, TlsFiles
+from fleet_protocol.mqtt_link import LinkConfig, LinkEvent, MqttLink, MqttLinkError, TlsFiles
 
 pytestmark = pytest.mark.integration
 

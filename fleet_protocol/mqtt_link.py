@@ -1,0 +1,268 @@
+"""The one adapter between this project and paho-mqtt (the only module that imports paho).
+
+Both the edge client and the aggregator service use it. Paho's network thread runs the
+callbacks; they only put a `LinkEvent` on a queue, never publish or block (paho issues #354,
+#177, #875). The owner drains the queue from its own thread and publishes from there.
+Sessions are persistent (MQTT v5, clean_start False + session expiry), QoS is chosen per topic
+kind in `TOPIC_QOS`, subscriptions are renewed on every (re)connect, and paho return codes
+become `MqttLinkError`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from fleet_protocol.errors import FederationError
+from fleet_protocol.topics import TOPIC_ROOT
+
+# One table: every topic kind under iomt/v1/{fleet}/ and its QoS.
+TOPIC_QOS: dict[str, int] = {
+    "round": 1,
+    "model": 1,
+    "update": 1,
+    "ack": 1,
+    "status": 1,
+    "chunk": 1,
+}
+DEFAULT_QOS = 1
+SESSION_EXPIRY_S = 24 * 3600
+RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
+PUBLISH_TIMEOUT_S = 10.0
+_NOT_CONNECTED = "MQTT broker {url} did not accept the connection within {timeout:.0f} s"
+
+
+class MqttLinkError(FederationError):
+    """A paho operation failed (mapped from its MQTTErrorCode or reason code)."""
+
+    reason = "transport"
+
+
+class MqttPublishTimeoutError(MqttLinkError):
+    """The broker did not acknowledge a QoS>0 publish in time (paho keeps it queued)."""
+
+
+def topic_kind(topic: str) -> str:
+    """The kind of `iomt/v1/{fleet}/{kind}/...` (e.g. 'update'); '' for foreign topics."""
+    parts = topic.split("/")
+    if len(parts) < 4 or "/".join(parts[:2]) != TOPIC_ROOT:
+        return ""
+    return parts[3]
+
+
+def qos_for(topic: str) -> int:
+    """QoS of a topic or topic filter, from `TOPIC_QOS`."""
+    return TOPIC_QOS.get(topic_kind(topic), DEFAULT_QOS)
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    """Where the broker listens, parsed from `mqtt://HOST:PORT`."""
+
+    host: str
+    port: int
+    tls: bool = False
+    mqtt_v5: bool = True  # `?mqtt=3.1.1` selects MQTT 3.1.1 (e.g. the embedded amqtt broker)
+
+    @classmethod
+    def from_url(cls, url: str) -> BrokerAddress:
+        parsed = urlparse(url if "://" in url else f"mqtt://{url}")
+        if parsed.scheme not in ("mqtt", "mqtts", "tcp") or not parsed.hostname:
+            raise MqttLinkError(f"not an MQTT broker URL: {url!r} (expected mqtt://HOST:PORT)")
+        version = parse_qs(parsed.query).get("mqtt", ["5"])[-1]
+        if version not in ("5", "3.1.1"):
+            raise MqttLinkError(f"unknown MQTT version {version!r} in {url!r} (5 or 3.1.1)")
+        tls = parsed.scheme == "mqtts"
+        port = parsed.port or (8883 if tls else 1883)
+        return cls(parsed.hostname, port, tls, version == "5")
+
+
+@dataclass(frozen=True)
+class LastWill:
+    """Message the broker publishes for us when we vanish without disconnecting."""
+
+    topic: str
+    payload: bytes
+    retain: bool = True
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """TLS material: the CA that signed the broker, and our client certificate and key."""
+
+    ca_cert: str
+    client_cert: str | None = None
+    client_key: str | None = None
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """How to connect: broker, identity, what to follow, persistent session settings."""
+
+    broker_url: str
+    client_id: str
+    subscriptions: tuple[str, ...] = ()
+    last_will: LastWill | None = None
+    keepalive_s: int = 30
+    session_expiry_s: int = SESSION_EXPIRY_S
+    persistent_session: bool = True
+    tls: TlsFiles | None = None  # verify the broker against this CA, present this certificate
+
+
+@dataclass(frozen=True)
+class LinkEvent:
+    """What the callbacks hand to the owner: a message, or a connection change."""
+
+    kind: str  # "message" | "connected" | "disconnected"
+    topic: str = ""
+    payload: bytes = b""
+    retain: bool = False
+    session_present: bool = False
+    reason: str = ""
+
+
+@dataclass
+class MqttLink:
+    """A paho client on its own network thread; events arrive on `events`."""
+
+    config: LinkConfig
+    events: queue.Queue[LinkEvent] = field(default_factory=queue.Queue)
+    connected: threading.Event = field(default_factory=threading.Event)
+    _client: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    bytes_out: int = 0
+
+    def start(self, timeout_s: float = 10.0) -> MqttLink:
+        """Connect (in the background, retrying) and wait until the first CONNACK."""
+        address = BrokerAddress.from_url(self.config.broker_url)
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.config.client_id,
+            protocol=paho.MQTTv5 if address.mqtt_v5 else paho.MQTTv311,
+            clean_session=None if address.mqtt_v5 else not self.config.persistent_session,
+        )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        client.max_queued_messages_set(0)
+        if self.config.tls is not None:
+            tls = self.config.tls
+            client.tls_set(ca_certs=tls.ca_cert, certfile=tls.client_cert, keyfile=tls.client_key)
+        elif address.tls:
+            client.tls_set()
+        if self.config.last_will is not None:
+            will = self.config.last_will
+            client.will_set(will.topic, will.payload, qos_for(will.topic), will.retain)
+        if address.mqtt_v5:
+            client.connect_async(
+                address.host,
+                address.port,
+                keepalive=self.config.keepalive_s,
+                clean_start=not self.config.persistent_session,
+                properties=self._connect_properties(),
+            )
+        else:
+            client.connect_async(address.host, address.port, keepalive=self.config.keepalive_s)
+        self._client = client
+        _check(client.loop_start(), "start the network loop")
+        if not self.connected.wait(timeout_s):
+            self.stop()
+            url = self.config.broker_url
+            raise MqttLinkError(_NOT_CONNECTED.format(url=url, timeout=timeout_s))
+        return self
+
+    def _connect_properties(self) -> Properties:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        if self.config.persistent_session:
+            properties.SessionExpiryInterval = self.config.session_expiry_s
+        return properties
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        retain: bool = False,
+        timeout_s: float = PUBLISH_TIMEOUT_S,
+    ) -> None:
+        """Publish and wait for the broker's PUBACK (QoS 1); never call from a callback."""
+        if self._client is None:
+            raise MqttLinkError("publish before start()")
+        with self._lock:
+            info = self._client.publish(topic, payload, qos=qos_for(topic), retain=retain)
+        if info.rc == paho.MQTT_ERR_NO_CONN:
+            raise MqttPublishTimeoutError(f"not connected: publish to {topic} queued for reconnect")
+        _check(info.rc, f"publish to {topic}")
+        try:
+            info.wait_for_publish(timeout_s)
+        except (ValueError, RuntimeError) as exc:
+            raise MqttLinkError(f"publish to {topic} failed: {exc}") from exc
+        if not info.is_published():
+            waited = f"{timeout_s:.0f} s"
+            raise MqttPublishTimeoutError(f"publish to {topic} not acknowledged within {waited}")
+        self.bytes_out += len(payload)
+
+    def clear_retained(self, topic: str) -> None:
+        """Remove a retained message (an empty retained payload deletes it)."""
+        self.publish(topic, b"", retain=True)
+
+    def next_event(self, timeout_s: float) -> LinkEvent | None:
+        """The next event, or None after `timeout_s`."""
+        try:
+            return self.events.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+
+    def stop(self) -> None:
+        """Disconnect cleanly (no last will) and end the network thread; safe twice."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        client.disconnect()
+        client.loop_stop()
+        self.connected.clear()
+
+    close = stop
+
+    def __enter__(self) -> MqttLink:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # Callbacks: paho's thread. Only subscribe (non-blocking) and enqueue.
+    def _on_connect(
+        self, client: Any, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            self.events.put(LinkEvent("disconnected", reason=str(reason)))
+            return
+        for topic in self.config.subscriptions:
+            client.subscribe(topic, qos=qos_for(topic))
+        self.connected.set()
+        self.events.put(LinkEvent("connected", session_present=bool(flags.session_present)))
+
+    def _on_disconnect(
+        self, client: Any, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+    ) -> None:
+        self.connected.clear()
+        self.events.put(LinkEvent("disconnected", reason=str(reason)))
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        self.events.put(LinkEvent("message", message.topic, bytes(message.payload), message.retain))
+
+
+def _check(code: int, action: str) -> None:
+    """Raise MqttLinkError for a paho error code."""
+    if code != paho.MQTT_ERR_SUCCESS:
+        raise MqttLinkError(f"could not {action}: {paho.error_string(code)}")

@@ -1,0 +1,171 @@
+"""Field schemas of every message: dataclass <-> plain msgpack values, validated strictly.
+
+The decoder never trusts a value's type: every field is checked against its kind here, and
+exactly the declared fields must be present (no missing, no extra).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import fields as dataclass_fields
+from typing import Any
+
+from fleet_protocol.errors import MalformedMessageError, NonFiniteValueError, TopicError
+from fleet_protocol.messages import (
+    DeviceStatus,
+    FitConfig,
+    GlobalModel,
+    Message,
+    ModelUpdate,
+)
+from fleet_protocol.tensor_codecs import CODEC_DTYPES
+from fleet_protocol.topics import validate_device_id, validate_fleet
+
+MAX_TEXT_CHARS = 1024
+MAX_METRICS = 64
+MAX_INT = 2**63 - 1
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+TENSOR_FIELDS: dict[type, str] = {GlobalModel: "weights", ModelUpdate: "delta"}
+"""The one field of each tensor-carrying message that holds `Weights`."""
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
+        raise MalformedMessageError(f"expected an integer in [0, 2**63), got {value!r}")
+    return value
+
+
+def _positive_int(value: Any) -> int:
+    if _int(value) == 0:
+        raise MalformedMessageError("expected an integer >= 1, got 0")
+    return int(value)
+
+
+def _sha256_hex(value: Any) -> str:
+    if not isinstance(value, str) or _SHA256_HEX.fullmatch(value) is None:
+        raise MalformedMessageError("model_sha256 must be 64 lowercase hex digits")
+    return value
+
+
+def _codec(value: Any) -> str:
+    if not isinstance(value, str) or value not in CODEC_DTYPES:
+        raise MalformedMessageError(f"unknown codec {value!r}")
+    return str(value)
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else _int(value)
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MalformedMessageError(f"expected a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise NonFiniteValueError(f"expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise MalformedMessageError(f"expected a boolean, got {type(value).__name__}")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS:
+        raise MalformedMessageError(f"expected a string of at most {MAX_TEXT_CHARS} characters")
+    return value
+
+
+def _fleet(value: Any) -> str:
+    try:
+        return validate_fleet(value)
+    except TopicError as error:
+        raise MalformedMessageError(str(error)) from None
+
+
+def _device(value: Any) -> str:
+    try:
+        return validate_device_id(value)
+    except TopicError as error:
+        raise MalformedMessageError(str(error)) from None
+
+
+def _metrics(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict) or len(value) > MAX_METRICS:
+        raise MalformedMessageError(f"metrics must be a map of at most {MAX_METRICS} entries")
+    return {_text(key): _float(item) for key, item in value.items()}
+
+
+def _fit_config(value: Any) -> FitConfig:
+    return FitConfig(**_parse_fields(FitConfig, value))
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "fleet": _fleet,
+    "device_id": _device,
+    "round_id": _int,
+    "model_version": _int,
+    "base_version": _int,
+    "sequence": _int,
+    "num_examples": _positive_int,
+    "quorum": _int,
+    "local_epochs": _int,
+    "batch_size": _int,
+    "parent_version": _optional_int,
+    "model_sha256": _sha256_hex,
+    "codec": _codec,
+    "optimizer": _text,
+    "reason": _text,
+    "detail": _text,
+    "deadline_unix": _float,
+    "learning_rate": _float,
+    "proximal_mu": _float,
+    "momentum": _float,
+    "l2": _float,
+    "accepted": _bool,
+    "online": _bool,
+    "metrics": _metrics,
+    "config": _fit_config,
+}
+_OPTIONAL_INT_FIELDS = {(DeviceStatus, "model_version")}
+
+
+def _scalar_field_names(cls: type) -> list[str]:
+    tensor_field = TENSOR_FIELDS.get(cls)
+    return [f.name for f in dataclass_fields(cls) if f.name != tensor_field]
+
+
+def _parse_fields(cls: type, raw: Any) -> dict[str, Any]:
+    names = _scalar_field_names(cls)
+    if not isinstance(raw, dict) or set(raw) != set(names):
+        got = sorted(map(str, raw)) if isinstance(raw, dict) else type(raw).__name__
+        raise MalformedMessageError(f"{cls.__name__} needs fields {sorted(names)}, got {got}")
+    parsed = {}
+    for name in names:
+        parser = _optional_int if (cls, name) in _OPTIONAL_INT_FIELDS else _PARSERS[name]
+        parsed[name] = parser(raw[name])
+    return parsed
+
+
+def fields_from_wire(cls: type, raw: Any) -> dict[str, Any]:
+    """Validate the scalar fields of a `cls` message and return them as constructor kwargs."""
+    return _parse_fields(cls, raw)
+
+
+def fields_to_wire(message: Message) -> dict[str, Any]:
+    """The scalar fields of a message as msgpack-ready values (tensors excluded)."""
+    cls = type(message)
+    out: dict[str, Any] = {}
+    for name in _scalar_field_names(cls):
+        value = getattr(message, name)
+        if isinstance(value, FitConfig):
+            value = {f.name: getattr(value, f.name) for f in dataclass_fields(FitConfig)}
+        elif isinstance(value, dict):
+            value = {str(key): float(item) for key, item in value.items()}
+        out[name] = value
+    _parse_fields(cls, out)  # refuse to send what a receiver would refuse
+    return out

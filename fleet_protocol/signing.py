@@ -1,0 +1,72 @@
+"""Ed25519 signatures over envelope bodies, and raw key (de)serialisation.
+
+The signed bytes bind the protocol version and the signer id to the body, so a signature
+cannot be replayed under another version or another identity.
+"""
+
+from __future__ import annotations
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from fleet_protocol.errors import SignatureError
+
+SIGNATURE_BYTES = 64
+_RAW = serialization.Encoding.Raw
+
+
+def signed_bytes(version: int, signer: str, body: bytes) -> bytes:
+    """The exact bytes a signature covers: context, version, signer id, body."""
+    return b"iomt-fl\x00" + version.to_bytes(2, "big") + signer.encode() + b"\x00" + body
+
+
+def sign_body(key: Ed25519PrivateKey, version: int, signer: str, body: bytes) -> bytes:
+    """Sign an envelope body as `signer`."""
+    return key.sign(signed_bytes(version, signer, body))
+
+
+def verify_body(
+    public_key: Ed25519PublicKey, version: int, signer: str, body: bytes, signature: bytes
+) -> None:
+    """Raise `SignatureError` unless `signature` is `signer`'s over this body."""
+    if len(signature) != SIGNATURE_BYTES:
+        raise SignatureError(f"signature must be {SIGNATURE_BYTES} bytes, got {len(signature)}")
+    try:
+        public_key.verify(signature, signed_bytes(version, signer, body))
+    except InvalidSignature:
+        raise SignatureError(f"signature of {signer!r} does not verify") from None
+
+
+def generate_signing_key() -> Ed25519PrivateKey:
+    """A fresh Ed25519 key (device or aggregator identity)."""
+    return Ed25519PrivateKey.generate()
+
+
+def public_key_to_bytes(key: Ed25519PublicKey) -> bytes:
+    """The raw 32-byte public key."""
+    return key.public_bytes(_RAW, serialization.PublicFormat.Raw)
+
+
+def public_key_from_bytes(raw: bytes) -> Ed25519PublicKey:
+    """Load a raw 32-byte public key; raise `SignatureError` if it is not one."""
+    try:
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError as error:
+        raise SignatureError(f"invalid Ed25519 public key: {error}") from None
+
+
+def private_key_to_bytes(key: Ed25519PrivateKey) -> bytes:
+    """The raw 32-byte private seed (store it with 0600 permissions)."""
+    return key.private_bytes(_RAW, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+
+
+def private_key_from_bytes(raw: bytes) -> Ed25519PrivateKey:
+    """Load a raw 32-byte private seed; raise `SignatureError` if it is not one."""
+    try:
+        return Ed25519PrivateKey.from_private_bytes(raw)
+    except ValueError as error:
+        raise SignatureError(f"invalid Ed25519 private key: {error}") from None

@@ -1,0 +1,67 @@
+"""`iomt fleet` and `iomt aggregator status` in-process (no broker needed)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from aggregator.state_store import StateStore
+from iomt.cli import main
+from iomt.environment import Environment
+
+
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(argv, Environment(stdout=out, stderr=err))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_fleet_add_revoke_list(tmp_path: Path) -> None:
+    # Prepare
+    registry = str(tmp_path / "fleet.json")
+    key = "ab" * 32
+
+    # Execute
+    added = _run(["fleet", "add", "dev1", "--public-key", key, "--registry", registry])
+    revoked = _run(["fleet", "revoke", "dev1", "--registry", registry])
+    listed = _run(["fleet", "list", "--registry", registry, "--json"])
+
+    # Assert
+    assert added[0] == revoked[0] == listed[0] == 0
+    assert json.loads(listed[1]) == [{"device_id": "dev1", "public_key": key, "revoked": True}]
+
+
+def test_fleet_errors_are_one_line(tmp_path: Path) -> None:
+    code, _, err = _run(["fleet", "add", "dev1", "--public-key", "abc", "--registry",
+                         str(tmp_path / "f.json")])  # fmt: skip
+    assert code == 2
+    assert err.count("\n") == 1 and "hex" in err
+    code, _, err = _run(["fleet", "list", "--registry", str(tmp_path / "missing.json")])
+    assert code == 2 and "no device registry" in err
+
+
+def test_aggregator_status_lists_rounds_and_versions(tmp_path: Path) -> None:
+    # Prepare
+    state = tmp_path / "agg.sqlite"
+    weights = [np.zeros((2, 2), np.float32)]
+    with StateStore(state) as store:
+        store.add_version(0, weights, None, None, "a" * 64)
+        store.open_round(1, 0, 0.0, 9.0, 1, {})
+        store.close_round(1, 1, weights, "b" * 64, {"participants": 1, "accuracy": 0.5}, 1.0)
+
+    # Execute
+    code, out, _ = _run(["aggregator", "status", "--state", str(state)])
+    json_code, json_out, _ = _run(["aggregator", "status", "--state", str(state), "--json"])
+
+    # Assert
+    assert code == json_code == 0
+    assert "round    1  closed" in out and "participants 1" in out
+    assert [r["result_version"] for r in json.loads(json_out)["rounds"]] == [1]
+
+
+def test_aggregator_without_required_options_is_a_usage_error() -> None:
+    code, _, err = _run(["aggregator", "--fleet", "f"])
+    assert code == 2 and "--broker" in err

@@ -43,6 +43,7 @@ simulate: install-workstation
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The integration tests start their own Mosquitto on free loopback ports.
 mosquitto:

@@ -121,17 +121,22 @@ class WeightedMeanAccumulator:
             self._sum = np.zeros(flat.size, dtype=np.float64)
             self._scratch = np.empty(flat.size, dtype=np.float64)
             self._shapes = list(shapes)
-        np.multiply(flat, num_examples, out=self._scratch)  # float64 product, no allocation
+        # np.float64, not a Python int: NumPy 2 would multiply a float32 vector by an int in
+        # float32 and only then widen it (NEP 50); a float64 scalar makes the product float64.
+        np.multiply(flat, np.float64(num_examples), out=self._scratch)
         self._sum += self._scratch
         self.total_examples += num_examples
         self.count += 1
 
     def result(self) -> Weights:
         """The weighted mean as float32 tensors; `NoUpdatesError` if nothing was added."""
+        return [tensor.astype(np.float32) for tensor in self.exact_result()]
+
+    def exact_result(self) -> list[np.ndarray]:
+        """The weighted mean in float64, for a caller that still adds to it (a server step)."""
         if self._sum is None or self._shapes is None or self.total_examples == 0:
             raise NoUpdatesError("no updates to aggregate")
-        mean = (self._sum / self.total_examples).astype(np.float32)
-        return unflatten(mean, self._shapes)
+        return unflatten(self._sum / self.total_examples, self._shapes)
 
     def to_arrays(self) -> ArrayState:
         """State as named arrays, one float64 sum per tensor (so a restore is exact)."""
@@ -156,7 +161,7 @@ class WeightedMeanAccumulator:
         sums = [np.array(state[f"sum_{i}"], dtype=np.float64) for i in range(num_sums)]
         if sums:
             accumulator._shapes = [s.shape for s in sums]
-            accumulator._sum = flatten_weights(sums)
+            accumulator._sum = np.concatenate(sums, axis=None)
             accumulator._scratch = np.empty_like(accumulator._sum)
         return accumulator
 

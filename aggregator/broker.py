@@ -187,7 +187,7 @@ class _EmbeddedBroker:
     def _run(self) -> None:
         import asyncio
 
-        from amqtt.broker import Broker  # type: ignore[import-untyped]
+        from amqtt.broker import Broker
 
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{self._host}:{self._port}"}},

@@ -36,7 +36,7 @@ class PrivacyAccountant:
             return 0.0
         if self.config.noise_multiplier == 0:
             return math.inf
-        import dp_accounting  # type: ignore[import-untyped]
+        import dp_accounting
 
         event = dp_accounting.GaussianDpEvent(self.config.noise_multiplier)
         if self.config.sampling_probability < 1:

@@ -102,7 +102,7 @@ class _Tee(io.StringIO):
 
 
 @contextlib.contextmanager
-def _argv(program: str, argv: list[str]):  # type: ignore[no-untyped-def]
+def _argv(program: str, argv: list[str]):
     saved = sys.argv
     sys.argv = [program, *argv]
     try:

@@ -28,7 +28,7 @@ from fleet_protocol.differential_privacy import DpConfig, global_norm
 NORMS: list[float] = []  # every update's L2 norm in the current setting
 
 
-def _devices(subject: np.ndarray, pretrain: set[int], per_subject: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+def _devices(subject: np.ndarray, pretrain: set[int], per_subject: int, rng: np.random.Generator):
     train, test = [], []
     for s in sorted(set(subject.tolist()) - pretrain):
         index = rng.permutation(np.flatnonzero(subject == s))
@@ -38,7 +38,7 @@ def _devices(subject: np.ndarray, pretrain: set[int], per_subject: int, rng: np.
     return train, np.concatenate(test)
 
 
-def _run(strategy, head: Head, E, y, devices, test, rounds: int, fit: FineTuneConfig) -> float:  # type: ignore[no-untyped-def]
+def _run(strategy, head: Head, E, y, devices, test, rounds: int, fit: FineTuneConfig) -> float:
     weights = [w.astype(np.float32) for w in head.weights]
     for round_id in range(rounds):
         strategy.begin_round(weights)

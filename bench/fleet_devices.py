@@ -59,7 +59,7 @@ def _seed_of(device_id: str) -> int:
     return int.from_bytes(hashlib.sha256(device_id.encode()).digest()[:4], "little")
 
 
-def run_worker(spec: WorkerSpec, events: Queue) -> None:  # type: ignore[type-arg]
+def run_worker(spec: WorkerSpec, events: Queue) -> None:
     """Process entry point: connect every device, report ready, take part in one round."""
     from edge_runtime.head import Head
 

@@ -112,7 +112,7 @@ def section_writer(part: PartLike) -> SectionWriter:
     if part.module and importlib.util.find_spec(part.module) is not None:
         writer = getattr(importlib.import_module(part.module), "report_section", None)
         if writer is not None:
-            return writer  # type: ignore[no-any-return]
+            return writer
     from bench.sections import SECTIONS
 
     return SECTIONS.get(part.name, generic_section)

@@ -47,7 +47,7 @@ class TflmModel:
     """A model loaded in tflite-micro with a fixed arena; state reset before every window."""
 
     def __init__(self, model_bytes: bytes, arena_bytes: int) -> None:
-        from tflite_micro.python.tflite_micro import runtime  # type: ignore[import-untyped]
+        from tflite_micro.python.tflite_micro import runtime
 
         try:
             self._interpreter = runtime.Interpreter.from_bytes(

@@ -39,7 +39,7 @@ Progress = Callable[[int, int], None]
 
 def open_port(url: str, baudrate: int = DEFAULT_BAUDRATE) -> Any:
     """Open any pyserial URL (path, `socket://`, `loop://`); one-line `PortError` on failure."""
-    import serial  # type: ignore[import-untyped]
+    import serial
 
     try:
         return serial.serial_for_url(url, baudrate=baudrate, timeout=0.05)

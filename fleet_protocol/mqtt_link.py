@@ -182,7 +182,7 @@ class MqttLink:
         return self
 
     def _connect_properties(self) -> Properties:
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties = Properties(PacketTypes.CONNECT)
         if self.config.persistent_session:
             properties.SessionExpiryInterval = self.config.session_expiry_s
         return properties

@@ -71,10 +71,8 @@ def augment_windows(
         out += rng.normal(0.0, config.noise_std, size=out.shape).astype(np.float32) * scale
     max_shift = int(config.max_shift_fraction * length)
     if max_shift > 0:
-        shifts = rng.integers(-max_shift, max_shift + 1, size=count)
-        out = np.stack(
-            [np.roll(window, shift, axis=0) for window, shift in zip(out, shifts, strict=True)]
-        )
+        shifts = np.atleast_1d(rng.integers(-max_shift, max_shift + 1, size=count)).tolist()
+        out = np.stack([np.roll(out[i], shift, axis=0) for i, shift in enumerate(shifts)])
     return out
 
 

@@ -55,7 +55,7 @@ class TrainResult:
     """The stripped model and what `metrics.json` needs."""
 
     model: Any
-    history: list[dict[str, float]]
+    history: list[dict[str, float | str]]  # per epoch; `phase` names the fit it belongs to
     val: ClassificationReport
     test: ClassificationReport
     sparsity: float
@@ -147,7 +147,7 @@ def _fit_dense(
     config: TrainConfig,
     augment: Callable[[np.ndarray], np.ndarray],
     progress: ProgressCallback | None,
-) -> list[dict[str, float]]:
+) -> list[dict[str, float | str]]:
     """Epoch loop with fresh augmentation each epoch.
 
     Two candidates come out: the weights of the epoch with the lowest validation loss (early
@@ -158,7 +158,7 @@ def _fit_dense(
     """
     _compile(model, config.learning_rate)
     rng = np.random.default_rng(config.seed + 1)
-    history: list[dict[str, float]] = []
+    history: list[dict[str, float | str]] = []
     best_loss, best_weights, since_best = math.inf, model.get_weights(), 0
     tail = WeightAverage()
     for epoch in range(config.epochs):
@@ -207,7 +207,7 @@ def _fit_pruned(
     config: TrainConfig,
     augment: Callable[[np.ndarray], np.ndarray],
     progress: ProgressCallback | None,
-) -> tuple[Any, list[dict[str, float]]]:
+) -> tuple[Any, list[dict[str, float | str]]]:
     """Fine-tune while sparsity ramps up over the first 70% of the phase, then strip.
 
     Once the masks are final, the stripped weights of each remaining epoch are averaged (the
@@ -224,7 +224,7 @@ def _fit_pruned(
     pruned = wrap_for_pruning(model, schedule)
     _compile(pruned, config.learning_rate * 0.3)
     rng = np.random.default_rng(config.seed + 2)
-    history: list[dict[str, float]] = []
+    history: list[dict[str, float | str]] = []
     tail = WeightAverage()
     for epoch in range(config.prune_epochs):
         row = _one_epoch(pruned, train_data, val_data, config, augment, rng, pruning_callbacks())

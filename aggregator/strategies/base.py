@@ -153,7 +153,7 @@ class StreamingStrategy(Strategy):
 
     def mean_delta(self) -> list[np.ndarray]:
         """The weighted mean delta of the round, float64."""
-        return as_float64(self.mean.result())
+        return self.mean.exact_result()
 
     def _state_to_arrays(self) -> ArrayState:
         return {f"mean/{k}": v for k, v in self.mean.to_arrays().items()}

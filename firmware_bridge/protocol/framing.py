@@ -18,7 +18,7 @@ import binascii
 import struct
 from dataclasses import dataclass, field
 
-from cobs import cobs  # type: ignore[import-untyped]
+from cobs import cobs
 
 from firmware_bridge.errors import FrameError
 

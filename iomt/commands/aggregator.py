@@ -290,28 +290,24 @@ def _export(env: Environment, args: argparse.Namespace) -> ExitStatus:
 def _write_bundle_with_head(
     source: Path, weights: list[Any], version: int, out: Path, key_path: Path | None
 ) -> None:
-    """Copy a bundle, swap in a global head version, re-hash and re-sign the manifest."""
-    import shutil
+    """A copy of a bundle with a global head version swapped in, re-hashed and re-signed.
 
+    Written by the bundle writer (staged, then renamed into place), so an interrupted export
+    never leaves a half-signed bundle behind.
+    """
     from bundle_format import signing
-    from edge_runtime import bundle as bundle_format
+    from bundle_format.manifest import file_entries
+    from bundle_format.reader import HEAD_FILE, load_bundle
+    from bundle_format.writer import RESERVED_NAMES, write_bundle
     from edge_runtime.head import Head
 
     parts = _bundle_parts(source)
-    shutil.copytree(source, out)
-    head_path = out / bundle_format.HEAD_FILE
-    Head.from_weights(weights, parts.head.activations).to_npz(head_path)
+    files = {name: parts.bundle.read_bytes(name) for name in parts.bundle.manifest["files"]}
+    files[HEAD_FILE] = Head.from_weights(weights, parts.head.activations).to_npz_bytes()
     manifest = dict(parts.bundle.manifest)
-    manifest["files"] = dict(manifest["files"])
-    manifest["files"][bundle_format.HEAD_FILE] = {
-        "bytes": head_path.stat().st_size,
-        "sha256": bundle_format.sha256_file(head_path),
-    }
+    manifest["files"] = file_entries({n: c for n, c in files.items() if n not in RESERVED_NAMES})
     manifest["model_version"] = f"{parts.bundle.model_version}+fl{version}"
     manifest["federated_version"] = version
-    content = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     key = signing.load_private_key(key_path) if key_path else signing.generate_private_key()
-    (out / bundle_format.MANIFEST_FILE).write_bytes(content)
-    (out / bundle_format.SIGNATURE_FILE).write_bytes(signing.sign_bytes(key, content))
-    (out / bundle_format.SIGNER_FILE).write_bytes(signing.public_key_bytes(key))
-    bundle_format.load_bundle(out)
+    write_bundle(out, files, manifest, key)
+    load_bundle(out)

@@ -60,7 +60,7 @@ def _add_emulate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     """Dispatch to the chosen action."""
-    return args._action(env, args)  # type: ignore[no-any-return]
+    return args._action(env, args)
 
 
 def _connect(args: argparse.Namespace) -> Any:

@@ -76,4 +76,4 @@ def prepare_dataset(
     if entry.needs_path and not path:
         raise MissingPathError(f"source {source!r} reads files: give PATH ({entry.description})")
     module = importlib.import_module(entry.module)
-    return module.prepare(path, seed=seed, **opts)  # type: ignore[no-any-return]
+    return module.prepare(path, seed=seed, **opts)

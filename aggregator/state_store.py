@@ -287,6 +287,11 @@ class StateStore:
         ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
+    def last_sequences(self) -> dict[str, int]:
+        """Highest sequence ever accepted per device (what replay protection remembers)."""
+        rows = self._db.execute("SELECT device_id, MAX(sequence) FROM updates GROUP BY device_id")
+        return {str(device): int(sequence) for device, sequence in rows}
+
     # counters
     def count_rejection(self, round_id: int, reason: str) -> None:
         self._db.execute(

@@ -1,13 +1,14 @@
-"""Hybrid encryption of a report to a clinician's X25519 public key (ECIES-style).
+"""Encryption of a report to a clinician's X25519 public key: HPKE (RFC 9180), not hand-rolled.
 
-Sealing makes a fresh ephemeral X25519 key, derives an AES-256-GCM key with HKDF-SHA256 from
-the shared secret (salted with both public keys), and encrypts. Layout:
+`cryptography`'s HPKE in base mode with DHKEM(X25519, HKDF-SHA256), HKDF-SHA256 and
+AES-256-GCM: a fresh encapsulated key per report, the key schedule and nonce of the standard.
+Layout:
 
-    b"IOMT-REPORT\\x01" | recipient fingerprint (8) | ephemeral public key (32) | nonce (12)
-    | AES-GCM ciphertext + tag
+    b"IOMT-REPORT\\x02" | recipient fingerprint (8) | HPKE enc (32) | ciphertext + tag
 
-The header is authenticated as associated data, so any change to any byte is detected. The
-fingerprint lets a wrong key fail with a clear message instead of a bare tag mismatch. Inside
+The header (magic and fingerprint) is HPKE's `info`, so changing any byte of it makes the report
+fail to decrypt, like a change to the ciphertext. The fingerprint lets a wrong key fail with a
+clear message instead of a bare tag mismatch. Version 1 (a hand-written ECIES) is refused. Inside
 the sealed box the report is signed by the device's Ed25519 key (`sign_document`), so the
 clinician also learns which device made it.
 """
@@ -20,16 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from edge_runtime.errors import EdgeRuntimeError
 
-MAGIC = b"IOMT-REPORT\x01"
-_HEADER_BYTES = len(MAGIC) + 8 + 32 + 12
+MAGIC = b"IOMT-REPORT\x02"
+_OLD_MAGIC = b"IOMT-REPORT\x01"
+_HEADER_BYTES = len(MAGIC) + 8
+_SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+_MIN_SEALED_BYTES = _HEADER_BYTES + 32 + 16  # encapsulated key and tag
 PRIVATE_FILE, PUBLIC_FILE = "clinician.key", "clinician.pub"
 
 
@@ -46,38 +48,26 @@ def _raw_public(key: X25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def _derive_key(shared: bytes, ephemeral: bytes, recipient: bytes) -> bytes:
-    kdf = HKDF(hashes.SHA256(), 32, salt=ephemeral + recipient, info=b"iomt-patient-report-v1")
-    return kdf.derive(shared)
-
-
 def seal(plaintext: bytes, recipient: X25519PublicKey) -> bytes:
     """Encrypt `plaintext` so only the holder of the recipient's private key can read it."""
-    ephemeral = X25519PrivateKey.generate()
-    ephemeral_public = _raw_public(ephemeral.public_key())
-    key = _derive_key(ephemeral.exchange(recipient), ephemeral_public, _raw_public(recipient))
-    nonce = os.urandom(12)
-    header = MAGIC + fingerprint(recipient) + ephemeral_public + nonce
-    return header + AESGCM(key).encrypt(nonce, plaintext, header)
+    header = MAGIC + fingerprint(recipient)
+    return header + _SUITE.encrypt(plaintext, recipient, info=header)
 
 
 def open_sealed(blob: bytes, private_key: X25519PrivateKey) -> bytes:
     """Decrypt a sealed report; raise `ReportCryptoError` with one line if it cannot be."""
-    if len(blob) < _HEADER_BYTES + 16 or not blob.startswith(MAGIC):
+    if blob.startswith(_OLD_MAGIC):
+        raise ReportCryptoError("report was sealed by an older release (format 1): not readable")
+    if len(blob) < _MIN_SEALED_BYTES or not blob.startswith(MAGIC):
         raise ReportCryptoError("not an encrypted iomt report")
     header = blob[:_HEADER_BYTES]
-    sealed_for = header[len(MAGIC) : len(MAGIC) + 8]
-    ephemeral_public, nonce = header[-44:-12], header[-12:]
-    own = private_key.public_key()
-    if sealed_for != fingerprint(own):
+    sealed_for, own = header[len(MAGIC) :], fingerprint(private_key.public_key())
+    if sealed_for != own:
         raise ReportCryptoError(
-            f"report is encrypted for key {sealed_for.hex()}, not for this key "
-            f"({fingerprint(own).hex()})"
+            f"report is encrypted for key {sealed_for.hex()}, not for this key ({own.hex()})"
         )
-    peer = X25519PublicKey.from_public_bytes(ephemeral_public)
-    key = _derive_key(private_key.exchange(peer), ephemeral_public, _raw_public(own))
     try:
-        return AESGCM(key).decrypt(nonce, blob[_HEADER_BYTES:], header)
+        return _SUITE.decrypt(blob[_HEADER_BYTES:], private_key, info=header)
     except InvalidTag:
         raise ReportCryptoError("report does not decrypt: it was altered or truncated") from None
 

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from aggregator.secure_aggregation.server import SecAggServer
+from fleet_protocol.publish import Publish
 from fleet_protocol.secure_aggregation.errors import SecureAggregationError
 from fleet_protocol.secure_aggregation.fixed_point import Vector
 from fleet_protocol.secure_aggregation.messages import SecAggConfig, UnmaskRequest
-from fleet_protocol.secure_aggregation.participant import Outgoing
 from fleet_protocol.secure_aggregation.transport import (
     BROADCAST_TOPICS,
     DEVICE_TOPICS,
@@ -62,11 +62,11 @@ class SecAggCoordinator:
     def subscriptions(self) -> tuple[str, ...]:
         return tuple(f"{broadcast_topic(self.fleet, level)}/+" for level in DEVICE_TOPICS.values())
 
-    def start(self) -> list[Outgoing]:
+    def start(self) -> list[Publish]:
         self.deadline = self._clock() + self.phase_timeout_s
         return self._counted([self._broadcast("config", self.config)])
 
-    def handle(self, topic: str, payload: bytes) -> list[Outgoing]:
+    def handle(self, topic: str, payload: bytes) -> list[Publish]:
         """A device's phase message; advance when everyone expected has answered."""
         if self.done or not payload:
             return []
@@ -87,13 +87,13 @@ class SecAggCoordinator:
         complete = enough and set(received) >= self._waiting_for()
         return self._counted(self._advance()) if complete else []
 
-    def tick(self) -> list[Outgoing]:
+    def tick(self) -> list[Publish]:
         """Advance (or fail) a phase whose deadline passed."""
         if self.done or self._clock() < self.deadline:
             return []
         return self._counted(self._advance())
 
-    def _counted(self, messages: list[Outgoing]) -> list[Outgoing]:
+    def _counted(self, messages: list[Publish]) -> list[Publish]:
         self.bytes_out += sum(len(m.payload) for m in messages)
         return messages
 
@@ -107,7 +107,7 @@ class SecAggCoordinator:
         assert self.request is not None
         return set(self.request.survivors)
 
-    def _advance(self) -> list[Outgoing]:
+    def _advance(self) -> list[Publish]:
         answers = list(self.received[self.phase].values())
         try:
             out = self._next_messages(answers)
@@ -118,7 +118,7 @@ class SecAggCoordinator:
         self.deadline = self._clock() + self.phase_timeout_s
         return out
 
-    def _next_messages(self, answers: list[object]) -> list[Outgoing]:
+    def _next_messages(self, answers: list[object]) -> list[Publish]:
         if self.phase == "keys":
             return [self._broadcast("keylist", self.server.collect_advertisements(answers))]  # type: ignore[arg-type]
         if self.phase == "shares":
@@ -129,13 +129,13 @@ class SecAggCoordinator:
             return [self._broadcast("request", self.request)]
         assert self.request is not None
         self.result = self.server.unmask(answers, self.request)  # type: ignore[arg-type]
-        return [Outgoing(broadcast_topic(self.fleet, level), b"", retain=True)
+        return [Publish(broadcast_topic(self.fleet, level), b"", retain=True)
                 for level in BROADCAST_TOPICS.values()]  # clear the retained phases  # fmt: skip
 
-    def _broadcast(self, kind: str, content: object) -> Outgoing:
+    def _broadcast(self, kind: str, content: object) -> Publish:
         payload = encode_phase(kind, self.round_id, AGGREGATOR_ID, content, self._signing_key)
-        return Outgoing(broadcast_topic(self.fleet, BROADCAST_TOPICS[kind]), payload, retain=True)
+        return Publish(broadcast_topic(self.fleet, BROADCAST_TOPICS[kind]), payload, retain=True)
 
-    def _to_device(self, device_id: str, content: object) -> Outgoing:
+    def _to_device(self, device_id: str, content: object) -> Publish:
         payload = encode_phase("inbox", self.round_id, AGGREGATOR_ID, content, self._signing_key)
-        return Outgoing(device_topic(self.fleet, INBOX_TOPIC, device_id), payload)
+        return Publish(device_topic(self.fleet, INBOX_TOPIC, device_id), payload)

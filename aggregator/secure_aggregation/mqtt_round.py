@@ -13,8 +13,9 @@ from typing import Protocol
 
 from aggregator.secure_aggregation.coordinator import SecAggCoordinator
 from fleet_protocol.mqtt_link import LinkEvent
+from fleet_protocol.publish import Publish
 from fleet_protocol.secure_aggregation.errors import SecureAggregationError
-from fleet_protocol.secure_aggregation.participant import Outgoing, SecAggParticipant
+from fleet_protocol.secure_aggregation.participant import SecAggParticipant
 from fleet_protocol.secure_aggregation.transport import is_phase_topic
 
 POLL_S = 0.05
@@ -27,7 +28,7 @@ class Link(Protocol):
     def next_event(self, timeout_s: float) -> LinkEvent | None: ...
 
 
-def _publish_all(link: Link, messages: list[Outgoing]) -> None:
+def _publish_all(link: Link, messages: list[Publish]) -> None:
     for message in messages:
         link.publish(message.topic, message.payload, retain=message.retain)
 

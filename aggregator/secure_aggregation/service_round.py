@@ -1,9 +1,10 @@
-"""One secure-aggregation round as the aggregator service runs it (`iomt aggregator --secure-agg`).
+"""One secure-aggregation round inside the aggregator's round core (`iomt aggregator --secure-agg`).
 
-After the round is announced, the coordinator runs the four phases on the service's own link;
-the result is the survivors' weighted mean delta, which the service folds into its strategy as
-a single update. The threshold is a majority of the devices known to be online (at least the
-quorum), so fewer than half of them can never unmask anything alone.
+After the round is announced, the coordinator runs the four phases; the result is the
+survivors' weighted mean delta, which the core folds into its strategy as a single update. The
+threshold is a majority of the devices known to be online (at least the quorum), so fewer than
+half of them can never unmask anything alone. Pure: the clock is injected, messages go out as
+`Publish` values.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from aggregator.secure_aggregation.coordinator import SecAggCoordinator
-from aggregator.secure_aggregation.mqtt_round import Link, run_coordinator
 from aggregator.secure_aggregation.server import decode_weighted_mean
-from fleet_protocol.mqtt_link import LinkEvent
+from fleet_protocol.publish import Publish
 from fleet_protocol.secure_aggregation.errors import SecureAggregationError
 from fleet_protocol.secure_aggregation.fixed_point import FixedPoint
 from fleet_protocol.secure_aggregation.messages import SecAggConfig
@@ -25,7 +25,7 @@ from fleet_protocol.types import Weights
 from fleet_protocol.wire import VerifyKey
 
 SECURE_AGGREGATE_ID = "secure-aggregate"
-"""The pseudo device id the service records the round's single folded update under."""
+"""The pseudo device id the core records the round's single folded update under."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class SecureAggOptions:
 
 @dataclass(frozen=True)
 class SecureRound:
-    """What the service needs to run one secure round."""
+    """What the core knows of the round it runs securely."""
 
     fleet: str
     round_id: int
@@ -47,6 +47,7 @@ class SecureRound:
     shapes: list[tuple[int, ...]]
     online: frozenset[str]
     quorum: int
+    give_up_unix: float  # the whole round fails if the phases are not done by then
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class SecureRoundResult:
     error: str | None
     bytes_in: int = 0
     bytes_out: int = 0
+    device_id: str = SECURE_AGGREGATE_ID
 
 
 def round_config(round_: SecureRound, options: SecureAggOptions) -> SecAggConfig:
@@ -72,35 +74,76 @@ def round_config(round_: SecureRound, options: SecureAggOptions) -> SecAggConfig
                         options.example_unit)  # fmt: skip
 
 
-def run_secure_round(
-    link: Link,
-    round_: SecureRound,
-    options: SecureAggOptions,
-    *,
-    signing_key: Ed25519PrivateKey | None,
-    verify_device: VerifyKey | None,
-    timeout_s: float,
-    on_other: Callable[[LinkEvent], None] | None = None,
-) -> SecureRoundResult:
-    """Run the phases; decode the survivors' weighted mean delta."""
-    config = round_config(round_, options)
-    coordinator = SecAggCoordinator(
-        round_.fleet, round_.round_id, config, round_.online, options.phase_timeout_s,
-        signing_key, verify_device, min_devices=max(round_.quorum, len(round_.online)),
-    )  # fmt: skip
-    run_coordinator(link, coordinator, timeout_s, on_other)
-    traffic = {"bytes_in": coordinator.bytes_in, "bytes_out": coordinator.bytes_out}
-    request = coordinator.request
-    survivors = request.survivors if request else ()
-    dropped = request.dropped if request else ()
-    if coordinator.result is None:
-        error = coordinator.error or "no result"
-        return SecureRoundResult(None, 0, survivors, dropped, coordinator.rejected, error,
-                                 **traffic)  # fmt: skip
-    try:
-        mean, examples = decode_weighted_mean(coordinator.result, round_.shapes, config)
-    except SecureAggregationError as exc:
-        return SecureRoundResult(None, 0, survivors, dropped, coordinator.rejected, str(exc),
-                                 **traffic)  # fmt: skip
-    return SecureRoundResult(mean, max(1, round(examples)), survivors, dropped,
-                             coordinator.rejected, None, **traffic)  # fmt: skip
+class SecureCollection:
+    """The phases of one masked round as the core drives them: messages in, publishes out."""
+
+    def __init__(self, round_: SecureRound, coordinator: SecAggCoordinator,
+                 config: SecAggConfig, clock: Callable[[], float]) -> None:  # fmt: skip
+        self.round, self.coordinator, self.config, self._clock = round_, coordinator, config, clock
+        self._outgoing: list[Publish] = []
+
+    @classmethod
+    def start(
+        cls,
+        round_: SecureRound,
+        options: SecureAggOptions,
+        signing_key: Ed25519PrivateKey | None,
+        verify_device: VerifyKey | None,
+        *,
+        clock: Callable[[], float],
+    ) -> SecureCollection:
+        """Create the coordinator and its first (config) broadcast, kept for `take_outgoing`."""
+        config = round_config(round_, options)
+        coordinator = SecAggCoordinator(
+            round_.fleet, round_.round_id, config, round_.online, options.phase_timeout_s,
+            signing_key, verify_device, clock=clock,
+            min_devices=max(round_.quorum, len(round_.online)),
+        )  # fmt: skip
+        collection = cls(round_, coordinator, config, clock)
+        collection._outgoing = coordinator.start()
+        return collection
+
+    def take_outgoing(self) -> list[Publish]:
+        messages, self._outgoing = self._outgoing, []
+        return messages
+
+    @property
+    def done(self) -> bool:
+        return self.coordinator.done
+
+    def wake_at(self) -> float:
+        """The next phase deadline, or the round's own, whichever comes first."""
+        return min(self.coordinator.deadline, self.round.give_up_unix)
+
+    def handle(self, topic: str, payload: bytes) -> list[Publish]:
+        return self.coordinator.handle(topic, payload)
+
+    def tick(self) -> list[Publish]:
+        """Advance a phase past its deadline; give up on the round past the round's."""
+        if self.done:
+            return []
+        if self._clock() >= self.round.give_up_unix:
+            self.coordinator.error = "round deadline passed before the phases finished"
+            return []
+        return self.coordinator.tick()
+
+    def result(self) -> SecureRoundResult:
+        """Decode the survivors' weighted mean delta (after `done`)."""
+        coordinator = self.coordinator
+        request = coordinator.request
+        survivors = request.survivors if request else ()
+        dropped = request.dropped if request else ()
+        mean, examples = None, 0.0
+        error: str | None = coordinator.error or "no result"
+        if coordinator.result is not None:
+            try:
+                mean, examples = decode_weighted_mean(
+                    coordinator.result, self.round.shapes, self.config
+                )
+                error = None
+            except SecureAggregationError as exc:
+                error = str(exc)
+        return SecureRoundResult(
+            mean, max(1, round(examples)) if mean is not None else 0, survivors, dropped,
+            coordinator.rejected, error, coordinator.bytes_in, coordinator.bytes_out,
+        )  # fmt: skip

@@ -92,6 +92,10 @@ class Strategy(ABC):
         check_same_shapes(global_weights, self.shapes or [])
         return apply_step(global_weights, self._aggregate_step())
 
+    def round_report(self) -> dict[str, float | int]:
+        """Figures of the round just finished that belong in its metrics (none by default)."""
+        return {}
+
     @property
     def num_updates(self) -> int:
         """Updates accepted in the current round."""

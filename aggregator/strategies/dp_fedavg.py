@@ -61,23 +61,24 @@ class DpFedAvg(StreamingStrategy):
         """Epsilon spent so far at the configured delta."""
         return self.accountant.epsilon()
 
+    def round_report(self) -> dict[str, float | int]:
+        """Clipped updates of the round and the privacy spent so far (read before the next)."""
+        return {"dp_clipped": self.clipped, "dp_epsilon": round(self.epsilon, 4),
+                "dp_delta": self.config.delta, "dp_rounds": self.accountant.rounds}  # fmt: skip
+
 
 def with_privacy_report(
     strategy: DpFedAvg,
     downstream: Callable[[dict[str, Any]], None],
     warn: Callable[[str], None],
 ) -> Callable[[dict[str, Any]], None]:
-    """An `on_metrics` that adds epsilon to each round's metrics, then applies the budget policy.
+    """An `on_metrics` that applies the budget policy after passing the metrics on.
 
-    Raises `PrivacyBudgetExhaustedError` (policy stop) when one more round would overspend.
+    The metrics already carry epsilon (`DpFedAvg.round_report`). Raises
+    `PrivacyBudgetExhaustedError` (policy stop) when one more round would overspend.
     """
 
     def report(metrics: dict[str, Any]) -> None:
-        if metrics.get("status") == "aggregated":
-            metrics["dp_clipped"] = strategy.clipped
-        metrics["dp_epsilon"] = round(strategy.epsilon, 4)
-        metrics["dp_delta"] = strategy.config.delta
-        metrics["dp_rounds"] = strategy.accountant.rounds
         downstream(metrics)
         decision = strategy.accountant.decide_next_round()
         if decision == "continue":

@@ -8,10 +8,10 @@ verifier is given); a retained message seen twice is answered once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from fleet_protocol.publish import Publish
 from fleet_protocol.secure_aggregation.client import SecAggClient
 from fleet_protocol.secure_aggregation.errors import SecureAggregationError
 from fleet_protocol.secure_aggregation.fixed_point import Vector
@@ -33,15 +33,6 @@ MakeInput = Callable[[int, SecAggConfig], Vector]
 """(round id, config) -> this device's fixed-point vector for the round."""
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    """One MQTT publish to make."""
-
-    topic: str
-    payload: bytes
-    retain: bool = False
-
-
 class SecAggParticipant:
     """One device across rounds of secure aggregation."""
 
@@ -58,7 +49,7 @@ class SecAggParticipant:
         topics = [broadcast_topic(self.fleet, level) for level in BROADCAST_TOPICS.values()]
         return (*topics, device_topic(self.fleet, INBOX_TOPIC, self.device_id))
 
-    def handle(self, topic: str, payload: bytes) -> list[Outgoing]:
+    def handle(self, topic: str, payload: bytes) -> list[Publish]:
         """React to one phase message from the aggregator (others are ignored)."""
         if not payload:
             return []
@@ -76,14 +67,14 @@ class SecAggParticipant:
         self._answered.add(message.kind)
         return self._answer(message, self._client)
 
-    def _start(self, message: PhaseMessage) -> list[Outgoing]:
+    def _start(self, message: PhaseMessage) -> list[Publish]:
         if message.round_id == self.round_id:
             return []
         self.round_id, self._answered = message.round_id, set()
         self._client = SecAggClient(self.device_id, message.content)
         return [self._send("keys", self._client.advertise())]
 
-    def _answer(self, message: PhaseMessage, client: SecAggClient) -> list[Outgoing]:
+    def _answer(self, message: PhaseMessage, client: SecAggClient) -> list[Publish]:
         if message.kind == "keylist":
             return [self._send("shares", client.share_keys(message.content))]
         if message.kind == "inbox":
@@ -96,8 +87,8 @@ class SecAggParticipant:
             return [self._send("response", client.unmask(message.content))]
         return []
 
-    def _send(self, kind: str, content: object) -> Outgoing:
+    def _send(self, kind: str, content: object) -> Publish:
         assert self.round_id is not None
         topic = device_topic(self.fleet, DEVICE_TOPICS[kind], self.device_id)
         payload = encode_phase(kind, self.round_id, self.device_id, content, self._signing_key)
-        return Outgoing(topic, payload)
+        return Publish(topic, payload)

@@ -11,7 +11,8 @@ import pytest
 
 from aggregator.broker import LocalBroker
 from aggregator.device_registry import DeviceRegistry
-from aggregator.service import AggregatorConfig, AggregatorService, link_subscriptions
+from aggregator.round_core import AggregatorConfig
+from aggregator.service import AggregatorService, link_subscriptions
 from aggregator.state_store import StateStore
 from aggregator.strategies import make_strategy
 from fleet_protocol.chunking import split_into_chunks

@@ -6,8 +6,9 @@ import numpy as np
 
 from aggregator.secure_aggregation.coordinator import SecAggCoordinator
 from fleet_protocol.aggregator_identity import aggregator_verifier
+from fleet_protocol.publish import Publish
 from fleet_protocol.secure_aggregation.messages import KeyAdvertisement, SecAggConfig
-from fleet_protocol.secure_aggregation.participant import Outgoing, SecAggParticipant
+from fleet_protocol.secure_aggregation.participant import SecAggParticipant
 from fleet_protocol.secure_aggregation.transport import device_topic, encode_phase
 from fleet_protocol.signing import generate_signing_key, public_key_to_bytes
 
@@ -42,14 +43,14 @@ def _setup(silent: set[str]):  # type: ignore[no-untyped-def]
     return coordinator, participants, clock, keys
 
 
-def _deliver(messages: list[Outgoing], coordinator, participants) -> list[Outgoing]:  # type: ignore[no-untyped-def]
+def _deliver(messages: list[Publish], coordinator, participants) -> list[Publish]:  # type: ignore[no-untyped-def]
     """Broadcasts and inbox messages to devices, their answers to the coordinator."""
-    answers: list[Outgoing] = []
+    answers: list[Publish] = []
     for message in messages:
         for participant in participants.values():
             if message.topic in participant.subscriptions():
                 answers += participant.handle(message.topic, message.payload)
-    replies: list[Outgoing] = []
+    replies: list[Publish] = []
     for answer in answers:
         replies += coordinator.handle(answer.topic, answer.payload)
     return replies

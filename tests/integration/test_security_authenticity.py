@@ -16,7 +16,8 @@ import pytest
 
 from aggregator.broker import LocalBroker
 from aggregator.device_registry import DeviceRegistry
-from aggregator.service import AggregatorConfig, AggregatorService, link_subscriptions
+from aggregator.round_core import AggregatorConfig
+from aggregator.service import AggregatorService, link_subscriptions
 from aggregator.state_store import StateStore
 from aggregator.strategies import make_strategy
 from edge_runtime.fed_client import ClientConfig, FedClient

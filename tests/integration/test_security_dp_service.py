@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from aggregator.broker import LocalBroker
-from aggregator.service import AggregatorConfig, AggregatorService, link_subscriptions
+from aggregator.round_core import AggregatorConfig
+from aggregator.service import AggregatorService, link_subscriptions
 from aggregator.state_store import StateStore
 from aggregator.strategies.dp_fedavg import DpFedAvg, with_privacy_report
 from fleet_protocol.differential_privacy import DpConfig, PrivacyBudgetExhaustedError

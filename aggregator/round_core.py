@@ -1,0 +1,517 @@
+"""The aggregator's round logic as a pure state machine: `handle(event, now) -> effects`.
+
+It announces rounds, validates and folds updates, closes rounds at quorum or deadline and
+publishes new heads, but only by returning effects; `aggregator.service` carries them out in
+order. The order is the crash-safety contract: an accepted update is stored (with the
+accumulator that includes it) before its ack is published; a new version is stored before it is
+published. Decisions are delegated to pure helpers: `update_validation` (accept or reject),
+the strategy (how deltas fold), the secure-aggregation coordinator (phases of a masked round).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from aggregator.round_events import (
+    Effect,
+    Event,
+    Log,
+    MessageArrived,
+    Publish,
+    RoundClosed,
+    RoundMetrics,
+    RoundStatus,
+    StoreAcceptedUpdate,
+    StoreClosedRound,
+    StoreOpenedRound,
+    StoreRejection,
+    StoreTraffic,
+    StoreVersion,
+)
+from aggregator.round_memory import OpenRoundMemory, RoundMemory, StoredVersion
+from aggregator.secure_aggregation.service_round import (
+    SecureAggOptions,
+    SecureCollection,
+    SecureRound,
+)
+from aggregator.state_store import AcceptedUpdate, RoundRecord
+from aggregator.update_validation import (
+    DeviceHistory,
+    OpenRound,
+    check_update,
+    is_resend_of_accepted,
+    reason_for_error,
+)
+from fleet_protocol.chunking import ChunkAssembler, is_chunk
+from fleet_protocol.errors import FederationError, TopicError
+from fleet_protocol.messages import (
+    DeviceStatus,
+    FitConfig,
+    GlobalModel,
+    Message,
+    ModelUpdate,
+    RoundAnnouncement,
+    UpdateAck,
+)
+from fleet_protocol.secure_aggregation.transport import is_phase_topic
+from fleet_protocol.topics import ack_topic, model_topic, parse_topic, round_topic
+from fleet_protocol.types import ArrayState, Weights
+from fleet_protocol.wire import VerifyKey, decode_message, encode_message, message_sha256
+
+MAX_UPDATE_BYTES = 8 * 1024 * 1024
+Evaluate = Callable[[Weights], float]
+
+
+class Strategy(Protocol):
+    """What the core needs of an `aggregator.strategies` strategy."""
+
+    def configure_fit(self, config: FitConfig) -> FitConfig: ...
+    def begin_round(self, global_weights: Weights) -> None: ...
+    def accumulate(self, delta: Weights, num_examples: int, device_id: str) -> None: ...
+    def finish_round(self, global_weights: Weights) -> Weights: ...
+    def state_to_arrays(self) -> ArrayState: ...
+    def state_from_arrays(self, state: ArrayState) -> None: ...
+    def round_report(self) -> dict[str, float | int]: ...
+
+
+@dataclass(frozen=True)
+class AggregatorConfig:
+    """What the operator chose on the command line."""
+
+    fleet: str
+    rounds: int
+    min_clients: int
+    deadline_s: float
+    codec: str = "int8"
+    fit: FitConfig = field(default_factory=FitConfig)
+    keep_model_versions: int = 2
+    max_update_bytes: int = MAX_UPDATE_BYTES
+
+
+@dataclass(frozen=True)
+class Trust:
+    """Keys: who may send updates (`verify_key`), what signs our own messages (`signing_key`)."""
+
+    verify_key: VerifyKey | None = None
+    signing_key: Ed25519PrivateKey | None = None
+
+
+@dataclass
+class _OpenRound:
+    """The round being collected: its stored memory plus what only lives in this process."""
+
+    memory: OpenRoundMemory
+    base: StoredVersion
+    deadline: float
+    seen_online: set[str] = field(default_factory=set)  # online at any time during the round
+    participants: set[str] = field(default_factory=set)  # devices whose data is in the sum
+    resent: int = 0
+    secure: SecureCollection | None = None
+
+    @property
+    def round_id(self) -> int:
+        return self.memory.record.round_id
+
+
+class AggregatorCore:
+    """Runs `config.rounds` rounds (counting those already closed in the remembered state)."""
+
+    def __init__(
+        self,
+        config: AggregatorConfig,
+        strategy: Strategy,
+        memory: RoundMemory,
+        initial_weights: Weights,
+        *,
+        trust: Trust | None = None,
+        evaluate: Evaluate | None = None,
+        secure_agg: SecureAggOptions | None = None,
+    ) -> None:
+        self.config, self.strategy, self.memory = config, strategy, memory
+        self._initial_weights = initial_weights
+        self._trust = trust or Trust()
+        self._evaluate, self._secure_agg = evaluate, secure_agg
+        self.online: set[str] = set()
+        self.finished = False
+        self._round: _OpenRound | None = None
+        self._carry_restored = False
+        self._now = 0.0
+        self._out: list[Effect] = []
+        self._chunks = ChunkAssembler(
+            max_message_bytes=config.max_update_bytes, clock=lambda: self._now
+        )
+
+    # entry points ------------------------------------------------------------------------------
+    def start(self, now: float) -> list[Effect]:
+        """Make sure version 0 exists, republish the latest head, open or resume a round."""
+        self._now = now
+        if self.memory.latest is None:
+            sha = message_sha256(self._initial_weights)
+            self.memory.latest = StoredVersion(0, self._initial_weights, sha)
+            self.memory.version_sha256[0] = sha
+            self._emit(StoreVersion(0, self._initial_weights, sha))
+        for effect in self._model_effects(self.memory.latest):
+            self._emit(effect)
+        self._advance()
+        return self._drain()
+
+    def handle(self, event: Event, now: float) -> list[Effect]:
+        """React to one message or to time passing."""
+        self._now = now
+        if isinstance(event, MessageArrived):
+            self._on_message(event.topic, event.payload)
+        if self._round is not None and self._round.secure is not None:
+            self._step_secure(self._round, self._round.secure)
+        elif self._round is not None and self._should_close(self._round):
+            self._close(self._round)
+        return self._drain()
+
+    def wake_at(self) -> float | None:
+        """When the core next needs `TimePassed` even if no message comes (None: never)."""
+        if self._round is None:
+            return None
+        secure = self._round.secure
+        return min(self._round.deadline, secure.wake_at()) if secure else self._round.deadline
+
+    @property
+    def waiting_for(self) -> set[str]:
+        """Devices known to be online that have not sent this round's update yet."""
+        return set() if self._round is None else self.online - self._round.participants
+
+    def _emit(self, *effects: Effect) -> None:
+        self._out.extend(effects)
+
+    def _drain(self) -> list[Effect]:
+        effects, self._out = self._out, []
+        return effects
+
+    # rounds --------------------------------------------------------------------------------------
+    def _advance(self) -> None:
+        if self.memory.closed_rounds >= self.config.rounds:
+            self._announce_finished()
+            self.finished = True
+            return
+        stored = self.memory.open_round
+        self._round = self._resume(stored) if stored else self._open_new()
+        self._announce(self._round)
+        if self._secure_agg is not None:
+            self._round.secure = SecureCollection.start(
+                self._secure_collection_round(self._round), self._secure_agg,
+                self._trust.signing_key, self._trust.verify_key, clock=lambda: self._now,
+            )  # fmt: skip
+            self._publish_phase(self._round.secure.take_outgoing())
+
+    def _resume(self, stored: OpenRoundMemory) -> _OpenRound:
+        base = self.memory.open_round_base
+        assert base is not None
+        self.strategy.begin_round(base.weights)
+        self.strategy.state_from_arrays(stored.strategy_state)
+        self._carry_restored = True
+        record = stored.record
+        deadline = max(record.deadline_unix, self._now + self.config.deadline_s)
+        self._emit(Log(f"round {record.round_id}: resumed with {len(stored.accepted)} accepted"
+                       " updates"))  # fmt: skip
+        return _OpenRound(stored, base, deadline, set(self.online), set(stored.accepted))
+
+    def _open_new(self) -> _OpenRound:
+        latest = self.memory.latest
+        assert latest is not None
+        carry = self.memory.strategy_carry
+        if carry is not None and not self._carry_restored:
+            self.strategy.state_from_arrays(carry)  # server optimiser moments across a restart
+        self._carry_restored = True
+        self.strategy.begin_round(latest.weights)
+        last = self.memory.last_round
+        round_id = (last.round_id if last else 0) + 1
+        deadline = self._now + self.config.deadline_s
+        record = RoundRecord(round_id, latest.version, self._now, deadline,
+                             self.config.min_clients, "open", None, None, None)  # fmt: skip
+        memory = OpenRoundMemory(record, strategy_state=self.strategy.state_to_arrays())
+        self.memory.open_round, self.memory.open_round_base = memory, latest
+        self.memory.last_round = record
+        self._emit(StoreOpenedRound(record, memory.strategy_state),
+                   Log(f"round {round_id}: open on version {latest.version}"))  # fmt: skip
+        return _OpenRound(memory, latest, deadline, set(self.online))
+
+    def _announce(self, round_: _OpenRound) -> None:
+        record = round_.memory.record
+        announcement = RoundAnnouncement(
+            fleet=self.config.fleet,
+            round_id=record.round_id,
+            model_version=round_.base.version,
+            model_sha256=round_.base.sha256,
+            deadline_unix=round_.deadline,
+            quorum=record.quorum,
+            config=self.strategy.configure_fit(self.config.fit),
+            codec=self.config.codec,
+        )
+        self._publish(round_topic(self.config.fleet), self._encode(announcement), retain=True)
+
+    def _announce_finished(self) -> None:
+        """Re-announce the last round with its deadline passed, so no device trains for it."""
+        last = self.memory.last_round
+        latest = self.memory.latest
+        if last is None or latest is None:
+            return
+        sha = self.memory.version_sha256[last.base_version]
+        announcement = RoundAnnouncement(
+            self.config.fleet, last.round_id, last.base_version, sha,
+            min(self._now, last.deadline_unix), last.quorum,
+            self.strategy.configure_fit(self.config.fit), self.config.codec,
+        )  # fmt: skip
+        self._publish(round_topic(self.config.fleet), self._encode(announcement), retain=True)
+
+    def _should_close(self, round_: _OpenRound) -> bool:
+        if self._now >= round_.deadline:
+            return True
+        everyone_in = self.online <= round_.participants  # devices we know are online
+        return len(round_.participants) >= round_.memory.record.quorum and everyone_in
+
+    # messages ------------------------------------------------------------------------------------
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        if is_phase_topic(topic):
+            secure = self._round.secure if self._round else None
+            if secure is not None:
+                self._publish_phase(secure.handle(topic, payload))
+            return
+        try:
+            parsed = parse_topic(topic)
+        except TopicError:
+            return
+        if parsed.kind == "status" and parsed.arg:
+            self._on_status(parsed.arg, payload)
+        elif parsed.kind == "update" and parsed.arg and self._round is not None:
+            self._on_update(self._round, parsed.arg, payload)
+
+    def _on_status(self, device_id: str, payload: bytes) -> None:
+        try:
+            status = decode_message(payload, expected_type=DeviceStatus)
+        except FederationError:
+            self.online.discard(device_id)
+            return
+        if isinstance(status, DeviceStatus) and status.online and status.device_id == device_id:
+            self.online.add(device_id)
+            if self._round is not None:
+                self._round.seen_online.add(device_id)
+        else:
+            self.online.discard(device_id)
+
+    def _on_update(self, round_: _OpenRound, device_id: str, payload: bytes) -> None:
+        if round_.secure is not None:  # a masked round takes only phase messages
+            return
+        self._count_traffic(round_.round_id, bytes_in=len(payload))
+        if is_chunk(payload):
+            try:
+                whole = self._chunks.feed(payload, source=device_id)
+            except FederationError as exc:
+                self._reject(device_id, None, reason_for_error(exc), str(exc))
+                return
+            if whole is None:
+                return  # more chunks to come
+            payload = whole
+        try:
+            message = decode_message(
+                payload, expected_type=ModelUpdate,
+                expected_shapes=[tuple(w.shape) for w in round_.base.weights],
+                max_bytes=self.config.max_update_bytes, verify_key=self._trust.verify_key,
+            )  # fmt: skip
+        except FederationError as exc:
+            self._reject(device_id, None, reason_for_error(exc), str(exc))
+            return
+        assert isinstance(message, ModelUpdate)
+        self._consider(round_, device_id, message, payload)
+
+    def _consider(
+        self, round_: _OpenRound, device_id: str, update: ModelUpdate, payload: bytes
+    ) -> None:
+        stored = round_.memory.accepted.get(update.device_id)
+        history = DeviceHistory(
+            stored.sequence if stored else None,
+            stored.payload_sha256 if stored else None,
+            self.memory.last_sequences.get(update.device_id),
+        )
+        opened = OpenRound(self.config.fleet, round_.round_id, round_.base.version)
+        reason = check_update(update, device_id, opened, history)
+        digest = hashlib.sha256(payload).hexdigest()
+        if reason == "duplicate" and is_resend_of_accepted(history, digest):
+            round_.resent += 1
+            self._ack(device_id, update, True, "already stored")
+        elif reason is not None:
+            self._reject(device_id, update, reason, f"from {device_id}")
+        else:
+            self._accept(round_, update, AcceptedUpdate(
+                round_.round_id, update.device_id, update.sequence, update.num_examples,
+                len(payload), digest,
+            ))  # fmt: skip
+
+    def _accept(self, round_: _OpenRound, update: ModelUpdate, row: AcceptedUpdate) -> None:
+        try:
+            self.strategy.accumulate(update.delta, update.num_examples, update.device_id)
+        except FederationError as exc:
+            self.strategy.state_from_arrays(round_.memory.strategy_state)  # the last committed
+            self._reject(update.device_id, update, reason_for_error(exc), str(exc))
+            return
+        self._record_accepted(round_, row, {update.device_id})
+        self._emit(Log(f"round {round_.round_id}: accepted {update.device_id}"
+                       f" ({update.num_examples} ex)"))  # fmt: skip
+        self._ack(update.device_id, update, True, "")
+
+    def _record_accepted(self, round_: _OpenRound, row: AcceptedUpdate, devices: set[str]) -> None:
+        state = self.strategy.state_to_arrays()
+        round_.memory.accepted[row.device_id] = row
+        round_.memory.strategy_state = state
+        round_.participants |= devices
+        previous = self.memory.last_sequences.get(row.device_id, row.sequence)
+        self.memory.last_sequences[row.device_id] = max(previous, row.sequence)
+        self._emit(StoreAcceptedUpdate(row, state, self._now))
+
+    def _reject(self, device_id: str, update: ModelUpdate | None, reason: str, why: str) -> None:
+        round_id = self._round.round_id if self._round else 0
+        if self._round is not None:
+            rejected = self._round.memory.rejected
+            rejected[reason] = rejected.get(reason, 0) + 1
+        self._emit(StoreRejection(round_id, reason),
+                   Log(f"round {round_id}: rejected update ({reason}): {why}"))  # fmt: skip
+        self._ack(device_id, update, False, reason)
+
+    def _ack(self, device_id: str, update: ModelUpdate | None, accepted: bool, reason: str) -> None:
+        round_id = update.round_id if update else 0
+        sequence = update.sequence if update else 0
+        ack = UpdateAck(self.config.fleet, round_id, device_id, sequence, accepted, reason)
+        try:
+            topic = ack_topic(self.config.fleet, device_id)
+        except TopicError as exc:
+            self._emit(Log(f"ack to {device_id!r} not sent: {exc}"))
+            return
+        self._publish(topic, self._encode(ack))
+
+    # secure aggregation --------------------------------------------------------------------------
+    def _secure_collection_round(self, round_: _OpenRound) -> SecureRound:
+        record = round_.memory.record
+        return SecureRound(self.config.fleet, record.round_id, record.base_version,
+                           [tuple(w.shape) for w in round_.base.weights],
+                           frozenset(self.online), record.quorum,
+                           give_up_unix=max(self._now + 1.0, round_.deadline))  # fmt: skip
+
+    def _step_secure(self, round_: _OpenRound, secure: SecureCollection) -> None:
+        self._publish_phase(secure.tick())
+        if not secure.done:
+            return
+        result = secure.result()
+        self._count_traffic(round_.round_id, result.bytes_in, result.bytes_out)
+        if result.rejected:
+            self._emit(StoreRejection(round_.round_id, "secure_agg"))
+        if result.mean_delta is None:
+            self._emit(Log(f"round {round_.round_id}: secure aggregation failed: {result.error}"))
+        else:
+            self.strategy.accumulate(result.mean_delta, result.num_examples, result.device_id)
+            row = AcceptedUpdate(round_.round_id, result.device_id, 0, result.num_examples, 0, "")
+            self._record_accepted(round_, row, set(result.survivors))
+            self._emit(Log(f"round {round_.round_id}: secure sum of {len(result.survivors)}"
+                           f" devices ({len(result.dropped)} dropped)"))  # fmt: skip
+        self._close(round_)
+
+    # closing -------------------------------------------------------------------------------------
+    def _close(self, round_: _OpenRound) -> None:
+        record = round_.memory.record
+        quorum_met = len(round_.participants) >= record.quorum
+        weights = self._finish(round_) if quorum_met else None
+        stored = None if weights is None else self._new_version(round_, weights)
+        version = round_.base.version if stored is None else stored.version
+        status: RoundStatus = "below_quorum"
+        if quorum_met:
+            status = "aggregated" if stored is not None else "aggregation_failed"
+        model_effects = [] if stored is None else self._model_effects(stored)
+        metrics = self._metrics(round_, version, status, weights)
+        carry = None if stored is None else self.strategy.state_to_arrays()
+        self._emit(StoreClosedRound(record.round_id, metrics, self._now, stored, carry),
+                   *model_effects,
+                   Log(f"round {record.round_id}: closed -> version {version} "
+                       f"{metrics.to_dict()}"),
+                   RoundClosed(metrics))  # fmt: skip
+        if stored is not None:
+            self.memory.latest = stored
+            self.memory.version_sha256[stored.version] = stored.sha256
+            self.memory.strategy_carry = carry
+        self.memory.closed_rounds += 1
+        self.memory.last_round = replace(record, status="closed", closed_unix=self._now)
+        self.memory.open_round = self.memory.open_round_base = None
+        self._round = None
+        self._advance()
+
+    def _new_version(self, round_: _OpenRound, weights: Weights) -> StoredVersion:
+        latest = self.memory.latest
+        version = 0 if latest is None else latest.version + 1
+        sha = message_sha256(weights)
+        return StoredVersion(version, weights, sha, round_.base.version, round_.round_id)
+
+    def _finish(self, round_: _OpenRound) -> Weights | None:
+        """The strategy's new head, or None when it cannot aggregate these updates."""
+        try:
+            return self.strategy.finish_round(round_.base.weights)
+        except FederationError as exc:  # e.g. Krum with too few updates: keep the old head
+            self._emit(Log(f"round {round_.round_id}: aggregation failed ({exc.reason}): {exc}"))
+            return None
+
+    def _metrics(
+        self, round_: _OpenRound, version: int, status: RoundStatus, weights: Weights | None
+    ) -> RoundMetrics:
+        memory = round_.memory
+        expected = self.online | round_.seen_online | round_.participants
+        accuracy = None
+        if self._evaluate is not None:
+            accuracy = float(
+                self._evaluate(weights if weights is not None else round_.base.weights)
+            )
+        return RoundMetrics(
+            round=memory.record.round_id,
+            base_version=round_.base.version,
+            model_version=version,
+            status=status,
+            participants=len(round_.participants),
+            num_examples=sum(u.num_examples for u in memory.accepted.values()),
+            dropped=len(expected - round_.participants),
+            rejected=dict(sorted(memory.rejected.items())),
+            resent=round_.resent,
+            round_time_s=round(self._now - memory.record.opened_unix, 3),
+            accuracy=accuracy,
+            bytes_in=memory.bytes_in,
+            bytes_out=memory.bytes_out,
+            extra=dict(self.strategy.round_report()),
+        )
+
+    # publishing ----------------------------------------------------------------------------------
+    def _encode(self, message: Message) -> bytes:
+        return encode_message(message, signing_key=self._trust.signing_key)
+
+    def _publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self._emit(Publish(topic, payload, retain))
+        self._count_traffic(self._round.round_id if self._round else 0, bytes_out=len(payload))
+
+    def _publish_phase(self, messages: list[Publish]) -> None:
+        """Secure-aggregation messages: their bytes are counted by the coordinator."""
+        self._emit(*messages)
+
+    def _count_traffic(self, round_id: int, bytes_in: int = 0, bytes_out: int = 0) -> None:
+        if self._round is not None and self._round.round_id == round_id:
+            self._round.memory.bytes_in += bytes_in
+            self._round.memory.bytes_out += bytes_out
+        self._emit(StoreTraffic(round_id, bytes_in, bytes_out))
+
+    def _model_effects(self, stored: StoredVersion) -> list[Effect]:
+        """Publish a version (retained) and clear the one that falls out of the kept window."""
+        before, self._out = self._out, []
+        model = GlobalModel(self.config.fleet, stored.version, stored.weights, stored.parent,
+                            stored.round_id or 0)  # fmt: skip
+        self._publish(model_topic(self.config.fleet, stored.version), self._encode(model),
+                      retain=True)  # fmt: skip
+        stale = stored.version - self.config.keep_model_versions
+        if stale >= 0:
+            self._publish(model_topic(self.config.fleet, stale), b"", retain=True)
+        effects, self._out = self._out, before
+        return effects

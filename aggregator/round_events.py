@@ -1,0 +1,143 @@
+"""What goes into the aggregator's round core and what comes out of it.
+
+Events are what the shell observed (a message on a topic, time passing); effects are what the
+core decided, for the shell to carry out in order (persist, then publish). Nothing here does
+I/O: the values are plain data, so a test can drive the core with a list of events and read
+back exactly what it would have written and sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from aggregator.round_memory import StoredVersion
+from aggregator.state_store import AcceptedUpdate, RoundRecord
+from fleet_protocol.publish import Publish
+from fleet_protocol.types import ArrayState, Weights
+
+RoundStatus = Literal["aggregated", "below_quorum", "aggregation_failed"]
+
+
+# events ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MessageArrived:
+    """A message on one of the topics the aggregator follows (updates, statuses, phases)."""
+
+    topic: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class TimePassed:
+    """No message: the clock moved (deadlines, phase timeouts)."""
+
+
+Event = MessageArrived | TimePassed
+
+
+# effects --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StoreVersion:
+    """Persist a global version that no round produced (version 0, the bundle's head)."""
+
+    version: int
+    weights: Weights
+    sha256: str
+
+
+@dataclass(frozen=True)
+class StoreOpenedRound:
+    """Persist a newly opened round with the strategy's empty accumulator."""
+
+    record: RoundRecord
+    strategy_state: ArrayState
+
+
+@dataclass(frozen=True)
+class StoreAcceptedUpdate:
+    """Persist an accepted update with the accumulator that includes it (before its ack)."""
+
+    update: AcceptedUpdate
+    strategy_state: ArrayState
+    received_unix: float
+
+
+@dataclass(frozen=True)
+class StoreRejection:
+    """Count one refused update by reason."""
+
+    round_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class StoreTraffic:
+    """Add bytes received or sent to a round's counters."""
+
+    round_id: int
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+@dataclass(frozen=True)
+class StoreClosedRound:
+    """Close a round: with its new version and the strategy state carried over, or without."""
+
+    round_id: int
+    metrics: RoundMetrics
+    closed_unix: float
+    version: StoredVersion | None = None
+    carry: ArrayState | None = None
+
+
+@dataclass(frozen=True)
+class Log:
+    """One line for the operator."""
+
+    line: str
+
+
+@dataclass(frozen=True)
+class RoundClosed:
+    """A round is over: its metrics, for reports and the privacy budget."""
+
+    metrics: RoundMetrics
+
+
+Effect = (
+    Publish
+    | StoreVersion
+    | StoreOpenedRound
+    | StoreAcceptedUpdate
+    | StoreRejection
+    | StoreTraffic
+    | StoreClosedRound
+    | Log
+    | RoundClosed
+)
+
+
+@dataclass
+class RoundMetrics:
+    """What one closed round did; `to_dict` is the JSON the state file and reports carry."""
+
+    round: int
+    base_version: int
+    model_version: int
+    status: RoundStatus
+    participants: int
+    num_examples: int
+    dropped: int
+    rejected: dict[str, int]
+    resent: int
+    round_time_s: float
+    accuracy: float | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)  # strategy reports (DP epsilon, ...)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        extra = values.pop("extra")
+        return {**values, **extra}

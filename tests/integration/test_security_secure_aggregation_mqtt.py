@@ -1,22 +1,29 @@
-"""Secure aggregation phases over a real Mosquitto: 7 devices, 2 drop after sharing keys."""
+"""Secure aggregation phases over a real Mosquitto: 7 devices, 2 drop after sharing keys.
+
+The coordinator and participants are driven by the small loops below (the service drives the
+coordinator from its round core instead), so the phase messages cross a real broker.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
+from typing import Protocol
 
 import numpy as np
 import pytest
 
 from aggregator.broker import LocalBroker
 from aggregator.secure_aggregation.coordinator import SecAggCoordinator
-from aggregator.secure_aggregation.mqtt_round import run_coordinator, run_participant
 from fleet_protocol.aggregator_identity import aggregator_verifier
-from fleet_protocol.mqtt_link import LinkConfig, MqttLink
+from fleet_protocol.mqtt_link import LinkConfig, LinkEvent, MqttLink
+from fleet_protocol.publish import Publish
 from fleet_protocol.secure_aggregation.client import encode_weighted_update
 from fleet_protocol.secure_aggregation.errors import SecureAggregationError
 from fleet_protocol.secure_aggregation.fixed_point import flatten
 from fleet_protocol.secure_aggregation.messages import SecAggConfig
 from fleet_protocol.secure_aggregation.participant import SecAggParticipant
+from fleet_protocol.secure_aggregation.transport import is_phase_topic
 from fleet_protocol.signing import generate_signing_key, public_key_to_bytes
 
 pytestmark = pytest.mark.integration
@@ -26,6 +33,48 @@ SHAPES = [(8, 8), (8,), (8, 3), (3,)]
 LENGTH = sum(int(np.prod(s)) for s in SHAPES) + 1
 DEVICES = [f"dev-{i}" for i in range(7)]
 DROPPING = {"dev-2", "dev-5"}
+
+POLL_S = 0.05
+
+
+class _Link(Protocol):
+    """What the loops need of `fleet_protocol.mqtt_link.MqttLink`."""
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None: ...
+    def next_event(self, timeout_s: float) -> LinkEvent | None: ...
+
+
+def _publish_all(link: _Link, messages: list[Publish]) -> None:
+    for message in messages:
+        link.publish(message.topic, message.payload, retain=message.retain)
+
+
+def run_coordinator(link: _Link, coordinator: SecAggCoordinator, timeout_s: float) -> None:
+    """Run one round to its end (result or error); `timeout_s` bounds the whole round."""
+    give_up = time.monotonic() + timeout_s
+    _publish_all(link, coordinator.start())
+    while not coordinator.done:
+        if time.monotonic() > give_up:
+            coordinator.error = coordinator.error or f"round not finished in {timeout_s:.0f} s"
+            return
+        event = link.next_event(POLL_S)
+        if event is not None and event.kind == "message" and is_phase_topic(event.topic):
+            _publish_all(link, coordinator.handle(event.topic, event.payload))
+        _publish_all(link, coordinator.tick())
+
+
+def run_participant(link: _Link, participant: SecAggParticipant, stop: threading.Event,
+                    errors: list[str] | None = None) -> None:  # fmt: skip
+    """Answer phase messages until `stop` is set; bad messages are recorded, not fatal."""
+    while not stop.is_set():
+        event = link.next_event(POLL_S)
+        if event is None or event.kind != "message":
+            continue
+        try:
+            _publish_all(link, participant.handle(event.topic, event.payload))
+        except SecureAggregationError as exc:
+            if errors is not None:
+                errors.append(str(exc))
 
 
 def test_masked_round_over_mqtt_survives_dropouts(broker: LocalBroker) -> None:

@@ -1,9 +1,11 @@
-"""Photoplethysmogram: a numpy PPG generator and the numpy/scipy beat detector a wearable runs.
+"""Photoplethysmogram: a numpy PPG generator and the numpy heart-rate pipeline a wearable runs.
 
 `ppg_from_beats` turns beat times into a wrist PPG (systolic and diastolic Gaussian pulses,
-breathing baseline wander, sensor noise, motion-artefact bursts). `detect_beats` band-passes
-the PPG and finds systolic peaks with sub-sample interpolation; `heart_rate_series` rejects
-implausible intervals and resamples instantaneous heart rate onto a uniform grid;
+breathing baseline wander, sensor noise, motion-artefact bursts). `analyse_ppg` band-passes the
+PPG, finds systolic peaks with Elgendi's detector (`ppg_beats`), refines them to sub-sample
+times and judges each 10 s window's quality (`ppg_quality`); `heart_rate_series` rejects
+implausible intervals and those touching untrusted time and resamples instantaneous heart rate
+onto a uniform grid, leaving NaN where it does not know;
 `successive_difference_series` does the same for successive RR differences (RMSSD's
 ingredient). The same functions process real wrist BVP (WESAD) and simulated PPG, on the
 workstation and on a device.
@@ -14,10 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import median_filter
-from scipy.signal import butter, find_peaks, sosfiltfilt
+
+from hardware.sensors.ppg_beats import band_pass_ppg, elgendi_peaks
+from hardware.sensors.ppg_quality import QualityParams, SignalQuality, assess_quality
 
 _MEDIAN_BEATS = 31  # ~25 s: longer than any motion burst, so artefact peaks never form a majority
+MAX_GAP_S = 3.0  # Orphanidou et al. 2015: no heart stops for 3 s; a longer gap is missed beats
 
 
 @dataclass(frozen=True)
@@ -68,40 +72,69 @@ def _motion_artefacts(t: np.ndarray, sensor: PpgSensor, rng: np.random.Generator
     return out
 
 
-def detect_beats(ppg: np.ndarray, sample_rate_hz: float) -> np.ndarray:
-    """Systolic peak times (s): 0.5-8 Hz band-pass, peaks >= 0.33 s apart, parabolic refinement."""
-    x = np.asarray(ppg, dtype=np.float64).ravel()
-    if x.size < 3 * sample_rate_hz:
-        return np.zeros(0)
-    sos = butter(
-        3, [0.5, min(8.0, 0.45 * sample_rate_hz)], btype="band", fs=sample_rate_hz, output="sos"
-    )
-    filtered = sosfiltfilt(sos, x)
-    scale = np.percentile(np.abs(filtered), 90)
-    peaks, _ = find_peaks(
-        filtered, distance=max(1, int(0.33 * sample_rate_hz)), prominence=0.3 * scale
-    )
+@dataclass(frozen=True)
+class PpgAnalysis:
+    """What the pipeline found in one recording: every beat, and where it can be trusted."""
+
+    beats_s: np.ndarray  # (beats,) systolic peak times, sub-sample refined
+    peaks: np.ndarray  # (beats,) int64 sample index of each peak (what the C firmware reports)
+    quality: SignalQuality
+    duration_s: float
+
+
+def analyse_ppg(
+    ppg: np.ndarray, sample_rate_hz: float, quality: QualityParams | None = None
+) -> PpgAnalysis:
+    """Band-pass, Elgendi peaks, parabolic refinement and the per-window quality verdicts."""
+    raw = np.asarray(ppg, dtype=np.float64).ravel()
+    filtered = band_pass_ppg(raw, sample_rate_hz)
+    peaks = elgendi_peaks(filtered, sample_rate_hz)
     peaks = peaks[(peaks > 0) & (peaks < filtered.size - 1)]
-    return np.asarray((peaks + _parabolic_offset(filtered, peaks)) / sample_rate_hz)
+    beats_s = (peaks + _parabolic_offset(filtered, peaks)) / sample_rate_hz
+    verdicts = assess_quality(raw, filtered, peaks, sample_rate_hz, quality or QualityParams())
+    return PpgAnalysis(np.asarray(beats_s), peaks, verdicts, raw.size / sample_rate_hz)
+
+
+def detect_beats(ppg: np.ndarray, sample_rate_hz: float) -> np.ndarray:
+    """Systolic peak times (s) of every beat Elgendi's detector finds, trusted or not."""
+    return analyse_ppg(ppg, sample_rate_hz).beats_s
 
 
 def _parabolic_offset(x: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """Sub-sample peak position from a parabola through three samples (15.6 ms at 64 Hz is
+    comparable to RMSSD itself)."""
     left, mid, right = x[peaks - 1], x[peaks], x[peaks + 1]
     denom = left - 2 * mid + right
     safe = np.where(np.abs(denom) > 1e-12, denom, -1.0)
     return np.asarray(np.clip(0.5 * (left - right) / safe, -0.5, 0.5))
 
 
-def clean_rr_intervals(beats_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(times, rr_s) of plausible intervals: 0.33-1.5 s and within 25% of the local median."""
+def clean_rr_intervals(
+    beats_s: np.ndarray, untrusted_s: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(times, rr_s) of plausible intervals: 0.33-1.5 s, within 25% of the local median, and
+    neither end in an untrusted span ((spans, 2) [start, end) s; an interval across one is lost)."""
     beats_s = np.asarray(beats_s, dtype=np.float64)
     rr = np.diff(beats_s)
     times = beats_s[1:]
     if rr.size == 0:
         return times, rr
-    local = _running_median(rr, _MEDIAN_BEATS)
-    keep = (rr > 0.33) & (rr < 1.5) & (np.abs(rr - local) < 0.25 * local)
+    usable = ~(_in_spans(beats_s[:-1], untrusted_s) | _in_spans(times, untrusted_s))
+    local = np.full(rr.size, np.nan)
+    if usable.any():
+        local[usable] = _running_median(rr[usable], _MEDIAN_BEATS)
+    keep = usable & (rr > 0.33) & (rr < 1.5) & (np.abs(rr - local) < 0.25 * local)
     return times[keep], rr[keep]
+
+
+def _in_spans(times: np.ndarray, spans: np.ndarray | None) -> np.ndarray:
+    """(times,) bool: inside any [start, end) span."""
+    if spans is None or len(spans) == 0:
+        return np.zeros(times.shape, dtype=bool)
+    spans = np.asarray(spans, dtype=np.float64)
+    return np.asarray(
+        ((times[:, None] >= spans[None, :, 0]) & (times[:, None] < spans[None, :, 1])).any(axis=1)
+    )
 
 
 def _running_median(values: np.ndarray, size: int) -> np.ndarray:
@@ -109,8 +142,8 @@ def _running_median(values: np.ndarray, size: int) -> np.ndarray:
     edge value, so a burst of artefacts at the very start cannot become the reference."""
     half = size // 2
     padded = np.pad(values, half, mode="median", stat_length=min(size, values.size))
-    smoothed = np.asarray(median_filter(padded, size=size, mode="nearest"))
-    return smoothed[half : half + values.size]
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
+    return np.asarray(np.median(windows, axis=1))
 
 
 def successive_difference_series(
@@ -130,10 +163,35 @@ def successive_difference_series(
     return np.asarray(np.interp(grid, diff_times, diffs_ms))
 
 
-def heart_rate_series(beats_s: np.ndarray, duration_s: float, rate_hz: float = 4.0) -> np.ndarray:
-    """Instantaneous heart rate (bpm) linearly interpolated onto a uniform grid from t=0."""
-    times, rr = clean_rr_intervals(beats_s)
-    grid = np.arange(round(duration_s * rate_hz)) / rate_hz
+def heart_rate_series(
+    beats_s: np.ndarray,
+    duration_s: float,
+    rate_hz: float = 4.0,
+    untrusted_s: np.ndarray | None = None,
+) -> np.ndarray:
+    """Instantaneous heart rate (bpm) on a uniform grid from t=0, NaN where it is not known.
+
+    Linear between clean intervals no more than `MAX_GAP_S` apart (a longer run of rejected
+    beats is not bridged), held for `MAX_GAP_S / 2` past the first and last; NaN elsewhere and
+    inside untrusted spans.
+    """
+    times, rr = clean_rr_intervals(beats_s, untrusted_s)
     if rr.size < 2:
         raise ValueError("fewer than two clean heartbeats: cannot derive a heart-rate series")
-    return np.interp(grid, times, 60.0 / rr)
+    grid = np.arange(round(duration_s * rate_hz)) / rate_hz
+    hr = np.interp(grid, times, 60.0 / rr)
+    after = np.searchsorted(times, grid).clip(1, times.size - 1)
+    inside = (grid >= times[0]) & (grid <= times[-1])
+    bridged = inside & (times[after] - times[after - 1] <= MAX_GAP_S)
+    near_end = np.minimum(np.abs(grid - times[0]), np.abs(grid - times[-1])) <= MAX_GAP_S / 2
+    unknown = ~(bridged | (~inside & near_end))
+    hr[unknown | _in_spans(grid, untrusted_s)] = np.nan
+    return np.asarray(hr)
+
+
+def heart_rate_from_ppg(ppg: np.ndarray, sample_rate_hz: float, rate_hz: float = 4.0) -> np.ndarray:
+    """The whole pipeline: PPG -> beats -> quality -> heart rate (bpm) with NaN where untrusted."""
+    analysis = analyse_ppg(ppg, sample_rate_hz)
+    return heart_rate_series(
+        analysis.beats_s, analysis.duration_s, rate_hz, analysis.quality.untrusted_spans_s()
+    )

@@ -117,6 +117,7 @@ register(Part("bridge", "model upload over a pty at two baud rates", runner=run_
 register(Part("dp", "accuracy against epsilon, DP-FedAvg", runner=run_dp))
 register(Part("flower", "same task against Flower", "bench.flower"))
 register(Part("fleet", "10 / 100 / 1,000 emulated devices", "bench.fleet_scale"))
+register(Part("ppg", "heart rate from real and simulated PPG", "bench.ppg"))
 
 
 def run_all(argv: list[str]) -> int:

@@ -21,6 +21,7 @@ from hardware.sensors.ppg_beats import band_pass_ppg, elgendi_peaks
 from hardware.sensors.ppg_quality import QualityParams, SignalQuality, assess_quality
 
 _MEDIAN_BEATS = 31  # ~25 s: longer than any motion burst, so artefact peaks never form a majority
+PULSE_PEAK_DELAY_S = 0.18  # simulated systolic peak after the heartbeat (pulse transit)
 MAX_GAP_S = 3.0  # Orphanidou et al. 2015: no heart stops for 3 s; a longer gap is missed beats
 
 
@@ -36,17 +37,32 @@ class PpgSensor:
     artefact_amplitude: float = 2.0
 
 
+@dataclass(frozen=True)
+class SimulatedPpg:
+    """A simulated trace and where the motion bursts are (the ground truth for the SQI)."""
+
+    ppg: np.ndarray  # (samples,) float64
+    motion: np.ndarray  # (samples,) bool, True inside a motion burst
+
+
 def ppg_from_beats(
     beats_s: np.ndarray, duration_s: float, sensor: PpgSensor, rng: np.random.Generator
 ) -> np.ndarray:
     """A PPG trace float64 [samples] at `sensor.sample_rate_hz` with a pulse after every beat."""
+    return simulate_ppg(beats_s, duration_s, sensor, rng).ppg
+
+
+def simulate_ppg(
+    beats_s: np.ndarray, duration_s: float, sensor: PpgSensor, rng: np.random.Generator
+) -> SimulatedPpg:
+    """`ppg_from_beats` that also tells which samples a motion burst covers."""
     fs = sensor.sample_rate_hz
     t = np.arange(round(duration_s * fs)) / fs
     ppg = np.zeros_like(t)
     for beat in beats_s:
         lo, hi = np.searchsorted(t, [beat, beat + 1.0])
         seg = t[lo:hi] - beat
-        ppg[lo:hi] += np.exp(-0.5 * ((seg - 0.18) / 0.06) ** 2) + 0.4 * np.exp(
+        ppg[lo:hi] += np.exp(-0.5 * ((seg - PULSE_PEAK_DELAY_S) / 0.06) ** 2) + 0.4 * np.exp(
             -0.5 * ((seg - 0.42) / 0.09) ** 2
         )
     ppg *= sensor.pulse_amplitude
@@ -56,20 +72,26 @@ def ppg_from_beats(
         * np.sin(2 * np.pi * 0.22 * t + rng.uniform(0, 6.3))
     )
     ppg += rng.normal(0.0, sensor.noise_sd * sensor.pulse_amplitude, size=t.size)
-    return np.asarray(ppg + _motion_artefacts(t, sensor, rng))
+    motion, covered = _motion_artefacts(t, sensor, rng)
+    return SimulatedPpg(np.asarray(ppg + motion), covered)
 
 
-def _motion_artefacts(t: np.ndarray, sensor: PpgSensor, rng: np.random.Generator) -> np.ndarray:
+def _motion_artefacts(
+    t: np.ndarray, sensor: PpgSensor, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(artefact added to each sample, True where a burst is) for random 1-4 s bursts."""
     duration_s = t[-1] if t.size else 0.0
     count = rng.poisson(sensor.artefacts_per_min * duration_s / 60.0)
     out = np.zeros_like(t)
+    covered = np.zeros(t.shape, dtype=bool)
     for start in rng.uniform(0.0, duration_s, size=count):
         length = rng.uniform(1.0, 4.0)
         mask = (t >= start) & (t < start + length)
         wobble = np.cumsum(rng.normal(0.0, 1.0, size=int(mask.sum())))
         wobble = wobble / (np.abs(wobble).max() + 1e-9)
         out[mask] += sensor.artefact_amplitude * sensor.pulse_amplitude * wobble
-    return out
+        covered |= mask
+    return out, covered
 
 
 @dataclass(frozen=True)

@@ -194,7 +194,7 @@ def heart_rate_series(
     """Instantaneous heart rate (bpm) on a uniform grid from t=0, NaN where it is not known.
 
     Linear between clean intervals no more than `MAX_GAP_S` apart (a longer run of rejected
-    beats is not bridged), held for `MAX_GAP_S / 2` past the first and last; NaN elsewhere and
+    beats is not bridged), held for `MAX_GAP_S / 2` beside a clean interval; NaN elsewhere and
     inside untrusted spans.
     """
     times, rr = clean_rr_intervals(beats_s, untrusted_s)
@@ -205,8 +205,8 @@ def heart_rate_series(
     after = np.searchsorted(times, grid).clip(1, times.size - 1)
     inside = (grid >= times[0]) & (grid <= times[-1])
     bridged = inside & (times[after] - times[after - 1] <= MAX_GAP_S)
-    near_end = np.minimum(np.abs(grid - times[0]), np.abs(grid - times[-1])) <= MAX_GAP_S / 2
-    unknown = ~(bridged | (~inside & near_end))
+    nearest = np.minimum(np.abs(grid - times[after - 1]), np.abs(times[after] - grid))
+    unknown = ~(bridged | (nearest <= MAX_GAP_S / 2))
     hr[unknown | _in_spans(grid, untrusted_s)] = np.nan
     return np.asarray(hr)
 

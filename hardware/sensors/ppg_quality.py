@@ -4,10 +4,10 @@ A detector always finds *something*; on a flat trace, a clipped one or one shake
 peaks it reports are not heartbeats, and a heart rate interpolated through them is invented. Each
 window of `window_s` gets one verdict, checked in this order:
 
-- `flat`: the raw signal hardly moves (lost contact, sensor off) - more than half the samples
-  repeat their predecessor, or the band-passed amplitude is under 2% of the recording's median;
 - `clipped`: at least 10% of the window sits in runs of 3+ samples at the recording's extreme
   value (the ADC rail);
+- `flat`: the raw signal hardly moves (lost contact, sensor off) - more than half the samples
+  repeat their predecessor, or the band-passed amplitude is under 2% of the recording's median;
 - `motion`: the band-passed amplitude exceeds 3x the recording's median window amplitude;
 - `rhythm` and `morphology`: the feasibility rules and template match of Orphanidou et al. 2015
   (IEEE JBHI 19(3):832-838), which were derived for exactly this decision on wearable PPG/ECG -
@@ -112,12 +112,12 @@ def _window_verdict(
 ) -> str:
     p = ctx.params
     amplitude = filtered.std()
+    if _clipped_share(raw, ctx.raw_min, ctx.raw_max) >= p.max_clipped_share:
+        return "clipped"
     if _repeated_share(raw) > p.max_repeated_share or amplitude < (
         p.min_amplitude_ratio * ctx.median_amplitude
     ):
         return "flat"
-    if _clipped_share(raw, ctx.raw_min, ctx.raw_max) >= p.max_clipped_share:
-        return "clipped"
     if amplitude > p.max_amplitude_ratio * ctx.median_amplitude:
         return "motion"
     inside = peaks[(peaks >= start) & (peaks < start + raw.size)] - start

@@ -1,0 +1,75 @@
+"""The C beat detector (firmware) gives the Python detector's beats on the same samples.
+
+iomt_ppg.c and the ppg_tool harness are built with the host gcc (C99, -Wall -Wextra -Werror,
+-pedantic); samples go in as float32 on stdin, peak indices come back as int32.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hardware.sensors.cardiac import HeartRhythm, beat_times
+from hardware.sensors.ppg import PpgSensor, ppg_from_beats
+from hardware.sensors.ppg_beats import band_pass_ppg, elgendi_peaks
+from tests.hardware.ppg_recordings_fixture import real_recordings
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs host gcc")
+
+
+@pytest.fixture(scope="module")
+def ppg_tool(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    firmware = Path(str(resources.files("firmware_bridge") / "firmware"))
+    out = tmp_path_factory.mktemp("ppg_tool") / "ppg_tool"
+    sources = [firmware / "tools" / "ppg_tool.c", firmware / "dsp" / "iomt_ppg.c"]
+    command = ["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+    command += ["-I", str(firmware / "dsp"), *map(str, sources), "-lm", "-o", str(out)]
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    return out
+
+
+def c_peaks(tool: Path, samples: np.ndarray, rate_hz: float) -> np.ndarray:
+    rate32 = float(np.float32(rate_hz))  # the firmware holds its rate as a float
+    result = subprocess.run(
+        [str(tool), repr(rate32)],
+        input=samples.astype("<f4").tobytes(),
+        capture_output=True,
+        check=True,
+    )
+    return np.frombuffer(result.stdout, dtype="<i4").astype(np.int64)
+
+
+def python_peaks(samples: np.ndarray, rate_hz: float) -> np.ndarray:
+    return elgendi_peaks(band_pass_ppg(samples, rate_hz), rate_hz)
+
+
+def test_c_equals_python_on_real_recordings(ppg_tool: Path) -> None:
+    for recording in real_recordings():
+        ours = python_peaks(recording.samples, recording.sample_rate_hz)
+        theirs = c_peaks(ppg_tool, recording.samples, recording.sample_rate_hz)
+        assert theirs.size == ours.size > 20, recording.name
+        assert np.abs(theirs - ours).max() <= 1, recording.name
+
+
+@pytest.mark.parametrize("rate_hz", [25.0, 64.0, 128.0])
+def test_c_equals_python_on_simulated_ppg_with_motion(ppg_tool: Path, rate_hz: float) -> None:
+    rng = np.random.default_rng(int(rate_hz))
+    beats = beat_times(HeartRhythm(85.0, 30.0, 16.0, 25.0), 300.0, rng)
+    sensor = PpgSensor(sample_rate_hz=rate_hz, artefacts_per_min=3.0)
+    ppg = ppg_from_beats(beats, 300.0, sensor, rng)
+    ours = python_peaks(ppg, rate_hz)
+    theirs = c_peaks(ppg_tool, ppg, rate_hz)
+    assert theirs.size == ours.size > 300
+    assert np.abs(theirs - ours).max() <= 1
+
+
+def test_c_refuses_a_rate_without_room_for_the_band(ppg_tool: Path) -> None:
+    result = subprocess.run(
+        [str(ppg_tool), "12"], input=np.zeros(100, "<f4").tobytes(), capture_output=True
+    )
+    assert result.returncode == 1 and b"bad rate" in result.stderr

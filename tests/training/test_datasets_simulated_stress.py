@@ -67,7 +67,8 @@ def test_shape_channels_and_balance(stress_dataset):
     assert ds.X.shape[1:] == (240, 2) and ds.sample_rate_hz == 4.0
     assert ds.channels == ("hr", "hr_diff") and ds.labels == ("non_stress", "stress")
     assert ds.subjects.tolist() == list(range(1, 21))
-    assert ds.class_counts()[0] == ds.class_counts()[1]
+    counts = ds.class_counts()  # equal before untrusted windows are dropped
+    assert abs(counts[0] - counts[1]) < 0.05 * counts.sum()
     assert ds.X[:, :, 0].min() > 40 and ds.X[:, :, 0].max() < 170  # no artefact spikes
 
 

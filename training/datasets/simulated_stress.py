@@ -16,15 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from hardware.sensors.cardiac import HeartRhythm, beat_times
-from hardware.sensors.ppg import PpgSensor, detect_beats, ppg_from_beats
+from hardware.sensors.ppg import PpgSensor, ppg_from_beats
 from training.datasets.heart_rate_windows import (
-    heart_rate_channels,
+    heart_rate_channels_from_ppg,
     heart_rate_window_spec,
     stress_meta,
+    trusted_windows,
 )
 from training.datasets.simulated_subjects import simulated_subjects
 from training.datasets.window_dataset import WindowDataset
-from training.datasets.windowing import Recording, windows_from_recordings
+from training.datasets.windowing import Recording
 
 DEFAULT_SUBJECTS = 20  # WESAD has 15; more people help a model generalise to new ones
 SEGMENT_S = 900.0  # 15 minutes per condition
@@ -80,10 +81,10 @@ def random_stress_subject(rng: np.random.Generator) -> StressSubject:
 def simulate_heart_rate(
     rhythm: HeartRhythm, sensor: PpgSensor, duration_s: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """Beats -> PPG -> detected beats -> (samples, 2) [hr, hr_diff] at 4 Hz."""
+    """Beats -> PPG -> detected beats -> (samples, 2) [hr, hr_diff] at 4 Hz, NaN if untrusted."""
     beats = beat_times(rhythm, duration_s, rng)
     ppg = ppg_from_beats(beats, duration_s, sensor, rng)
-    return heart_rate_channels(detect_beats(ppg, sensor.sample_rate_hz), duration_s)
+    return heart_rate_channels_from_ppg(ppg, sensor.sample_rate_hz, duration_s)
 
 
 def _subject_recordings(
@@ -112,6 +113,4 @@ def prepare(
     for subject_id, rng in simulated_subjects(subjects, DEFAULT_SUBJECTS, seed):
         person = random_stress_subject(rng)
         recordings += _subject_recordings(subject_id, person, segment_s, rng)
-    return windows_from_recordings(
-        recordings, heart_rate_window_spec(window_s, overlap), stress_meta()
-    )
+    return trusted_windows(recordings, heart_rate_window_spec(window_s, overlap), stress_meta())

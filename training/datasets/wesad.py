@@ -17,16 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from hardware.sensors.ppg import detect_beats
 from training.datasets.errors import DatasetFormatError
 from training.datasets.heart_rate_windows import (
     HR_RATE_HZ,
-    heart_rate_channels,
+    heart_rate_channels_from_ppg,
     heart_rate_window_spec,
     stress_meta,
+    trusted_windows,
 )
 from training.datasets.window_dataset import WindowDataset
-from training.datasets.windowing import Recording, limit_subjects, windows_from_recordings
+from training.datasets.windowing import Recording, limit_subjects
 
 BVP_RATE_HZ = 64.0
 LABEL_RATE_HZ = 700.0
@@ -74,7 +74,7 @@ def subject_heart_rate(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if duration_s < 10.0:
         raise DatasetFormatError(f"{path}: key 'signal.wrist.BVP' holds only {duration_s:.1f} s")
     try:
-        channels = heart_rate_channels(detect_beats(bvp, BVP_RATE_HZ), duration_s)
+        channels = heart_rate_channels_from_ppg(bvp, BVP_RATE_HZ, duration_s)
     except ValueError as exc:
         raise DatasetFormatError(f"{path}: key 'signal.wrist.BVP': {exc}") from exc
     grid = np.arange(channels.shape[0]) / HR_RATE_HZ
@@ -111,7 +111,5 @@ def prepare(
     for subject_id, pickle_path in subject_files(Path(path)):
         channels, labels = subject_heart_rate(pickle_path)
         recordings += _segments(subject_id, channels, labels)
-    ds = windows_from_recordings(
-        recordings, heart_rate_window_spec(window_s, overlap), stress_meta()
-    )
+    ds = trusted_windows(recordings, heart_rate_window_spec(window_s, overlap), stress_meta())
     return limit_subjects(ds, subjects)

@@ -5,7 +5,8 @@
 Real: the three recordings in the HeartPy wheel (`bench.ppg_recordings`), each against HeartPy's
 own analysis: mean heart rate both ways, mean absolute error of the 4 Hz heart-rate series where
 both have one, share of time our quality index marks untrusted (and why), and whether our numpy
-detector gives NeuroKit2's `ppg_findpeaks(method="elgendi")` beats. Simulated: `hardware.sensors`
+detector gives NeuroKit2's `ppg_findpeaks(method="elgendi")` beats and the firmware's C detector
+(built with the host gcc when there is one) the same beats. Simulated: `hardware.sensors`
 PPG with motion bursts, against the simulator's known beats: beat-time error, share found, share
 untrusted, heart-rate error. Writes `bench/results/ppg.json`.
 """
@@ -13,6 +14,8 @@ untrusted, heart-rate error. Writes `bench/results/ppg.json`.
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import write_results
+from bench.ppg_firmware import build_ppg_tool, firmware_peaks
 from bench.ppg_recordings import (
     RECORDINGS,
     PpgRecording,
@@ -28,6 +32,7 @@ from bench.ppg_recordings import (
     reference_analysis,
     reference_heart_rate_series,
 )
+from bench.ppg_report import report_section
 from hardware.sensors.cardiac import HeartRhythm, beat_times
 from hardware.sensors.ppg import (
     PULSE_PEAK_DELAY_S,
@@ -39,6 +44,8 @@ from hardware.sensors.ppg import (
     simulate_ppg,
 )
 from hardware.sensors.ppg_beats import band_pass_ppg, elgendi_peaks
+
+__all__ = ["evaluate_recording", "evaluate_simulated", "main", "report_section"]
 
 HR_RATE_HZ = 4.0
 MATCH_S = 0.1  # a detected beat within 100 ms of a known one is that beat
@@ -60,7 +67,9 @@ class RecordingFigures:
     untrusted_reasons: dict[str, int]  # windows per verdict
     beats: int
     neurokit2_beats: int | None
-    neurokit2_max_offset_samples: int | None
+    neurokit2_max_offset_samples: int | None  # None: no neurokit2, or a different beat count
+    firmware_beats: int | None
+    firmware_max_offset_samples: int | None  # the C detector; None: no gcc, or other count
 
 
 def mean_heart_rate(analysis: PpgAnalysis) -> float:
@@ -94,7 +103,14 @@ def max_offset(ours: np.ndarray, theirs: np.ndarray) -> int | None:
     return int(np.abs(ours - theirs).max()) if ours.size else 0
 
 
-def evaluate_recording(recording: PpgRecording) -> RecordingFigures:
+def c_detector_peaks(recording: PpgRecording, tool: Path | None) -> np.ndarray | None:
+    """The firmware's beats on the same samples, None without a built tool."""
+    if tool is None:
+        return None
+    return firmware_peaks(tool, recording.samples, recording.sample_rate_hz)
+
+
+def evaluate_recording(recording: PpgRecording, tool: Path | None = None) -> RecordingFigures:
     """Our pipeline against HeartPy (mean, series) and NeuroKit2 (beat indices)."""
     reference = reference_analysis(recording)
     analysis = analyse_ppg(recording.samples, recording.sample_rate_hz)
@@ -106,6 +122,7 @@ def evaluate_recording(recording: PpgRecording) -> RecordingFigures:
         band_pass_ppg(recording.samples, recording.sample_rate_hz), recording.sample_rate_hz
     )
     nk_peaks = neurokit2_peaks(recording)
+    c_peaks = c_detector_peaks(recording, tool)
     return RecordingFigures(
         name=recording.name,
         sample_rate_hz=recording.sample_rate_hz,
@@ -120,6 +137,8 @@ def evaluate_recording(recording: PpgRecording) -> RecordingFigures:
         beats=int(detector.size),
         neurokit2_beats=None if nk_peaks is None else int(nk_peaks.size),
         neurokit2_max_offset_samples=None if nk_peaks is None else max_offset(detector, nk_peaks),
+        firmware_beats=None if c_peaks is None else int(c_peaks.size),
+        firmware_max_offset_samples=None if c_peaks is None else max_offset(detector, c_peaks),
     )
 
 
@@ -201,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artefacts-per-min", type=float, default=2.0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    recordings = [asdict(evaluate_recording(load_recording(spec))) for spec in RECORDINGS]
+    with tempfile.TemporaryDirectory() as scratch:
+        tool = build_ppg_tool(Path(scratch)) if shutil.which("gcc") else None
+        recordings = [asdict(evaluate_recording(load_recording(s), tool)) for s in RECORDINGS]
     simulated = evaluate_simulated(args.seed, args.sim_duration_s, args.artefacts_per_min)
     results: dict[str, Any] = {"recordings": recordings, "simulated": asdict(simulated)}
     results["argv"] = list(argv or [])

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench.ppg_firmware import build_ppg_tool, firmware_peaks
 from hardware.sensors.cardiac import HeartRhythm, beat_times
 from hardware.sensors.ppg import PpgSensor, ppg_from_beats
 from hardware.sensors.ppg_beats import band_pass_ppg, elgendi_peaks
@@ -24,24 +24,11 @@ pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs host 
 
 @pytest.fixture(scope="module")
 def ppg_tool(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    firmware = Path(str(resources.files("firmware_bridge") / "firmware"))
-    out = tmp_path_factory.mktemp("ppg_tool") / "ppg_tool"
-    sources = [firmware / "tools" / "ppg_tool.c", firmware / "dsp" / "iomt_ppg.c"]
-    command = ["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
-    command += ["-I", str(firmware / "dsp"), *map(str, sources), "-lm", "-o", str(out)]
-    subprocess.run(command, check=True, capture_output=True, text=True)
-    return out
+    return build_ppg_tool(tmp_path_factory.mktemp("ppg_tool"))
 
 
 def c_peaks(tool: Path, samples: np.ndarray, rate_hz: float) -> np.ndarray:
-    rate32 = float(np.float32(rate_hz))  # the firmware holds its rate as a float
-    result = subprocess.run(
-        [str(tool), repr(rate32)],
-        input=samples.astype("<f4").tobytes(),
-        capture_output=True,
-        check=True,
-    )
-    return np.frombuffer(result.stdout, dtype="<i4").astype(np.int64)
+    return firmware_peaks(tool, samples, rate_hz)
 
 
 def python_peaks(samples: np.ndarray, rate_hz: float) -> np.ndarray:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import write_results
-from bench.ppg_firmware import build_ppg_tool, firmware_peaks
+from bench.ppg_firmware import FirmwareAnalysis, build_ppg_tool, firmware_analysis
 from bench.ppg_recordings import (
     RECORDINGS,
     PpgRecording,
@@ -70,6 +70,7 @@ class RecordingFigures:
     neurokit2_max_offset_samples: int | None  # None: no neurokit2, or a different beat count
     firmware_beats: int | None
     firmware_max_offset_samples: int | None  # the C detector; None: no gcc, or other count
+    firmware_same_verdicts: bool | None  # the C quality index gives every window our verdict
 
 
 def mean_heart_rate(analysis: PpgAnalysis) -> float:
@@ -103,11 +104,11 @@ def max_offset(ours: np.ndarray, theirs: np.ndarray) -> int | None:
     return int(np.abs(ours - theirs).max()) if ours.size else 0
 
 
-def c_detector_peaks(recording: PpgRecording, tool: Path | None) -> np.ndarray | None:
-    """The firmware's beats on the same samples, None without a built tool."""
+def c_pipeline(recording: PpgRecording, tool: Path | None) -> FirmwareAnalysis | None:
+    """The firmware's beats and verdicts on the same samples, None without a built tool."""
     if tool is None:
         return None
-    return firmware_peaks(tool, recording.samples, recording.sample_rate_hz)
+    return firmware_analysis(tool, recording.samples, recording.sample_rate_hz)
 
 
 def evaluate_recording(recording: PpgRecording, tool: Path | None = None) -> RecordingFigures:
@@ -122,7 +123,7 @@ def evaluate_recording(recording: PpgRecording, tool: Path | None = None) -> Rec
         band_pass_ppg(recording.samples, recording.sample_rate_hz), recording.sample_rate_hz
     )
     nk_peaks = neurokit2_peaks(recording)
-    c_peaks = c_detector_peaks(recording, tool)
+    firmware = c_pipeline(recording, tool)
     return RecordingFigures(
         name=recording.name,
         sample_rate_hz=recording.sample_rate_hz,
@@ -137,8 +138,13 @@ def evaluate_recording(recording: PpgRecording, tool: Path | None = None) -> Rec
         beats=int(detector.size),
         neurokit2_beats=None if nk_peaks is None else int(nk_peaks.size),
         neurokit2_max_offset_samples=None if nk_peaks is None else max_offset(detector, nk_peaks),
-        firmware_beats=None if c_peaks is None else int(c_peaks.size),
-        firmware_max_offset_samples=None if c_peaks is None else max_offset(detector, c_peaks),
+        firmware_beats=None if firmware is None else int(firmware.peaks.size),
+        firmware_max_offset_samples=None
+        if firmware is None
+        else max_offset(detector, firmware.peaks),
+        firmware_same_verdicts=None
+        if firmware is None
+        else firmware.verdicts == analysis.quality.verdicts,
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.ppg_firmware import build_ppg_tool, firmware_analysis
+from bench.ppg_firmware import GCC_FLAGS, build_ppg_tool, firmware_analysis, firmware_dir
 from hardware.sensors.cardiac import HeartRhythm, beat_times
 from hardware.sensors.ppg import PpgSensor, analyse_ppg, ppg_from_beats
 from hardware.sensors.ppg_beats import band_pass_ppg, elgendi_peaks
@@ -61,3 +61,14 @@ def test_c_refuses_a_rate_without_room_for_the_band(ppg_tool: Path) -> None:
         [str(ppg_tool), "12"], input=np.zeros(100, "<f4").tobytes(), capture_output=True
     )
     assert result.returncode == 1 and b"bad rate" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc")
+def test_c_builds_for_the_cortex_m4f_without_warnings(tmp_path: Path) -> None:
+    dsp = firmware_dir() / "dsp"
+    for source in sorted(dsp.glob("*.c")):
+        command = ["arm-none-eabi-gcc", *GCC_FLAGS, "-mcpu=cortex-m4", "-mthumb"]
+        command += ["-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-I", str(dsp), "-c", str(source)]
+        command += ["-o", str(tmp_path / f"{source.stem}.o")]
+        result = subprocess.run(command, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr

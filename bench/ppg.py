@@ -88,7 +88,7 @@ def heart_rate_of(analysis: PpgAnalysis) -> np.ndarray:
 def neurokit2_peaks(recording: PpgRecording) -> np.ndarray | None:
     """NeuroKit2's Elgendi peaks (the workstation reference), None without neurokit2."""
     try:
-        import neurokit2 as nk
+        import neurokit2 as nk  # type: ignore[import-untyped]
     except ImportError:
         return None
     rate = recording.sample_rate_hz
@@ -216,7 +216,8 @@ def _nearest_offsets(targets: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     index = np.searchsorted(candidates, targets).clip(1, max(1, candidates.size - 1))
     left = candidates[np.minimum(index - 1, candidates.size - 1)]
     right = candidates[np.minimum(index, candidates.size - 1)]
-    return np.where(np.abs(left - targets) <= np.abs(right - targets), left, right) - targets
+    nearest = np.where(np.abs(left - targets) <= np.abs(right - targets), left, right)
+    return np.asarray(nearest - targets)
 
 
 def main(argv: list[str] | None = None) -> int:

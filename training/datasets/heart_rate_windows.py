@@ -80,7 +80,7 @@ def fill_heart_rate_gaps(signal: np.ndarray) -> np.ndarray:
     hr, hr_diff = signal[:, 0].astype(np.float64), signal[:, 1].astype(np.float64)
     known = np.isfinite(hr)
     if known.all() or not known.any():
-        return np.nan_to_num(signal)
+        return np.asarray(np.nan_to_num(signal))
     index = np.arange(hr.size)
     filled = np.interp(index, index[known], hr[known])
     diff = np.where(np.isfinite(hr_diff), hr_diff, np.diff(filled, prepend=filled[:1]))

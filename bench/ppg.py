@@ -88,7 +88,7 @@ def heart_rate_of(analysis: PpgAnalysis) -> np.ndarray:
 def neurokit2_peaks(recording: PpgRecording) -> np.ndarray | None:
     """NeuroKit2's Elgendi peaks (the workstation reference), None without neurokit2."""
     try:
-        import neurokit2 as nk  # type: ignore[import-untyped]
+        import neurokit2 as nk
     except ImportError:
         return None
     rate = recording.sample_rate_hz

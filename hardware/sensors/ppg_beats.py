@@ -42,6 +42,8 @@ def elgendi_peaks(
     squared = np.where(x > 0.0, x, 0.0) ** 2
     peak_size = int(np.rint(params.peak_window_s * sample_rate_hz))
     beat_size = int(np.rint(params.beat_window_s * sample_rate_hz))
+    if x.size < max(beat_size, 2) or peak_size < 1:
+        return np.zeros(0, dtype=np.int64)  # shorter than one beat: nothing to find
     threshold = moving_average(squared, beat_size) + params.beat_offset * squared.mean()
     above = moving_average(squared, peak_size) > threshold
     min_delay = int(np.rint(params.min_delay_s * sample_rate_hz))

@@ -59,3 +59,8 @@ def test_moving_average_centres_like_scipy_uniform_filter() -> None:
 
 def test_flat_signal_has_no_beats() -> None:
     assert elgendi_peaks(np.zeros(1000), 64.0).size == 0
+
+
+def test_signal_shorter_than_one_beat_window_has_no_beats() -> None:
+    x = np.sin(np.linspace(0.0, 3.0, 30))  # 30 samples < 0.667 s x 64 Hz
+    assert elgendi_peaks(x, 64.0).size == 0

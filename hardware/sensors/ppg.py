@@ -113,8 +113,8 @@ def analyse_ppg(
     peaks = elgendi_peaks(filtered, sample_rate_hz)
     peaks = peaks[(peaks > 0) & (peaks < filtered.size - 1)]
     beats_s = (peaks + _parabolic_offset(filtered, peaks)) / sample_rate_hz
-    verdicts = assess_quality(raw, filtered, peaks, sample_rate_hz, quality or QualityParams())
-    return PpgAnalysis(np.asarray(beats_s), peaks, verdicts, raw.size / sample_rate_hz)
+    judged = assess_quality(raw, filtered, peaks, sample_rate_hz, quality or QualityParams())
+    return PpgAnalysis(np.asarray(beats_s), peaks, judged, raw.size / sample_rate_hz)
 
 
 def detect_beats(ppg: np.ndarray, sample_rate_hz: float) -> np.ndarray:

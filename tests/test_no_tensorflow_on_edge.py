@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 EDGE_PACKAGES = ("edge_runtime", "fleet_protocol", "bundle_format", "firmware_bridge", "hardware")
 TENSORFLOW = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "keras", "training")
 # What only the aggregator host or the workstation installs: an edge device has none of it.
-BLOCKED = (*TENSORFLOW, "aggregator", "convert", "dp_accounting")
+BLOCKED = (*TENSORFLOW, "aggregator", "convert", "dp_accounting", "scipy")
 
 _BLOCKER_TEMPLATE = textwrap.dedent(
     """

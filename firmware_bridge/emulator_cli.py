@@ -32,7 +32,8 @@ def _model(args: argparse.Namespace) -> EmulatorModel | None:
     return None
 
 
-def _sensors(args: argparse.Namespace) -> SampleSource:
+def sensors_from_args(args: argparse.Namespace) -> SampleSource:
+    """The sensor `--replay` or `--sensors` asks for."""
     if args.replay:
         return ReplaySource(load_window_dataset(args.replay))
     if getattr(args, "sensors", "imu") == "ppg":
@@ -44,6 +45,6 @@ def build_emulator(args: argparse.Namespace) -> tuple[EmulatorService, PtyEndpoi
     """An emulator service (not started) serving on a fresh pty."""
     board = get_board(args.board)
     faults = parse_fault_spec(args.fault, seed=args.seed)
-    mcu = EmulatedMcu(board, _model(args), _sensors(args))
+    mcu = EmulatedMcu(board, _model(args), sensors_from_args(args))
     endpoint = PtyEndpoint(baudrate=args.baud)
     return EmulatorService(mcu, endpoint, faults), endpoint

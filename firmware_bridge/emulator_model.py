@@ -109,7 +109,8 @@ def _find_normalisation(manifest: dict[str, Any]) -> Normalisation | None:
     return None
 
 
-def _load_head(bundle: Path) -> tuple[np.ndarray, ...]:
+def load_head_tensors(bundle: Path) -> tuple[np.ndarray, ...]:
+    """`head.npz` as float32 tensors in `[kernel_0, bias_0, kernel_1, bias_1]` order."""
     path = bundle / "head.npz"
     if not path.exists():
         return ()
@@ -140,6 +141,6 @@ def load_emulator_model(bundle: str | Path) -> EmulatorModel:
     return EmulatorModel(
         model_bytes=model_path.read_bytes(),
         normalisation=_find_normalisation(manifest),
-        head=_load_head(bundle),
+        head=load_head_tensors(bundle),
         labels=tuple(str(label) for label in manifest.get("labels", [])),
     )

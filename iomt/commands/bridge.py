@@ -56,6 +56,13 @@ def _add_emulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the injected faults")
     parser.add_argument("--baud", type=int, default=0, help="pace the pty like a UART at BAUD")
     parser.add_argument("--json", action="store_true", help="print the port as JSON")
+    parser.add_argument(
+        "--qemu",
+        action="store_true",
+        help="run the C firmware under qemu-system-arm (mps2-an386) instead of the Python MCU",
+    )
+    parser.add_argument("--image", help="--qemu: firmware ELF (default build/firmware/BUNDLE/)")
+    parser.add_argument("--flash", help="--qemu: model partition file kept across runs")
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
@@ -211,6 +218,8 @@ def _upload_with_progress(driver: Any, model: bytes, chunk_size: int) -> Any:
 
 
 def _run_emulate(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    if args.qemu:
+        return _run_emulate_qemu(env, args)
     from firmware_bridge.emulator_cli import build_emulator
 
     service, endpoint = build_emulator(args)
@@ -223,4 +232,22 @@ def _run_emulate(env: Environment, args: argparse.Namespace) -> ExitStatus:
         pass
     finally:
         service.close()
+    return ExitStatus.SUCCESS
+
+
+def _run_emulate_qemu(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    import shutil
+
+    from firmware_bridge.qemu_cli import build_qemu_emulator
+
+    service, endpoint = build_qemu_emulator(args)
+    board = "qemu-mps2-an386"
+    env.print(json.dumps({"port": endpoint.path, "board": board}) if args.json else endpoint.path)
+    try:
+        service.serve()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.close()
+        shutil.rmtree(service.mcu.options.workdir, ignore_errors=True)
     return ExitStatus.SUCCESS

@@ -12,6 +12,7 @@ from bridge_fakes import FakeRuntime, build_tiny_int8_model, write_window_datase
 from firmware_bridge.emulated_mcu import EmulatedMcu
 from firmware_bridge.emulator_model import EmulatorModel
 from firmware_bridge.emulator_service import EmulatorService
+from firmware_bridge.firmware_build import FirmwareImage
 from firmware_bridge.host_driver import HostDriver
 from firmware_bridge.protocol.reliability import RetryPolicy
 from firmware_bridge.sensor_source import ReplaySource, load_window_dataset
@@ -55,3 +56,12 @@ def memory_driver(mcu: EmulatedMcu) -> Iterator[HostDriver]:
     yield driver
     driver.close()
     service.close()
+
+
+@pytest.fixture(scope="session")
+def firmware_image(tmp_path_factory: pytest.TempPathFactory) -> FirmwareImage:
+    """The QEMU firmware with the fixture backbone, built once per session."""
+    from qemu_support import build_test_image, require_toolchain
+
+    require_toolchain()
+    return build_test_image(tmp_path_factory.mktemp("firmware"))

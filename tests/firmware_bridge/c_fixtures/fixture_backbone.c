@@ -1,6 +1,7 @@
 /* A stand-in for the generated backbone runner, for firmware tests that need no TensorFlow:
  * an image "IOMTFIX1" | time u16 | channels u16 | embedding u16 | shift u8 | weights int8
- * [channels][embedding] gives embedding[e] = clamp((sum_t sum_c x[t][c] * w[c][e]) >> shift).
+ * [channels][embedding] | any padding (as a .tflite carries metadata) gives
+ * embedding[e] = clamp((sum_t sum_c x[t][c] * w[c][e]) >> shift).
  * Its scales are fixed (input 0.1, output 0.05, zero points 0). */
 #include <string.h>
 
@@ -20,7 +21,7 @@ int iomt_backbone_bind(const uint8_t *tflite, uint32_t len, iomt_backbone_info *
     plan.channels = (uint16_t)(tflite[10] | tflite[11] << 8);
     plan.embedding = (uint16_t)(tflite[12] | tflite[13] << 8);
     plan.shift = tflite[14];
-    if (len != HEADER + (uint32_t)plan.channels * plan.embedding) return -2;
+    if (len < HEADER + (uint32_t)plan.channels * plan.embedding) return -2;
     plan.weights = tflite + HEADER;
     info->input_len = (uint32_t)plan.time * plan.channels;
     info->time = plan.time;

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,16 +77,25 @@ def build_qemu_emulator(args: argparse.Namespace) -> tuple[QemuService, PtyEndpo
     bundle = load_firmware_bundle(bundle_dir)
     image = Path(args.image) if args.image else default_image(bundle_dir)
     workdir = Path(tempfile.mkdtemp(prefix="iomt-qemu-"))
+    try:
+        return _boot(args, bundle, image, workdir)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+def _boot(
+    args: argparse.Namespace, bundle: FirmwareBundle, image: Path, workdir: Path
+) -> tuple[QemuService, PtyEndpoint]:
     flash = Path(args.flash) if args.flash else workdir / "flash.bin"
+    mcu = QemuMcu(QemuOptions(image=image, flash=flash, workdir=workdir))
     sensors = sensors_from_args(args)
     if len(sensors.channels) != bundle.channels:
         raise BridgeError(
             f"sensor has {len(sensors.channels)} channels, the bundle reads {bundle.channels}"
         )
-    mcu = QemuMcu(QemuOptions(image=image, flash=flash, workdir=workdir))
     if not args.flash or flash.stat().st_size == 0:
         flash_bundle(flash, image, bundle)
     faults = parse_fault_spec(args.fault, seed=args.seed)
     endpoint = PtyEndpoint(baudrate=args.baud)
-    service = QemuService(mcu.boot(), endpoint, sensors, faults)
-    return service, endpoint
+    return QemuService(mcu.boot(), endpoint, sensors, faults), endpoint

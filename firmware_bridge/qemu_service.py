@@ -11,10 +11,10 @@ before the first sample of each labelled window.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np

@@ -173,36 +173,54 @@ def _run_infer(env: Environment, args: argparse.Namespace) -> ExitStatus:
     return ExitStatus.SUCCESS
 
 
-def _read_model(path_text: str) -> bytes:
+C_FIRMWARE_PREFIX = "iomt-fw"  # INFO.firmware_version of the C firmware (firmware/core)
+
+
+def _read_upload(path_text: str, info: Any) -> tuple[bytes, list[Any] | None]:
+    """The model bytes to upload (and a head to set) for a file or a bundle directory.
+
+    The C firmware runs the int8 backbone and the float head: a bundle sends it
+    `backbone.int8.tflite` and then `head.npz`; the Python emulator runs `model.int8.tflite`.
+    """
     from pathlib import Path
 
     path = Path(path_text)
+    head = None
     if path.is_dir():
-        path = path / "model.int8.tflite"
+        backbone = info.firmware_version.startswith(C_FIRMWARE_PREFIX)
+        if backbone:
+            from firmware_bridge.emulator_model import load_head_tensors
+
+            head = list(load_head_tensors(path)) or None
+        path = path / ("backbone.int8.tflite" if backbone else "model.int8.tflite")
     if not path.is_file():
         raise UsageError(f"no model at {path}")
-    return path.read_bytes()
+    return path.read_bytes(), head
 
 
 def _run_upload(env: Environment, args: argparse.Namespace) -> ExitStatus:
-    model = _read_model(args.model)
     with _connect(args) as driver:
+        model, head = _read_upload(args.model, driver.info())
         if args.json or not env.interactive:
             report = driver.upload_model(model, None, args.chunk_size)
         else:
             report = _upload_with_progress(driver, model, args.chunk_size)
+        if head is not None:
+            driver.set_head(0, head)
     details = {
         "bytes": report.size,
         "sha256": report.sha256,
         "seconds": round(report.seconds, 3),
         "bytes_per_s": round(report.bytes_per_s, 1),
         "retransmissions": report.retransmissions,
+        "head": head is not None,
     }
     env.print(
         json.dumps(details)
         if args.json
         else f"uploaded {report.size} B in {report.seconds:.2f} s "
         f"({report.bytes_per_s:.0f} B/s), sha256 {report.sha256[:16]}…, committed"
+        + (", head set" if head is not None else "")
     )
     return ExitStatus.SUCCESS
 

@@ -15,7 +15,7 @@ import pytest
 from firmware_bridge.firmware_build import BuildRequest, build_image, config_from_manifest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware_bridge"))
-from qemu_support import FIXTURE_BACKBONE, require_toolchain  # noqa: E402
+from qemu_support import FIXTURE_BACKBONE, require_toolchain
 
 pytestmark = [pytest.mark.integration, pytest.mark.tf, pytest.mark.firmware]
 FLEET = "qemu-round"

@@ -8,7 +8,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: simulate test lint bench install-workstation install-dev install-bench mosquitto
+.PHONY: simulate test lint bench install-workstation install-dev install-bench mosquitto \
+	firmware firmware-toolchain
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,3 +56,23 @@ mosquitto:
 test: mosquitto lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
+
+# The C firmware (firmware_bridge/firmware): the ARM toolchain and QEMU from apt when missing,
+# then, with BUNDLE=bundles/NAME, the qemu-mps2-an386 image for that bundle in
+# build/firmware/NAME/ (iomt_firmware.elf, firmware.json with its flash and RAM use). Without
+# BUNDLE it compiles the core and the port only (what CI checks before the firmware tests,
+# which build their own images).
+FIRMWARE_APT := qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib
+FIRMWARE_OUT ?= build/firmware
+firmware-toolchain:
+	@missing=""; for package in $(FIRMWARE_APT); do \
+	  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "ok installed" || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then echo "installing$$missing"; \
+	  if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else sudo apt-get install -y --no-install-recommends $$missing; fi; fi
+
+firmware: firmware-toolchain install-dev
+	$(BIN)/python -m iomt.firmware_image \
+	  $(if $(BUNDLE),--bundle $(BUNDLE) --out $(FIRMWARE_OUT)/$(notdir $(abspath $(BUNDLE))),--check)

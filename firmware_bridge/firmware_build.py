@@ -136,3 +136,16 @@ def _last_error_line(output: str) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if "error" in line.lower() or "overflow" in line.lower()]
     return (errors or lines or ["no output"])[0]
+
+
+def check_core(out_dir: Path) -> None:
+    """Compile the core and the port with the ARM toolchain (no model, no link)."""
+    if shutil.which(TOOLCHAIN) is None:
+        raise BridgeError(NO_TOOLCHAIN)
+    command = ["make", "-s", "-j2", "-C", str(firmware_dir() / "ports" / PORT)]
+    result = subprocess.run([*command, f"BUILD={out_dir.resolve()}", "check"],
+                            capture_output=True, text=True)  # fmt: skip
+    if result.returncode != 0:
+        raise BridgeError(
+            f"firmware build failed: {_last_error_line(result.stderr + result.stdout)}"
+        )

@@ -22,6 +22,7 @@ from firmware_bridge.firmware_build import (
     BuildRequest,
     FirmwareImage,
     build_image,
+    bundle_config_source,
     check_core,
     config_from_manifest,
     firmware_dir,
@@ -61,12 +62,40 @@ def build_bundle_image(bundle: Path, out_dir: Path) -> FirmwareImage:
     return build_image(request)
 
 
+def assemble_sketch(bundle: Path, out_dir: Path) -> Path:
+    """The Arduino sketch folder of the nano33ble port for a bundle (arduino-cli compiles it)."""
+    import shutil
+
+    try:
+        manifest = json.loads((bundle / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise BridgeError(f"cannot read bundle {bundle}: {exc}") from None
+    sketch = out_dir / "nano33ble"
+    source = sketch / "src"
+    source.mkdir(parents=True, exist_ok=True)
+    port = firmware_dir() / "ports" / "nano33ble"
+    shutil.copy(port / "nano33ble.ino", sketch)
+    runner = generate_runner(bundle / "backbone.int8.tflite", out_dir / "runner")
+    files = [port / "port_hal.cpp", *runner.sources]
+    for folder in ("core", "framing"):
+        files += sorted((firmware_dir() / folder).glob("*.[ch]"))
+    for path in files:
+        shutil.copy(path, source)
+    (source / "iomt_bundle_config.c").write_text(
+        bundle_config_source(config_from_manifest(manifest))
+    )
+    return sketch
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build the image of --bundle into --out, or with --check compile the core only."""
     parser = argparse.ArgumentParser(prog="python -m iomt.firmware_image", description=main.__doc__)
     parser.add_argument("--bundle", type=Path, help="bundle directory to build the image for")
     parser.add_argument("--out", type=Path, default=Path("build/firmware/check"))
     parser.add_argument("--check", action="store_true", help="compile the core and port only")
+    parser.add_argument(
+        "--sketch", action="store_true", help="write the nano33ble Arduino sketch folder too"
+    )
     args = parser.parse_args(argv)
     try:
         if args.bundle is None:
@@ -74,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"firmware core and {PORT} port compile ({args.out})")
             return 0
         image = build_bundle_image(args.bundle, args.out)
+        if args.sketch:
+            print(f"sketch: {assemble_sketch(args.bundle, args.out)}", file=sys.stderr)
     except BridgeError as exc:
         print(f"firmware image: error: {exc}", file=sys.stderr)
         return 1

@@ -5,6 +5,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     uint16_t channels;    /* sensor channels the model reads */
     float sample_rate_hz; /* sensor sample rate the model was trained at */
@@ -13,6 +17,10 @@ typedef struct {
 } iomt_bundle_config;
 
 extern const iomt_bundle_config iomt_bundle;
+
+#ifdef __cplusplus
+}
+#endif
 
 #define IOMT_FIRMWARE_VERSION "iomt-fw-1.0"
 

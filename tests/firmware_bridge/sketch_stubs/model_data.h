@@ -1,3 +1,0 @@
-#pragma once
-extern const unsigned char g_model[];
-extern const unsigned int g_model_len;

@@ -35,6 +35,7 @@ class BundleConfig:
     sample_rate_hz: float
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    num_labels: int = 0
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def config_from_manifest(manifest: dict[str, Any]) -> BundleConfig:
         raise BridgeError(f"manifest lacks what the firmware needs: {exc}") from None
     if len(mean) != channels or len(std) != channels:
         raise BridgeError(f"normalisation has {len(mean)} values for {channels} channels")
-    return BundleConfig(channels, rate, mean, std)
+    return BundleConfig(channels, rate, mean, std, len(manifest.get("labels", [])))
 
 
 def bundle_config_source(config: BundleConfig) -> str:
@@ -91,7 +92,8 @@ def bundle_config_source(config: BundleConfig) -> str:
         f"static const float mean[{config.channels}] = {{{mean}}};\n"
         f"static const float std_dev[{config.channels}] = {{{std}}};\n\n"
         "const iomt_bundle_config iomt_bundle = "
-        f"{{{config.channels}, {float(config.sample_rate_hz).hex()}f, mean, std_dev}};\n"
+        f"{{{config.channels}, {config.num_labels}, {float(config.sample_rate_hz).hex()}f, "
+        "mean, std_dev};\n"
     )
 
 
@@ -127,7 +129,7 @@ def measure_image(elf: Path) -> FirmwareImage:
         parts = line.split()
         if len(parts) == 3 and parts[0].startswith(".") and parts[1].isdigit():
             sections[parts[0]] = int(parts[1])
-    flash = sections.get(".text", 0) + sections.get(".ARM.exidx", 0) + sections.get(".data", 0)
+    flash = sum(sections.get(name, 0) for name in (".text", ".init", ".fini", ".ARM.exidx", ".data"))
     ram = sections.get(".data", 0) + sections.get(".bss", 0) + sections.get(".stack", 0)
     return FirmwareImage(elf, flash, ram, sections.get(".model_partition", 0))
 

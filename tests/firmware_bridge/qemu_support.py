@@ -23,7 +23,7 @@ from firmware_bridge.qemu_mcu import QemuMcu, QemuOptions
 
 FIXTURE_BACKBONE = Path(__file__).parent / "c_fixtures" / "fixture_backbone.c"
 TIME, CHANNELS, EMBEDDING, SHIFT = 16, 3, 4, 4
-CONFIG = BundleConfig(CHANNELS, 200.0, (0.5, -0.25, 0.0), (2.0, 1.0, 0.5))
+CONFIG = BundleConfig(CHANNELS, 200.0, (0.5, -0.25, 0.0), (2.0, 1.0, 0.5), num_labels=3)
 TOOLS = ("qemu-system-arm", "arm-none-eabi-gcc", "make")
 
 

@@ -67,8 +67,10 @@ def test_stream_over_a_faulty_line_delivers_most_frames(faulty_service: QemuServ
     # Execute: 16-sample windows at 200 Hz, 8 samples a frame
     with HostDriver.open(path, policy=policy) as driver, driver.stream(frames.append, 8):
         labels = [driver.label_events.get(timeout=10) for _ in range(12)]
-    # Assert: damaged frames are dropped whole; the rest keep the sensor's clock
+    # Assert: damaged frames are dropped whole; the rest keep the sensor's clock (frames before
+    # the first press may be short: the stream starts in the middle of a window)
     assert {event.label for event in labels} == {0, 1, 2}
-    assert len(frames) >= 12 and all(frame.samples.shape == (8, 3) for frame in frames)
-    steps = [(b.timestamp_us - frames[0].timestamp_us) / 40_000 for b in frames]
+    whole = [frame for frame in frames if frame.timestamp_us >= labels[0].timestamp_us]
+    assert len(whole) >= 12 and all(frame.samples.shape == (8, 3) for frame in whole)
+    steps = [(frame.timestamp_us - whole[0].timestamp_us) / 40_000 for frame in whole]
     assert steps == [round(step) for step in steps] and steps == sorted(set(steps))

@@ -11,6 +11,7 @@ extern "C" {
 
 typedef struct {
     uint16_t channels;    /* sensor channels the model reads */
+    uint16_t num_labels;  /* labels of the task (a button cycles through them) */
     float sample_rate_hz; /* sensor sample rate the model was trained at */
     const float *mean;    /* per-channel normalisation of float windows: (x - mean) / std */
     const float *std;

@@ -5,7 +5,7 @@
 //   timer      micros(), extended to 64 bits;
 //   sensors    the LSM9DS1 IMU (Arduino_LSM9DS1) read at the bundle's sample rate and scaled
 //              to the units of the training data (kAccelScale, kGyroScale); a push button on
-//              D2 to GND: each press moves to the next label and reports it (LABEL_EVENT).
+//              D2 to GND: each press moves to the next of the bundle's labels and reports it.
 #include <Arduino.h>
 #include <Arduino_LSM9DS1.h>
 #include <FlashIAP.h>
@@ -16,9 +16,6 @@
 
 #ifndef IOMT_PARTITION_SIZE
 #define IOMT_PARTITION_SIZE (640u * 1024u)
-#endif
-#ifndef IOMT_NUM_LABELS
-#define IOMT_NUM_LABELS 7
 #endif
 
 namespace {
@@ -95,7 +92,7 @@ static bool button_pressed(void) {
 
 iomt_sensor_kind iomt_hal_sensor_poll(iomt_sensor_event *event) {
   if (button_pressed()) {
-    label = (uint16_t)((label + 1) % IOMT_NUM_LABELS);
+    label = (uint16_t)((label + 1) % (iomt_bundle.num_labels ? iomt_bundle.num_labels : 1));
     event->label = label;
     return event->kind = IOMT_SENSOR_BUTTON;
   }

@@ -25,6 +25,7 @@ IMAGE_FILE = "iomt_firmware.elf"
 REPORT_FILE = "firmware.json"
 TOOLCHAIN = "arm-none-eabi-gcc"
 NO_TOOLCHAIN = f"{TOOLCHAIN} not found: install the toolchain with `make firmware`"
+FLASH_SECTIONS = (".text", ".init", ".fini", ".ARM.exidx", ".data")  # .data's load image
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def measure_image(elf: Path) -> FirmwareImage:
         parts = line.split()
         if len(parts) == 3 and parts[0].startswith(".") and parts[1].isdigit():
             sections[parts[0]] = int(parts[1])
-    flash = sum(sections.get(name, 0) for name in (".text", ".init", ".fini", ".ARM.exidx", ".data"))
+    flash = sum(sections.get(name, 0) for name in FLASH_SECTIONS)
     ram = sections.get(".data", 0) + sections.get(".bss", 0) + sections.get(".stack", 0)
     return FirmwareImage(elf, flash, ram, sections.get(".model_partition", 0))
 

@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "iomt_fast_conv.h"
 #include "iomt_ops.h"
 #include "tensorflow/lite/kernels/internal/quantization_util.h"
 #include "tensorflow/lite/kernels/internal/reference/concatenation.h"
@@ -105,9 +106,16 @@ void iomt_conv_eval(const iomt_conv_op* op) {
   params.padding_values.height = op->pad_h;
   params.quantized_activation_min = op->act_min;
   params.quantized_activation_max = op->act_max;
-  tflite::reference_integer_ops::ConvPerChannel(
-      params, op->multiplier, op->shift, Shape(op->input), op->in_data, Shape(op->filter),
-      op->filter_data, Shape(op->bias), op->bias_data, Shape(op->output), op->out_data);
+  const tflite::RuntimeShape input = Shape(op->input), filter = Shape(op->filter);
+  const tflite::RuntimeShape output = Shape(op->output);
+  if (iomt::FastConvPerChannel(params, op->multiplier, op->shift, input, op->in_data, filter,
+                               op->filter_data, op->bias_data, output, op->out_data)) {
+    return;
+  }
+  tflite::reference_integer_ops::ConvPerChannel(params, op->multiplier, op->shift, input,
+                                                op->in_data, filter, op->filter_data,
+                                                Shape(op->bias), op->bias_data, output,
+                                                op->out_data);
 }
 
 int iomt_fc_bind(iomt_fc_op* op, const iomt_bind* bind) {

@@ -7,7 +7,8 @@ IOMT_KERNELS_STAMP := $(IOMT_KERNELS)/NOTICE
 IOMT_MODEL_PLAN := $(BUILD)/plan/iomt_model_plan.c
 
 IOMT_MODEL_C_SOURCES := $(IOMT_MODEL_DIR)iomt_tflite_reader.c $(IOMT_MODEL_DIR)iomt_runner.c
-IOMT_MODEL_CXX_SOURCES := $(IOMT_MODEL_DIR)iomt_ops.cc $(IOMT_MODEL_DIR)iomt_lstm.cc
+IOMT_MODEL_CXX_SOURCES := $(IOMT_MODEL_DIR)iomt_ops.cc $(IOMT_MODEL_DIR)iomt_lstm.cc \
+  $(IOMT_MODEL_DIR)iomt_fast_conv.cc
 # Fetched third-party sources: compiled without the project's -Werror (their warnings are not
 # ours to fix), like every header under -isystem below.
 IOMT_KERNEL_CXX_SOURCES := \

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -41,12 +42,16 @@ class BundleConfig:
 
 @dataclass(frozen=True)
 class BuildRequest:
-    """One image: its bundle configuration, the backbone runner sources, where to build."""
+    """One image: its bundle configuration, its backbone, where to build.
+
+    `backbone` is a `.tflite`: the runner in `firmware/model` is built around a plan generated
+    from it. Tests without TensorFlow give `runner_sources` (C implementing `iomt_backbone.h`).
+    """
 
     config: BundleConfig
-    runner_sources: tuple[Path, ...]
     out_dir: Path
-    runner_include_dirs: tuple[Path, ...] = ()
+    backbone: Path | None = None
+    runner_sources: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,12 +111,13 @@ def build_image(request: BuildRequest, jobs: int = 2) -> FirmwareImage:
     out.mkdir(parents=True, exist_ok=True)
     config = out / "iomt_bundle_config.c"
     config.write_text(bundle_config_source(request.config))
-    includes = " ".join(f"-I{path.resolve()}" for path in request.runner_include_dirs)
     command = ["make", "-s", f"-j{jobs}", "-C", str(firmware_dir() / "ports" / PORT)]
     command += [f"BUILD={out}", f"CONFIG_SRC={config}", f"PARTITION_SIZE={PARTITION_SIZE}"]
-    command += ["MODEL_SRCS=" + " ".join(str(p.resolve()) for p in request.runner_sources)]
-    command += [f"MODEL_CPPFLAGS={includes}", f"{out / IMAGE_FILE}"]
-    result = subprocess.run(command, capture_output=True, text=True)
+    if request.backbone is not None:
+        command += [f"MODEL={request.backbone.resolve()}", f"PYTHON={sys.executable}"]
+    else:
+        command += ["MODEL_SRCS=" + " ".join(str(p.resolve()) for p in request.runner_sources)]
+    result = subprocess.run([*command, f"{out / IMAGE_FILE}"], capture_output=True, text=True)
     if result.returncode != 0:
         raise BridgeError(
             f"firmware build failed: {_last_error_line(result.stderr + result.stdout)}"

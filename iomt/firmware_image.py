@@ -3,9 +3,8 @@
     python -m iomt.firmware_image --bundle bundles/NAME --out build/firmware/NAME
     python -m iomt.firmware_image --check          # compile the core and the port only
 
-Lives in `iomt` because it joins two rooms: the runner generated from the backbone
-(`convert.firmware_plan`, TensorFlow's schema, workstation only) and the C build
-(`firmware_bridge.firmware_build`).
+The build generates the runner's plan from the bundle's backbone with `convert.firmware_plan`
+(TensorFlow's flatbuffer schema), so it runs on a workstation with the dev or workstation extra.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from firmware_bridge.errors import BridgeError
@@ -22,33 +20,10 @@ from firmware_bridge.firmware_build import (
     BuildRequest,
     FirmwareImage,
     build_image,
-    bundle_config_source,
     check_core,
     config_from_manifest,
     firmware_dir,
 )
-
-
-@dataclass(frozen=True)
-class RunnerSources:
-    """The backbone runner's sources and include directories for one model."""
-
-    sources: tuple[Path, ...]
-    includes: tuple[Path, ...]
-
-
-def generate_runner(backbone: Path, out_dir: Path) -> RunnerSources:
-    """The runner generated from a backbone `.tflite`."""
-    try:
-        from convert.firmware_plan import generate_plan  # type: ignore[import-not-found]
-    except ImportError as exc:
-        raise BridgeError(f"the backbone runner generator is not available: {exc}") from None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plan = out_dir / "iomt_model_plan.c"
-    plan.write_text(generate_plan(backbone.read_bytes()).source)
-    model = firmware_dir() / "model"
-    sources = (plan, *sorted(model.glob("*.c")), *sorted(model.glob("*.cc")))
-    return RunnerSources(sources, (model,))
 
 
 def build_bundle_image(bundle: Path, out_dir: Path) -> FirmwareImage:
@@ -57,33 +32,27 @@ def build_bundle_image(bundle: Path, out_dir: Path) -> FirmwareImage:
         manifest = json.loads((bundle / "manifest.json").read_text())
     except (OSError, ValueError) as exc:
         raise BridgeError(f"cannot read bundle {bundle}: {exc}") from None
-    runner = generate_runner(bundle / "backbone.int8.tflite", out_dir / "runner")
-    request = BuildRequest(config_from_manifest(manifest), runner.sources, out_dir, runner.includes)
-    return build_image(request)
+    backbone = bundle / "backbone.int8.tflite"
+    return build_image(BuildRequest(config_from_manifest(manifest), out_dir, backbone=backbone))
 
 
-def assemble_sketch(bundle: Path, out_dir: Path) -> Path:
-    """The Arduino sketch folder of the nano33ble port for a bundle (arduino-cli compiles it)."""
+def assemble_sketch(out_dir: Path) -> Path:
+    """The nano33ble Arduino sketch folder from a built image's directory: the core, the port,
+    the runner with the plan generated for the bundle, and the bundle's configuration. The
+    kernels come from the Arduino_TensorFlowLite library on the board, so none are copied."""
     import shutil
 
-    try:
-        manifest = json.loads((bundle / "manifest.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise BridgeError(f"cannot read bundle {bundle}: {exc}") from None
     sketch = out_dir / "nano33ble"
     source = sketch / "src"
     source.mkdir(parents=True, exist_ok=True)
-    port = firmware_dir() / "ports" / "nano33ble"
+    port, model = firmware_dir() / "ports" / "nano33ble", firmware_dir() / "model"
     shutil.copy(port / "nano33ble.ino", sketch)
-    runner = generate_runner(bundle / "backbone.int8.tflite", out_dir / "runner")
-    files = [port / "port_hal.cpp", *runner.sources]
+    files = [port / "port_hal.cpp", out_dir / "iomt_bundle_config.c"]
+    files += [out_dir / "plan" / "iomt_model_plan.c", *sorted(model.glob("iomt_*"))]
     for folder in ("core", "framing"):
         files += sorted((firmware_dir() / folder).glob("*.[ch]"))
     for path in files:
         shutil.copy(path, source)
-    (source / "iomt_bundle_config.c").write_text(
-        bundle_config_source(config_from_manifest(manifest))
-    )
     return sketch
 
 
@@ -104,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         image = build_bundle_image(args.bundle, args.out)
         if args.sketch:
-            print(f"sketch: {assemble_sketch(args.bundle, args.out)}", file=sys.stderr)
+            print(f"sketch: {assemble_sketch(args.out)}", file=sys.stderr)
     except BridgeError as exc:
         print(f"firmware image: error: {exc}", file=sys.stderr)
         return 1

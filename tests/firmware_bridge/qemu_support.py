@@ -36,7 +36,7 @@ def require_toolchain() -> None:
 
 def build_test_image(out: Path) -> FirmwareImage:
     """The QEMU image with the fixture backbone and the test configuration."""
-    return build_image(BuildRequest(CONFIG, (FIXTURE_BACKBONE,), out))
+    return build_image(BuildRequest(CONFIG, out, runner_sources=(FIXTURE_BACKBONE,)))
 
 
 def fixture_model(seed: int, padding: int = 0) -> bytes:

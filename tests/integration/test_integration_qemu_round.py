@@ -1,10 +1,13 @@
-"""A federated round where one device's sensor is the C firmware under QEMU: `iomt bridge
-emulate --qemu` replays that device's recordings through the firmware's sensor UART, and
+"""A federated round where one device's sensor is the C firmware under QEMU (built for the
+bundle's backbone): `iomt bridge emulate --qemu` replays that device's recordings through the
+firmware's sensor UART, and
 `iomt edge --serial` takes its windows and button labels from the firmware's SENSOR_FRAMEs and
 LABEL_EVENTs, next to a replaying device, over a real Mosquitto."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import sys
 from pathlib import Path
@@ -12,23 +15,69 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_bridge.firmware_build import BuildRequest, build_image, config_from_manifest
+from edge_runtime.head import Head
+from edge_runtime.interpreter import Int8Model
+from firmware_bridge.firmware_build import (
+    BuildRequest,
+    FirmwareImage,
+    build_image,
+    config_from_manifest,
+)
+from firmware_bridge.protocol.commands import InferRequest, InferResult, Log
+from firmware_bridge.qemu_cli import flash_bundle, load_firmware_bundle
+from firmware_bridge.qemu_mcu import QemuMcu, QemuOptions
+from iomt.cli import main
+from iomt.environment import Environment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware_bridge"))
-from qemu_support import FIXTURE_BACKBONE, require_toolchain
+from qemu_support import gen_message, read_message, require_toolchain
 
 pytestmark = [pytest.mark.integration, pytest.mark.tf, pytest.mark.firmware]
 FLEET = "qemu-round"
 
 
-def test_round_with_a_qemu_microcontroller_as_one_device(
-    mosquitto, tiny_task, processes, tmp_path: Path
-) -> None:
-    # Prepare: the image for this bundle, and the QEMU board replaying subject 1
+@pytest.fixture(scope="module")
+def tiny_image(tiny_task, tmp_path_factory: pytest.TempPathFactory) -> FirmwareImage:
+    """The QEMU image built for the tiny bundle (runner generated from its backbone)."""
     require_toolchain()
     manifest = json.loads((tiny_task.bundle_path / "manifest.json").read_text())
-    request = BuildRequest(config_from_manifest(manifest), (FIXTURE_BACKBONE,), tmp_path / "fw")
-    image = build_image(request)
+    backbone = tiny_task.bundle_path / "backbone.int8.tflite"
+    out = tmp_path_factory.mktemp("tiny-firmware")
+    return build_image(BuildRequest(config_from_manifest(manifest), out, backbone=backbone))
+
+
+def test_inference_on_the_firmware_agrees_with_litert_and_the_numpy_head(
+    tiny_task, tiny_image: FirmwareImage, tmp_path: Path
+) -> None:
+    # Prepare: the board flashed with the bundle; the host's reference on the same windows
+    bundle = load_firmware_bundle(tiny_task.bundle_path)
+    flash = tmp_path / "flash.bin"
+    flash_bundle(flash, tiny_image.elf, bundle)
+    windows = np.load(tiny_task.holdout_path)["X"]
+    backbone = Int8Model.from_path(tiny_task.bundle_path / "backbone.int8.tflite")
+    head = Head.from_npz(tiny_task.bundle_path / "head.npz")
+    expected = head.predict_proba(np.stack([backbone.run(w) for w in windows]))  # mean 0, std 1
+    # Execute: float windows, normalised and quantised on the device
+    with QemuMcu(QemuOptions(tiny_image.elf, flash, tmp_path / "qemu")) as mcu:
+        assert mcu.link is not None and read_message(mcu.link) == Log(2, "boot: model bound")
+        replies = []
+        for seq, window in enumerate(windows):
+            mcu.link.sendall(gen_message(seq % 256, InferRequest(window)))
+            replies.append(read_message(mcu.link))
+    # Assert
+    assert all(isinstance(reply, InferResult) for reply in replies)
+    scores = np.stack([reply.scores for reply in replies])  # type: ignore[union-attr]
+    agreement = float(np.mean(scores.argmax(axis=1) == expected.argmax(axis=1)))
+    assert agreement >= 0.95, agreement
+    assert float(np.median(np.abs(scores - expected).max(axis=1))) < 1e-5
+
+
+def test_round_with_a_qemu_microcontroller_as_one_device(
+    mosquitto, tiny_task, tiny_image: FirmwareImage, processes, tmp_path: Path
+) -> None:
+    # Prepare: the QEMU board replaying subject 1
+    image = tiny_image
+    backbone = tiny_task.bundle_path / "backbone.int8.tflite"
     subject = {k: v[tiny_task.data["subject"] == 1] if k in ("X", "y", "subject") else v
                for k, v in tiny_task.data.items()}  # fmt: skip
     np.savez(tmp_path / "subject1.npz", **subject)
@@ -50,8 +99,12 @@ def test_round_with_a_qemu_microcontroller_as_one_device(
     started = [processes.start(name, args) for name, args in
                (("aggregator", aggregator), ("replay", replaying), ("mcu", on_qemu))]  # fmt: skip
     exit_codes = [process.finish(timeout_s=180) for process in started]
+    out = io.StringIO()
+    main(["bridge", "info", "--port", port, "--json"], Environment(stdout=out, stderr=out))
+    info = json.loads(out.getvalue())
     # Assert
     assert exit_codes == [0, 0, 0]
     rounds = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert rounds[0]["participants"] == 2 and rounds[0]["status"] == "aggregated"
     assert any('"event": "installed", "version": 1' in line for line in started[2].output())
+    assert info["model_sha256"] == hashlib.sha256(backbone.read_bytes()).hexdigest()  # it bound

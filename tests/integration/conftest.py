@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -150,6 +151,23 @@ def tiny_task(tmp_path_factory: pytest.TempPathFactory) -> TinyTask:
     np.savez(root / "holdout.npz", **holdout)
     bundle = build_tiny_bundle(root / "bundle", data)
     return TinyTask(root / "data.npz", root / "holdout.npz", bundle, data)
+
+
+@pytest.fixture(scope="session")
+def tiny_firmware_image(tiny_task: TinyTask, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The QEMU firmware built for the tiny bundle (runner generated from its backbone);
+    skipped, saying what is missing, without the firmware toolchain (`make firmware`)."""
+    import shutil
+
+    from firmware_bridge.firmware_build import BuildRequest, build_image, config_from_manifest
+
+    missing = [t for t in ("qemu-system-arm", "arm-none-eabi-gcc", "make") if not shutil.which(t)]
+    if missing:
+        pytest.skip(f"firmware toolchain missing ({', '.join(missing)}): run `make firmware`")
+    manifest = json.loads((tiny_task.bundle_path / "manifest.json").read_text())
+    backbone = tiny_task.bundle_path / "backbone.int8.tflite"
+    out = tmp_path_factory.mktemp("tiny-firmware")
+    return build_image(BuildRequest(config_from_manifest(manifest), out, backbone=backbone))
 
 
 @dataclass

@@ -17,12 +17,7 @@ import pytest
 
 from edge_runtime.head import Head
 from edge_runtime.interpreter import Int8Model
-from firmware_bridge.firmware_build import (
-    BuildRequest,
-    FirmwareImage,
-    build_image,
-    config_from_manifest,
-)
+from firmware_bridge.firmware_build import FirmwareImage
 from firmware_bridge.protocol.commands import InferRequest, InferResult, Log
 from firmware_bridge.qemu_cli import flash_bundle, load_firmware_bundle
 from firmware_bridge.qemu_mcu import QemuMcu, QemuOptions
@@ -30,35 +25,25 @@ from iomt.cli import main
 from iomt.environment import Environment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware_bridge"))
-from qemu_support import gen_message, read_message, require_toolchain
+from qemu_support import gen_message, read_message
 
 pytestmark = [pytest.mark.integration, pytest.mark.tf, pytest.mark.firmware]
 FLEET = "qemu-round"
 
 
-@pytest.fixture(scope="module")
-def tiny_image(tiny_task, tmp_path_factory: pytest.TempPathFactory) -> FirmwareImage:
-    """The QEMU image built for the tiny bundle (runner generated from its backbone)."""
-    require_toolchain()
-    manifest = json.loads((tiny_task.bundle_path / "manifest.json").read_text())
-    backbone = tiny_task.bundle_path / "backbone.int8.tflite"
-    out = tmp_path_factory.mktemp("tiny-firmware")
-    return build_image(BuildRequest(config_from_manifest(manifest), out, backbone=backbone))
-
-
 def test_inference_on_the_firmware_agrees_with_litert_and_the_numpy_head(
-    tiny_task, tiny_image: FirmwareImage, tmp_path: Path
+    tiny_task, tiny_firmware_image: FirmwareImage, tmp_path: Path
 ) -> None:
     # Prepare: the board flashed with the bundle; the host's reference on the same windows
     bundle = load_firmware_bundle(tiny_task.bundle_path)
     flash = tmp_path / "flash.bin"
-    flash_bundle(flash, tiny_image.elf, bundle)
+    flash_bundle(flash, tiny_firmware_image.elf, bundle)
     windows = np.load(tiny_task.holdout_path)["X"]
     backbone = Int8Model.from_path(tiny_task.bundle_path / "backbone.int8.tflite")
     head = Head.from_npz(tiny_task.bundle_path / "head.npz")
     expected = head.predict_proba(np.stack([backbone.run(w) for w in windows]))  # mean 0, std 1
     # Execute: float windows, normalised and quantised on the device
-    with QemuMcu(QemuOptions(tiny_image.elf, flash, tmp_path / "qemu")) as mcu:
+    with QemuMcu(QemuOptions(tiny_firmware_image.elf, flash, tmp_path / "qemu")) as mcu:
         assert mcu.link is not None and read_message(mcu.link) == Log(2, "boot: model bound")
         replies = []
         for seq, window in enumerate(windows):
@@ -73,10 +58,10 @@ def test_inference_on_the_firmware_agrees_with_litert_and_the_numpy_head(
 
 
 def test_round_with_a_qemu_microcontroller_as_one_device(
-    mosquitto, tiny_task, tiny_image: FirmwareImage, processes, tmp_path: Path
+    mosquitto, tiny_task, tiny_firmware_image: FirmwareImage, processes, tmp_path: Path
 ) -> None:
     # Prepare: the QEMU board replaying subject 1
-    image = tiny_image
+    image = tiny_firmware_image
     backbone = tiny_task.bundle_path / "backbone.int8.tflite"
     subject = {k: v[tiny_task.data["subject"] == 1] if k in ("X", "y", "subject") else v
                for k, v in tiny_task.data.items()}  # fmt: skip

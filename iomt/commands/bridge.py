@@ -253,12 +253,18 @@ def _run_emulate(env: Environment, args: argparse.Namespace) -> ExitStatus:
     return ExitStatus.SUCCESS
 
 
+def _stop_on_sigterm(*_: object) -> None:
+    raise KeyboardInterrupt  # a terminated emulator powers QEMU off and cleans up too
+
+
 def _run_emulate_qemu(env: Environment, args: argparse.Namespace) -> ExitStatus:
     import shutil
+    import signal
 
     from firmware_bridge.qemu_cli import build_qemu_emulator
 
     service, endpoint = build_qemu_emulator(args)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     board = "qemu-mps2-an386"
     env.print(json.dumps({"port": endpoint.path, "board": board}) if args.json else endpoint.path)
     try:

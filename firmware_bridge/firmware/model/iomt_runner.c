@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "../core/iomt_backbone.h"
+#include "iomt_backbone.h"
 #include "iomt_plan.h"
 
 enum { TYPE_INT8 = 9 };

@@ -17,7 +17,7 @@ IOMT_KERNEL_CXX_SOURCES := \
   $(IOMT_KERNELS)/tensorflow/tensorflow/lite/kernels/internal/quantization_util.cc \
   $(IOMT_KERNELS)/tensorflow/tensorflow/lite/kernels/internal/reference/portable_tensor_utils.cc
 # The fetched sources are third-party: their warnings are not ours (-isystem).
-IOMT_MODEL_INCLUDES := -I$(IOMT_MODEL_DIR) -isystem $(IOMT_MODEL_DIR)shim \
+IOMT_MODEL_INCLUDES := -I$(IOMT_MODEL_DIR) -I$(IOMT_MODEL_DIR)../core -isystem $(IOMT_MODEL_DIR)shim \
   -isystem $(IOMT_KERNELS)/tensorflow -isystem $(IOMT_KERNELS)/gemmlowp
 
 $(IOMT_KERNELS_STAMP):

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../core/iomt_backbone.h"
+#include "iomt_backbone.h"
 
 static uint8_t *read_file(const char *path, uint32_t *len) {
   FILE *file = fopen(path, "rb");

@@ -68,8 +68,9 @@ fetch() {
         return 0
     fi
     command -v curl >/dev/null 2>&1 || fail "curl is not installed (apt-get install -y curl)"
-    curl -fsSL --retry 2 -m 600 -o "$CACHE/$file.part" "$ARCHIVE/$path" \
-        || fail "cannot download $ARCHIVE/$path (no network, or Debian removed the pinned version)"
+    if ! error=$(curl -fsSL --retry 2 -m 600 -o "$CACHE/$file.part" "$ARCHIVE/$path" 2>&1); then
+        fail "cannot download $ARCHIVE/$path ($(echo "$error" | tail -n 1))"
+    fi
     echo "$sha  $CACHE/$file.part" | sha256sum -c --status \
         || fail "$file does not match its pinned sha256 $sha"
     mv "$CACHE/$file.part" "$CACHE/$file"

@@ -99,6 +99,7 @@ def measure(case: BenchCase, part: str, build_root: Path, qemu_windows: int) -> 
         "fits_nrf52840": image.flash_bytes <= NRF52840_FLASH and image.ram_bytes <= NRF52840_RAM,
         "instructions": median_of([float(v) for v in run.instructions], digits=0),
         "ms_at_64mhz": round(float(np.median(run.instructions)) / CLOCK_HZ * 1000, 2),
+        "timer_calibration": {"measured": run.calibration[0], "actual": run.calibration[1]},
         "host": {
             "vs_litert": agreement(host, default).to_dict(),
             "vs_litert_reference_kernels": agreement(host, reference).to_dict(),

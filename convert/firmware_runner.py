@@ -14,6 +14,7 @@ it windows:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,7 @@ QEMU_IMAGE = "iomt_model_bench.elf"
 INSTRUCTIONS_PER_TICK = 40  # 25 MHz timer, 1 ns per instruction under -icount shift=0
 QEMU_TIMEOUT_S = 1800
 HOST_TOOLS = ("make", "gcc", "g++", "curl", "tar")
+_CALIBRATION = re.compile(r"calibration (\d+) ticks for (\d+) instructions")
 ARM_TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-g++", "arm-none-eabi-size", "qemu-system-arm")
 
 
@@ -59,6 +61,7 @@ class QemuRun:
 
     outputs: np.ndarray
     instructions: np.ndarray
+    calibration: tuple[int, int]  # (measured, actual) instructions of a known loop
 
 
 def missing_tools(arm: bool = False) -> list[str]:
@@ -125,7 +128,11 @@ def run_qemu(image: QemuImage, windows: np.ndarray, output_len: int) -> QemuRun:
     rows = raw.reshape(len(windows), output_len + 4)
     ticks = rows[:, output_len:].copy().view("<u4").reshape(-1)
     outputs = rows[:, :output_len].view(np.int8).copy()
-    return QemuRun(outputs, ticks.astype(np.int64) * INSTRUCTIONS_PER_TICK)
+    found = _CALIBRATION.search((result.stdout + result.stderr).decode(errors="replace"))
+    if found is None:
+        raise ConvertError("QEMU run did not report its timer calibration")
+    calibration = (int(found.group(1)) * INSTRUCTIONS_PER_TICK, int(found.group(2)))
+    return QemuRun(outputs, ticks.astype(np.int64) * INSTRUCTIONS_PER_TICK, calibration)
 
 
 def _section_sizes(elf: Path) -> dict[str, int]:

@@ -190,5 +190,7 @@ def test_cortex_m4_image_matches_the_host_build_within_budget(har_mcu, build_roo
 
     # Assert
     assert np.array_equal(run.outputs, host)
+    measured, actual = run.calibration  # the timer counts 40 instructions a tick
+    assert abs(measured - actual) <= 2 * 40
     assert run.instructions.max() <= MAX_INSTRUCTIONS_MCU
     assert image.flash_bytes <= NRF52840_FLASH and image.ram_bytes <= NRF52840_RAM

@@ -43,6 +43,17 @@ static void fail(const char *message) {
     semihost_exit(1);
 }
 
+/* Ticks of a loop of exactly 2 * CALIBRATION_LOOPS instructions (subs, bne), so the host
+ * can check that one tick is 40 instructions. */
+#define CALIBRATION_LOOPS 1000000u
+
+static uint32_t calibration_ticks(void) {
+    uint32_t count = CALIBRATION_LOOPS;
+    uint32_t start = TIMER0_VALUE;
+    __asm__ volatile("1: subs %0, %0, #1\n bne 1b" : "+r"(count) : : "cc");
+    return start - TIMER0_VALUE;
+}
+
 static uint32_t invoke_ticks(const int8_t *input, int8_t *output) {
     uint32_t start = TIMER0_VALUE; /* counts down */
     if (iomt_backbone_invoke(input, output) != 0) fail("iomt bench: invoke failed\n");
@@ -62,6 +73,7 @@ int main(void) {
     TIMER0_RELOAD = 0xFFFFFFFFu;
     TIMER0_VALUE = 0xFFFFFFFFu;
     TIMER0_CTRL = 1u; /* enable, system clock, no interrupt */
+    uint32_t calibration = calibration_ticks();
     while (semihost_read(windows, input, info.input_len) == 0) {
         uint32_t ticks = invoke_ticks(input, output);
         for (int byte = 0; byte < 4; ++byte) {
@@ -71,9 +83,10 @@ int main(void) {
             fail("iomt bench: cannot write outputs.bin\n");
         }
     }
-    char line[96];
-    snprintf(line, sizeof line, "iomt bench: arena %lu B, model %lu B\n",
-             (unsigned long)info.arena_bytes, (unsigned long)len);
+    char line[128];
+    snprintf(line, sizeof line, "iomt bench: arena %lu B, model %lu B, calibration %lu ticks for %lu instructions\n",
+             (unsigned long)info.arena_bytes, (unsigned long)len, (unsigned long)calibration,
+             (unsigned long)(2u * CALIBRATION_LOOPS));
     semihost_print(line);
     return 0;
 }

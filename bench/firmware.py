@@ -68,9 +68,16 @@ def prepare(task: str, size: str, epochs: int | None, cache: Path | None) -> Ben
     return BenchCase(f"{task}-{preset.arch}-{size}", prepared.bundle, windows)
 
 
-def measure(case: BenchCase, part: str, build_root: Path, qemu_windows: int) -> dict[str, Any]:
+def measure(
+    case: BenchCase, part: str, build_root: Path, qemu_windows: int, reference_windows: int
+) -> dict[str, Any]:
     """Footprint, instructions and agreement of one model file of a bundle."""
-    from convert.firmware_agreement import agreement, litert_outputs, quantise_windows
+    from convert.firmware_agreement import (
+        agreement,
+        head_agreement,
+        litert_outputs,
+        quantise_windows,
+    )
     from convert.firmware_plan import generate_plan
     from convert.firmware_runner import build_host_runner, build_qemu_image, run_host, run_qemu
 
@@ -80,7 +87,8 @@ def measure(case: BenchCase, part: str, build_root: Path, qemu_windows: int) -> 
     build = build_root / f"{case.name}-{part}"
     windows = quantise_windows(model_bytes, case.windows)
     default = litert_outputs(model_bytes, windows)
-    reference = litert_outputs(model_bytes, windows, reference=True)
+    sample = np.linspace(0, len(windows) - 1, min(reference_windows, len(windows))).astype(int)
+    reference = litert_outputs(model_bytes, windows[sample], reference=True)
     host = run_host(build_host_runner(model, build), model, windows)
     image = build_qemu_image(model, build)
     chosen = slice(None) if qemu_windows <= 0 else slice(0, qemu_windows)
@@ -102,20 +110,35 @@ def measure(case: BenchCase, part: str, build_root: Path, qemu_windows: int) -> 
         "timer_calibration": {"measured": run.calibration[0], "actual": run.calibration[1]},
         "host": {
             "vs_litert": agreement(host, default).to_dict(),
-            "vs_litert_reference_kernels": agreement(host, reference).to_dict(),
+            "vs_litert_reference_kernels": agreement(host[sample], reference).to_dict(),
+            "head_decisions_vs_litert": (
+                head_agreement(case.bundle, host, default) if part == "backbone" else None
+            ),
         },
         "qemu": {
             "vs_litert": agreement(run.outputs, default[chosen]).to_dict(),
-            "vs_litert_reference_kernels": agreement(run.outputs, reference[chosen]).to_dict(),
+            "vs_litert_reference_kernels": _qemu_vs_reference(run.outputs, reference, sample),
             "same_as_host": bool(np.array_equal(run.outputs, host[chosen])),
         },
     }  # fmt: skip
+
+
+def _qemu_vs_reference(outputs: np.ndarray, reference: np.ndarray, sample: np.ndarray) -> Any:
+    """QEMU outputs against LiteRT's reference kernels on the windows both ran."""
+    from convert.firmware_agreement import agreement
+
+    both = sample[sample < len(outputs)]
+    return agreement(outputs[both], reference[: len(both)]).to_dict()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench firmware", description=__doc__)
     parser.add_argument("--epochs", type=int, help="training epochs (default: the task's)")
     parser.add_argument("--qemu-windows", type=int, default=0, help="windows run in QEMU (0: all)")
+    parser.add_argument(
+        "--reference-windows", type=int, default=300,
+        help="windows also run in LiteRT's (slow) reference kernels, spread over the test set",
+    )  # fmt: skip
     parser.add_argument("--cache", type=Path, help="simulation cache (default: the user's)")
     parser.add_argument("--build", type=Path, help="build directory (default: in the cache)")
     args = parser.parse_args(argv)
@@ -129,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     models = []
     for task, size in MODELS:
         case = prepare(task, size, args.epochs, args.cache)
-        models += [measure(case, part, build_root, args.qemu_windows) for part in PARTS]
+        models += [
+            measure(case, part, build_root, args.qemu_windows, args.reference_windows)
+            for part in PARTS
+        ]
     results = {k: v for k, v in (read_results("firmware") or {}).items() if k != "machine"}
     results.pop("part", None)
     results.update({"models": models, "clock_hz": CLOCK_HZ, "argv": argv or []})

@@ -46,6 +46,24 @@ def agreement(ours: np.ndarray, theirs: np.ndarray) -> Agreement:
     )
 
 
+def head_agreement(bundle_dir: Any, ours: np.ndarray, theirs: np.ndarray) -> float:
+    """Share of windows where the bundle's float head decides alike on two raw int8 embeddings.
+
+    What the firmware core does with the backbone's output: dequantise, then the float head.
+    """
+    from edge_runtime.bundle import load_bundle
+
+    bundle = load_bundle(bundle_dir)
+    output = bundle.quantisation("backbone", "output")
+    head = bundle.load_head()
+
+    def decide(raw: np.ndarray) -> np.ndarray:
+        embeddings = output.scale * (np.asarray(raw, dtype=np.float32) - output.zero_point)
+        return np.argmax(head.forward(embeddings), axis=1)
+
+    return float(np.mean(decide(ours) == decide(theirs))) if len(ours) else 0.0
+
+
 def quantise_windows(model_bytes: bytes, normalised_windows: np.ndarray) -> np.ndarray:
     """Normalised float windows [N, T, C] -> the model's int8 input."""
     interpreter = _interpreter(model_bytes, reference=True)  # no delegate needed to read it

@@ -15,7 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convert.firmware_agreement import agreement, litert_outputs, quantise_windows
+from convert.firmware_agreement import (
+    agreement,
+    head_agreement,
+    litert_outputs,
+    quantise_windows,
+)
 from convert.firmware_runner import (
     MODEL_DIR,
     build_host_runner,
@@ -101,44 +106,19 @@ def test_host_runner_agrees_with_litert_on_every_test_window(
     # Assert: LiteRT's default kernels on every window, its (slow) reference kernels on a
     # spread of them
     sample = np.linspace(0, len(windows) - 1, min(REFERENCE_WINDOWS, len(windows))).astype(int)
-    default = agreement(ours, litert_outputs(model_bytes, windows))
+    default_raw = litert_outputs(model_bytes, windows)
+    default = agreement(ours, default_raw)
     reference = agreement(ours[sample], litert_outputs(model_bytes, windows[sample], True))
     print(f"{case.name} {which}: vs LiteRT {default}; vs LiteRT reference kernels {reference}")
     assert default.windows == len(case.windows) > 100
-    assert default.argmax >= 0.99 and reference.argmax >= 0.99
     if which == "backbone":  # what the firmware runs: TFLite's reference arithmetic, bit for bit
         assert reference.identical >= 0.99
-        assert default.within_one_step >= 0.99
-    # The whole model's FULLY_CONNECTED layers round once in LiteRT 2.2x's reference kernel and
-    # twice in TFLite 2.14's (fetched): a step apart on some outputs, same decisions.
-
-
-def test_bind_refuses_another_graph_a_truncated_image_and_garbage(
-    har_mcu, har_pi, build_root: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
-    # Prepare
-    model = har_mcu.bundle / "backbone.int8.tflite"
-    binary = build_host_runner(model, build_root / "har_mcu-backbone")
-    truncated, garbage = tmp_path / "truncated.tflite", tmp_path / "garbage.tflite"
-    truncated.write_bytes(model.read_bytes()[: len(model.read_bytes()) // 2])
-    garbage.write_bytes(np.random.default_rng(0).bytes(4096))
-    other_graph = har_pi.bundle / "backbone.int8.tflite"
-
-    # Execute
-    images = {"own": model, "other": other_graph, "truncated": truncated, "garbage": garbage}
-    results = {
-        label: subprocess.run([str(binary), str(path), "info"], capture_output=True, text=True)
-        for label, path in images.items()
-    }
-
-    # Assert
-    assert results["own"].returncode == 0
-    assert '"embedding_len": 24' in results["own"].stdout  # LSTM 8 + pooled convs 16
-    assert results["other"].returncode == 1
-    assert results["other"].stderr.strip().endswith(": -2")
-    assert results["truncated"].returncode == 1
-    assert results["garbage"].returncode == 1
-    assert results["garbage"].stderr.strip().endswith(": -1")
+        # and the decisions of the bundle's float head on it, as the firmware core takes them
+        assert head_agreement(case.bundle, ours, default_raw) >= 0.99
+    else:
+        # The whole model's FULLY_CONNECTED layers round once in LiteRT 2.2x's reference kernel
+        # and twice in TFLite 2.14's (fetched): a step apart on some outputs, same decisions.
+        assert default.argmax >= 0.99 and reference.argmax >= 0.99
 
 
 def _retrained(model_bytes: bytes) -> bytes:

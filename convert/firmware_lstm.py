@@ -8,8 +8,13 @@ state; 19 cell state; 20-23 layer-norm coefficients. Intermediate 4 carries the 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from convert.errors import ConvertError
 from convert.tflite_graph import Graph, GraphOp
+
+if TYPE_CHECKING:
+    from convert.firmware_ops import LoweredOp
 
 _WEIGHTS = range(1, 9)
 _BIASES = range(12, 16)
@@ -17,7 +22,7 @@ _ABSENT = (9, 10, 11, 16, 17, 20, 21, 22, 23)
 _OUTPUT_STATE, _CELL_STATE = 18, 19
 
 
-def lower_lstm(graph: Graph, op: GraphOp):  # type: ignore[no-untyped-def]
+def lower_lstm(graph: Graph, op: GraphOp) -> LoweredOp:
     """The iomt_lstm_op fields, effective-bias storage and gate scratch of one LSTM op."""
     from convert.firmware_ops import LoweredOp, c_float
 

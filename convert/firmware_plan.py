@@ -67,14 +67,15 @@ def _plan_memory(
     end = len(graph.ops)
     first: dict[int, int] = {root[graph.input]: 0}
     last: dict[int, int] = {root[graph.output]: end}
-    for op in graph.ops:
-        for t in (*op.inputs, *op.outputs):
+    for graph_op in graph.ops:
+        at = graph_op.index
+        for t in (*graph_op.inputs, *graph_op.outputs):
             if t < 0 or graph.tensors[t].data is not None:
                 continue
             r = root[t]
             variable = graph.tensors[t].is_variable
-            first[r] = 0 if variable else min(first.get(r, op.index), op.index)
-            last[r] = end if variable else max(last.get(r, op.index), op.index)
+            first[r] = 0 if variable else min(first.get(r, at), at)
+            last[r] = end if variable else max(last.get(r, at), at)
     buffers = [
         Buffer(f"t{r}", _group_bytes(graph, root, r), first[r], last[r]) for r in sorted(first)
     ]
@@ -91,7 +92,12 @@ def _group_bytes(graph: Graph, root: dict[int, int], group: int) -> int:
 
 
 def _render(graph: Graph, lowered: list[LoweredOp], offsets: dict[int, int], arena: int) -> str:
-    tensors, op_rows, io_rows, option_rows, constant_rows, values = [], [], [], [], [], []
+    tensors: list[str] = []
+    op_rows: list[str] = []
+    io_rows: list[str] = []
+    option_rows: list[str] = []
+    constant_rows: list[str] = []
+    values: list[str] = []
     for t in graph.tensors:
         dims = list(t.shape) + [0] * (5 - len(t.shape))
         tensors.append(

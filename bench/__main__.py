@@ -117,11 +117,8 @@ register(Part("bridge", "model upload over a pty at two baud rates", runner=run_
 register(Part("dp", "accuracy against epsilon, DP-FedAvg", runner=run_dp))
 register(Part("flower", "same task against Flower", "bench.flower"))
 register(Part("fleet", "10 / 100 / 1,000 emulated devices", "bench.fleet_scale"))
-<<<<<<< HEAD
 register(Part("ppg", "heart rate from real and simulated PPG", "bench.ppg"))
-=======
 register(Part("firmware", "C model runner on Cortex-M4 (QEMU)", "bench.firmware"))
->>>>>>> 41d2a90 (firmware runner: bench part (python -m bench firmware), agreement tests on real bundles, part A's image build compiles the fetched kernels (firmware_bridge.reference_kernels))
 
 
 def run_all(argv: list[str]) -> int:

@@ -45,7 +45,7 @@ class BenchCase:
 
 def prepare(task: str, size: str, epochs: int | None, cache: Path | None) -> BenchCase:
     """The task's bundle at `size` from the simulation cache (trained once) and test windows."""
-    from edge_runtime.bundle import load_bundle
+    from bundle_format.reader import load_bundle
     from iomt.simulation.model_cache import (
         ModelRequest,
         default_cache_dir,

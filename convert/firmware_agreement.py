@@ -51,11 +51,12 @@ def head_agreement(bundle_dir: Any, ours: np.ndarray, theirs: np.ndarray) -> flo
 
     What the firmware core does with the backbone's output: dequantise, then the float head.
     """
-    from edge_runtime.bundle import load_bundle
+    from bundle_format.reader import load_bundle
+    from edge_runtime.head import Head
 
     bundle = load_bundle(bundle_dir)
     output = bundle.quantisation("backbone", "output")
-    head = bundle.load_head()
+    head = Head.from_npz(bundle.verified_head_path)
 
     def decide(raw: np.ndarray) -> np.ndarray:
         embeddings = output.scale * (np.asarray(raw, dtype=np.float32) - output.zero_point)

@@ -26,7 +26,7 @@ class FirmwareCase:
 
 def prepare_case(cache: Path, task: str, size: str, epochs: int = TEST_EPOCHS) -> FirmwareCase:
     """Bundle of `task` at `size` (cached in `cache`) and the normalised test-subject windows."""
-    from edge_runtime.bundle import load_bundle
+    from bundle_format.reader import load_bundle
     from iomt.simulation.model_cache import ModelRequest, prepare_data, prepare_model
     from iomt.simulation.tasks import TASKS
     from training.datasets.window_dataset import load_window_dataset

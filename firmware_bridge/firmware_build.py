@@ -52,6 +52,7 @@ class BuildRequest:
     out_dir: Path
     backbone: Path | None = None
     runner_sources: tuple[Path, ...] = ()
+    partition_size: int = PARTITION_SIZE
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def build_image(request: BuildRequest, jobs: int = 2) -> FirmwareImage:
     config = out / "iomt_bundle_config.c"
     config.write_text(bundle_config_source(request.config))
     command = ["make", "-s", f"-j{jobs}", "-C", str(firmware_dir() / "ports" / PORT)]
-    command += [f"BUILD={out}", f"CONFIG_SRC={config}", f"PARTITION_SIZE={PARTITION_SIZE}"]
+    command += [f"BUILD={out}", f"CONFIG_SRC={config}", f"PARTITION_SIZE={request.partition_size}"]
     if request.backbone is not None:
         command += [f"MODEL={request.backbone.resolve()}", f"PYTHON={sys.executable}"]
     else:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from fleet_protocol.sqlite_migrations import Migration, migrate, script
 from fleet_protocol.sqlite_transaction import ImmediateTransaction
 from fleet_protocol.types import ArrayState, Weights
 
@@ -47,6 +48,9 @@ CREATE TABLE IF NOT EXISTS rejections (
 CREATE TABLE IF NOT EXISTS traffic (
     round_id INTEGER PRIMARY KEY, bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL);
 """
+
+MIGRATIONS = (Migration(1, script(SCHEMA)),)
+"""Ordered schema migrations (`PRAGMA user_version`); 1 is every release before versions."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,11 @@ class StateStore:
         self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        try:
+            migrate(self._db, MIGRATIONS, "aggregator state", str(self.path))
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         self._db.close()

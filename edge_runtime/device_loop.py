@@ -11,17 +11,16 @@ from __future__ import annotations
 import contextlib
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from bundle_format.reader import Bundle, load_bundle
 from edge_runtime.fed_client import (
-    ClientConfig,
     FedClient,
     client_subscriptions,
     last_will,
@@ -29,6 +28,8 @@ from edge_runtime.fed_client import (
 )
 from edge_runtime.head import Head
 from edge_runtime.interpreter import Int8Model
+from edge_runtime.round_core import ClientConfig
+from edge_runtime.round_events import LogRecord
 from edge_runtime.sample_store import SampleStore
 from edge_runtime.secure_agg_device import SecureAggDevice
 from edge_runtime.streaming import WindowAssembler, WindowSpec
@@ -36,6 +37,10 @@ from fleet_protocol.differential_privacy import DpConfig
 from fleet_protocol.mqtt_link import LinkConfig, MqttLink, TlsFiles
 from fleet_protocol.signing import public_key_from_bytes
 from hardware.sensors.wrist_frame import MODEL_WRIST, to_model_wrist
+
+if TYPE_CHECKING:
+    from bundle_format.reader import TrustedKey
+    from firmware_bridge.protocol.commands import SensorFrame
 
 POLL_S = 0.05
 POISON_SCALE = -10.0  # sign-flipped and scaled x10, the robustness benchmark's attack
@@ -51,7 +56,9 @@ class BundleParts:
     def backbone(self, num_threads: int = 1) -> Int8Model:
         return Int8Model.from_path(self.bundle.backbone_path, num_threads=num_threads)
 
-    def embed_windows(self, windows: NDArray[np.floating], model: Int8Model | None = None) -> Any:
+    def embed_windows(
+        self, windows: NDArray[np.floating], model: Int8Model | None = None
+    ) -> NDArray[np.float32]:
         """Raw sensor windows [N, T, C] -> embeddings [N, D] (normalised, then the backbone)."""
         model = model or self.backbone()
         return model.run_batch(self.bundle.normalise(windows))
@@ -63,7 +70,7 @@ class BundleParts:
         return self.embed_windows(X), y
 
 
-def read_bundle_parts(path: Path, trusted_keys: Any = None) -> BundleParts:
+def read_bundle_parts(path: Path, trusted_keys: Iterable[TrustedKey] | None = None) -> BundleParts:
     """Verify the bundle and load its head."""
     bundle = load_bundle(path, trusted_keys)
     return BundleParts(bundle, Head.from_npz(bundle.verified_head_path))
@@ -147,7 +154,7 @@ class SerialSource:
         spec = WindowSpec(bundle.window_length, bundle.stride, tuple(map(float, bundle.mean)),
                           tuple(map(float, bundle.std)), bundle.sample_rate_hz)  # fmt: skip
         self._assembler = WindowAssembler(spec)
-        self._frames: queue.Queue[Any] = queue.Queue()
+        self._frames: queue.Queue[SensorFrame] = queue.Queue()
         self._origin: tuple[int, float] | None = None
         self._driver = HostDriver.open(port)
         self._stream = self._driver.stream(self._frames.put)
@@ -217,7 +224,7 @@ class DeviceLoop:
         options: DeviceOptions,
         *,
         clock: Callable[[], float] = time.time,
-        log: Callable[[dict[str, Any]], None] = lambda record: None,
+        log: Callable[[LogRecord], None] = lambda record: None,
     ) -> None:
         self.options, self._clock, self._log = options, clock, log
         self.parts = read_bundle_parts(options.bundle_path)
@@ -285,11 +292,11 @@ class DeviceLoop:
         if not rounds:
             return False
         installed, last = client.installed_version, rounds[0]
-        if installed is not None and installed > int(last.base_version):
+        if installed is not None and installed > last.base_version:
             return True
         announced = client.announcement
         return announced is not None and (
-            announced.round_id > int(last.round_id) or announced.deadline_unix <= self._clock()
+            announced.round_id > last.round_id or announced.deadline_unix <= self._clock()
         )
 
     def _feed_due_windows(self) -> None:

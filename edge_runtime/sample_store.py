@@ -23,11 +23,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge_runtime.errors import StoreError
+from fleet_protocol.sqlite_migrations import Migration, SchemaVersionError, migrate, script
 from fleet_protocol.sqlite_transaction import ImmediateTransaction
 
 LABEL_SOURCES = ("user", "button", "pseudo")
 
-_SCHEMA = """
+# Version 1: the schema of every release before schema versions (round ids as TEXT).
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS samples (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     start_ts REAL NOT NULL,
@@ -79,6 +81,34 @@ CREATE TABLE IF NOT EXISTS rounds (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+# Version 2: round ids and base versions are integers, as on the wire. Every release wrote
+# them as decimal text; a row whose id is not a decimal integer was never a real round.
+_ROUND_IDS_AS_INTEGERS = """
+CREATE TABLE rounds_v2 (
+    round_id INTEGER PRIMARY KEY,
+    base_version INTEGER NOT NULL,
+    sequence INTEGER NOT NULL,
+    sent INTEGER NOT NULL DEFAULT 0,
+    sent_at REAL,
+    num_examples INTEGER
+);
+INSERT INTO rounds_v2 (round_id, base_version, sequence, sent, sent_at, num_examples)
+    SELECT CAST(round_id AS INTEGER), CAST(base_version AS INTEGER), sequence, sent, sent_at,
+           num_examples
+    FROM rounds
+    WHERE round_id GLOB '[0-9]*' AND round_id NOT GLOB '*[^0-9]*'
+      AND base_version GLOB '[0-9]*' AND base_version NOT GLOB '*[^0-9]*';
+DROP TABLE rounds;
+ALTER TABLE rounds_v2 RENAME TO rounds;
+"""
+
+MIGRATIONS = (
+    Migration(1, script(_SCHEMA_V1)),
+    Migration(2, script(_ROUND_IDS_AS_INTEGERS)),
+)
+"""Ordered schema migrations; the last one's version is what this release writes."""
+_OUTCOME_PREFIX = "ack:"  # meta key of how a sent round ended
+
 
 @dataclass(frozen=True)
 class StoreConfig:
@@ -118,8 +148,8 @@ class StoreCounts:
 class RoundRecord:
     """One federated round as this device saw it."""
 
-    round_id: str
-    base_version: str
+    round_id: int
+    base_version: int
     sequence: int
     sent: bool
     sent_at: float | None
@@ -172,7 +202,10 @@ class SampleStore:
             self._db = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            migrate(self._db, MIGRATIONS, "sample store", str(self.path))
+        except SchemaVersionError as exc:
+            self._db.close()
+            raise StoreError(str(exc)) from exc
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open sample store {self.path}: {exc}") from exc
 
@@ -327,8 +360,8 @@ class SampleStore:
 
     def record_round_sent(
         self,
-        round_id: str | int,
-        base_version: str | int,
+        round_id: int,
+        base_version: int,
         sequence: int,
         num_examples: int | None = None,
         sent_at: float | None = None,
@@ -341,19 +374,37 @@ class SampleStore:
                 " base_version = excluded.base_version, sequence = excluded.sequence, sent = 1,"
                 " sent_at = excluded.sent_at, num_examples = excluded.num_examples",
                 (
-                    str(round_id),
-                    str(base_version),
+                    round_id,
+                    base_version,
                     sequence,
                     self._clock() if sent_at is None else sent_at,
                     num_examples,
                 ),
             )
 
-    def was_round_sent(self, round_id: str | int) -> bool:
-        row = self._db.execute(
-            "SELECT sent FROM rounds WHERE round_id = ?", (str(round_id),)
-        ).fetchone()
+    def was_round_sent(self, round_id: int) -> bool:
+        row = self._db.execute("SELECT sent FROM rounds WHERE round_id = ?", (round_id,)).fetchone()
         return bool(row and row[0])
+
+    def sent_round_ids(self) -> list[int]:
+        """Every round this device recorded as sent, oldest first."""
+        rows = self._db.execute("SELECT round_id FROM rounds WHERE sent ORDER BY round_id")
+        return [int(r[0]) for r in rows]
+
+    def record_round_outcome(self, round_id: int, outcome: str) -> None:
+        """How a sent round ended: "accepted", a refusal reason, "superseded", "secure"."""
+        self.set_meta(f"{_OUTCOME_PREFIX}{round_id}", outcome)
+
+    def round_outcome(self, round_id: int) -> str | None:
+        return self.get_meta(f"{_OUTCOME_PREFIX}{round_id}")
+
+    def round_outcomes(self) -> dict[int, str]:
+        """Every recorded outcome by round id."""
+        rows = self._db.execute(
+            "SELECT key, value FROM meta WHERE key LIKE ?", (f"{_OUTCOME_PREFIX}%",)
+        ).fetchall()
+        prefix = len(_OUTCOME_PREFIX)
+        return {int(k[prefix:]): str(v) for k, v in rows if k[prefix:].isdigit()}
 
     def next_sequence(self) -> int:
         """1 + the highest sequence number ever recorded (1 on a fresh store)."""
@@ -367,7 +418,7 @@ class SampleStore:
             " ORDER BY sequence DESC LIMIT ?",
             (limit,),
         ).fetchall()
-        return [RoundRecord(r[0], r[1], int(r[2]), bool(r[3]), r[4], r[5]) for r in rows]
+        return [RoundRecord(int(r[0]), int(r[1]), int(r[2]), bool(r[3]), r[4], r[5]) for r in rows]
 
     def set_meta(self, key: str, value: str) -> None:
         with self._transaction():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
 from urllib.parse import parse_qs, urlparse
 
 import paho.mqtt.client as paho
@@ -118,11 +118,14 @@ class LinkConfig:
     tls: TlsFiles | None = None  # verify the broker against this CA, present this certificate
 
 
+LinkEventKind = Literal["message", "connected", "disconnected"]
+
+
 @dataclass(frozen=True)
 class LinkEvent:
     """What the callbacks hand to the owner: a message, or a connection change."""
 
-    kind: str  # "message" | "connected" | "disconnected"
+    kind: LinkEventKind
     topic: str = ""
     payload: bytes = b""
     retain: bool = False
@@ -137,7 +140,7 @@ class MqttLink:
     config: LinkConfig
     events: queue.Queue[LinkEvent] = field(default_factory=queue.Queue)
     connected: threading.Event = field(default_factory=threading.Event)
-    _client: Any = None
+    _client: paho.Client | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     bytes_out: int = 0
 
@@ -242,7 +245,12 @@ class MqttLink:
 
     # Callbacks: paho's thread. Only subscribe (non-blocking) and enqueue.
     def _on_connect(
-        self, client: Any, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+        self,
+        client: paho.Client,
+        userdata: object,
+        flags: paho.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
     ) -> None:
         if reason.is_failure:
             self.events.put(LinkEvent("disconnected", reason=str(reason)))
@@ -253,12 +261,17 @@ class MqttLink:
         self.events.put(LinkEvent("connected", session_present=bool(flags.session_present)))
 
     def _on_disconnect(
-        self, client: Any, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+        self,
+        client: paho.Client,
+        userdata: object,
+        flags: paho.DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
     ) -> None:
         self.connected.clear()
         self.events.put(LinkEvent("disconnected", reason=str(reason)))
 
-    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+    def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
         self.events.put(LinkEvent("message", message.topic, bytes(message.payload), message.retain))
 
 

@@ -163,7 +163,7 @@ def _status(env: Environment, args: argparse.Namespace) -> ExitStatus:
         counts = store.counts()
         rounds = [r.__dict__ for r in store.recent_rounds(10)]
         for r in rounds:
-            r["ack"] = store.get_meta(f"ack:{r['round_id']}")
+            r["ack"] = store.round_outcome(r["round_id"])
     heads = device_directory(args.store) / "heads"
     installed = current_head(heads)
     report = {

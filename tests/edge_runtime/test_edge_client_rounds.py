@@ -12,13 +12,13 @@ import pytest
 
 from aggregator.broker import LocalBroker
 from edge_runtime.fed_client import (
-    ClientConfig,
     FedClient,
     client_subscriptions,
     last_will,
     load_or_create_key,
 )
 from edge_runtime.model_install import current_head
+from edge_runtime.round_core import ClientConfig
 from edge_runtime.sample_store import SampleStore
 from fleet_protocol.messages import (
     DeviceStatus,
@@ -131,7 +131,7 @@ def test_update_is_sent_once_and_resent_byte_identical_after_a_restart(
     second.pump_until(lambda: second.client.announcement is not None)
     resent = aggregator.next_update()
     aggregator.ack("dev", 1, 1)
-    second.pump_until(lambda: second.client._acked(1))
+    second.pump_until(lambda: second.store.round_outcome(1) is not None)
 
     # Assert
     assert resent == sent

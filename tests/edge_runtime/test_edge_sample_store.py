@@ -199,21 +199,19 @@ def test_round_bookkeeping_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
     with SampleStore(path, clock=lambda: 1234.5) as store:
         assert store.next_sequence() == 1
-        assert not store.was_round_sent("r-7")
-        store.record_round_sent(
-            "r-7", base_version=3, sequence=store.next_sequence(), num_examples=40
-        )
+        assert not store.was_round_sent(7)
+        store.record_round_sent(7, base_version=3, sequence=store.next_sequence(), num_examples=40)
         store.set_meta("last_version", "3")
     # Execute
     with SampleStore(path) as reopened:
         # Assert
-        assert reopened.was_round_sent("r-7")
-        assert not reopened.was_round_sent("r-8")
+        assert reopened.was_round_sent(7)
+        assert not reopened.was_round_sent(8)
         assert reopened.next_sequence() == 2
         assert reopened.get_meta("last_version") == "3"
         assert reopened.get_meta("absent", "x") == "x"
         (record,) = reopened.recent_rounds()
-        assert (record.round_id, record.base_version, record.sequence) == ("r-7", "3", 1)
+        assert (record.round_id, record.base_version, record.sequence) == (7, 3, 1)
         assert record.sent and record.sent_at == 1234.5 and record.num_examples == 40
 
 

@@ -20,8 +20,9 @@ from aggregator.round_core import AggregatorConfig
 from aggregator.service import AggregatorService, link_subscriptions
 from aggregator.state_store import StateStore
 from aggregator.strategies import make_strategy
-from edge_runtime.fed_client import ClientConfig, FedClient
+from edge_runtime.fed_client import FedClient
 from edge_runtime.model_install import current_head
+from edge_runtime.round_core import ClientConfig
 from edge_runtime.sample_store import SampleStore
 from fleet_protocol.aggregator_identity import aggregator_verifier
 from fleet_protocol.messages import GlobalModel, ModelUpdate, RoundAnnouncement, UpdateAck

@@ -2,7 +2,7 @@
 
 Embeds every window once with a bundle's int8 backbone, splits each non-pretraining subject's
 windows into `--devices-per-subject` devices (70 % train, 30 % held out), then runs FedAvg
-rounds in process with the real pieces: `edge_runtime.fine_tune` on each device and
+rounds in process with the real pieces: `edge_runtime.local_update` on each device and
 `aggregator.strategies.dp_fedavg.DpFedAvg` (or plain FedAvg) at the aggregator. Prints one JSON line
 per setting: noise multiplier, epsilon at delta after the rounds (RDP), held-out accuracy.
 
@@ -21,9 +21,10 @@ from aggregator.privacy_accountant import PrivacyAccountant
 from aggregator.strategies import make_strategy
 from aggregator.strategies.dp_fedavg import DpFedAvg
 from edge_runtime.device_loop import read_bundle_parts
-from edge_runtime.fine_tune import FineTuneConfig, fine_tune, weight_delta
 from edge_runtime.head import Head
+from edge_runtime.local_update import local_update
 from fleet_protocol.differential_privacy import DpConfig, global_norm
+from fleet_protocol.messages import FitConfig
 
 NORMS: list[float] = []  # every update's L2 norm in the current setting
 
@@ -38,14 +39,13 @@ def _devices(subject: np.ndarray, pretrain: set[int], per_subject: int, rng: np.
     return train, np.concatenate(test)
 
 
-def _run(strategy, head: Head, E, y, devices, test, rounds: int, fit: FineTuneConfig) -> float:
+def _run(strategy, head: Head, E, y, devices, test, rounds: int, fit: FitConfig) -> float:
     weights = [w.astype(np.float32) for w in head.weights]
     for round_id in range(rounds):
         strategy.begin_round(weights)
         for d, index in enumerate(devices):
-            config = FineTuneConfig(**{**fit.__dict__, "seed": round_id * 1000 + d})
-            result = fine_tune(weights, head.activations, E[index], y[index], config)
-            delta = weight_delta(result.weights, weights)
+            start = Head(weights, head.activations)
+            delta = local_update(start, fit, E[index], y[index], seed=round_id * 1000 + d).delta
             NORMS.append(global_norm(delta))
             strategy.accumulate(delta, len(index), f"d{d}")
         weights = strategy.finish_round(weights)
@@ -88,7 +88,7 @@ def main() -> None:
     with np.load(args.data, allow_pickle=False) as data:
         subject = data["subject"]
     head = _random_head(parts.head) if args.reset_head else parts.head
-    fit = FineTuneConfig(epochs=args.local_epochs, batch_size=16, learning_rate=args.learning_rate)
+    fit = FitConfig(local_epochs=args.local_epochs, batch_size=16, learning_rate=args.learning_rate)
     pretrain = {int(s) for s in args.pretrain.split(",")}
     for noise in [float(z) for z in args.noise.split(",")]:
         scores, baselines = [], []

@@ -156,10 +156,11 @@ def _edge_workload(
     bundle_path: Path, data_path: Path, announce: Callable[[], None]
 ) -> dict[str, Any]:
     from bundle_format.reader import load_bundle
-    from edge_runtime.fine_tune import FineTuneConfig, fine_tune
     from edge_runtime.head import Head
     from edge_runtime.interpreter import BACKEND_NAME, Int8Model
+    from edge_runtime.local_update import local_update
     from edge_runtime.sample_store import SampleStore
+    from fleet_protocol.messages import FitConfig
 
     bundle = load_bundle(bundle_path)
     backbone = Int8Model.from_path(bundle.backbone_path)
@@ -175,11 +176,9 @@ def _edge_workload(
         store_ms = (time.perf_counter() - started) * 1000 / len(windows)
         X, y = store.labelled_embeddings(limit=NUM_STORED)
     head = Head.from_npz(bundle.verified_head_path)
-    config = FineTuneConfig(
-        epochs=FINE_TUNE_EPOCHS, batch_size=FINE_TUNE_BATCH, optimizer="adam", learning_rate=1e-3
-    )
+    fit = FitConfig(FINE_TUNE_EPOCHS, FINE_TUNE_BATCH, learning_rate=1e-3, optimizer="adam")
     started = time.perf_counter()
-    fine_tune(head.weights, head.activations, X, y, config)
+    local_update(head, fit, X, y, seed=0)
     finetune_ms = (time.perf_counter() - started) * 1000
     return {
         "backend": BACKEND_NAME,

@@ -37,7 +37,7 @@ from bench.federation_rounds import (
     split_clients,
     synthetic_task,
 )
-from edge_runtime.fine_tune import FineTuneConfig
+from fleet_protocol.messages import FitConfig
 from fleet_protocol.signing import generate_signing_key
 from fleet_protocol.wire import encode_message
 
@@ -45,7 +45,7 @@ PART = "federation"
 ROBUST_STRATEGIES = ("fedavg", "median", "trimmed-mean", "krum", "fltrust")
 POISONED_FRACTION = 0.2
 # Local training of every client in every round (not tuned on test subjects).
-FIT = FineTuneConfig(epochs=2, batch_size=32, learning_rate=0.01, optimizer="sgd", momentum=0.9)
+FIT = FitConfig(local_epochs=2, batch_size=32, learning_rate=0.01, optimizer="sgd", momentum=0.9)
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "task": "synthetic (quick)" if args.quick else "watch (har preset)",
         "sizes": asdict(sizes),
-        "fit": {k: v for k, v in asdict(FIT).items() if k != "seed"},
+        "fit": asdict(FIT),
         **upload_bytes(task, full_model),
         **accuracy_int8_vs_float32(task, sizes),
         **aggregation_speed(task, sizes),

@@ -1,22 +1,22 @@
 """Federated rounds on the head task, in process, with the real codecs and strategies.
 
 Every client delta goes through what a device and the aggregator really run:
-`edge_runtime.fine_tune` -> `ModelUpdate` -> `encode_message(codec)` -> bytes ->
+`edge_runtime.local_update` -> `ModelUpdate` -> `encode_message(codec)` -> bytes ->
 `decode_message` -> `Strategy.accumulate`. Only the MQTT hop is left out (bytes are bytes).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from aggregator.strategies import Strategy, make_strategy
 from edge_runtime.device_loop import POISON_SCALE
-from edge_runtime.fine_tune import FineTuneConfig, fine_tune, weight_delta
 from edge_runtime.head import Head
-from fleet_protocol.messages import ModelUpdate
+from edge_runtime.local_update import local_update
+from fleet_protocol.messages import FitConfig, ModelUpdate
 from fleet_protocol.types import Weights
 from fleet_protocol.wire import decode_message, encode_message
 
@@ -53,7 +53,7 @@ class RoundsConfig:
     strategy: str
     codec: str
     rounds: int
-    fit: FineTuneConfig
+    fit: FitConfig
     seed: int
     poisoned: frozenset[int] = frozenset()
 
@@ -91,16 +91,16 @@ def run_rounds(
 ) -> RoundsOutcome:
     """FedAvg-style rounds from the task's head; the final global head and its accuracy."""
     weights = [np.array(w, dtype=np.float32) for w in task.head.weights]
+    activations = task.head.activations
     strategy = _strategy(task, config)
     codec_rng = np.random.default_rng(config.seed)
     shapes = [tuple(w.shape) for w in weights]
     for round_id in range(config.rounds):
         strategy.begin_round(weights)
         for index, rows in enumerate(clients):
-            fit = replace(config.fit, seed=config.seed * 100_003 + round_id * 1000 + index)
-            result = fine_tune(weights, task.head.activations, task.embeddings[rows],
-                               task.labels[rows], fit)  # fmt: skip
-            delta = weight_delta(result.weights, weights)
+            seed = config.seed * 100_003 + round_id * 1000 + index
+            delta = local_update(Head(weights, activations), config.fit, task.embeddings[rows],
+                                 task.labels[rows], seed).delta  # fmt: skip
             if index in config.poisoned:
                 delta = [(d * np.float32(POISON_SCALE)).astype(np.float32) for d in delta]
             update = _update(round_id, index, len(rows), delta)
@@ -132,20 +132,18 @@ def _strategy(task: HeadTask, config: RoundsConfig) -> Strategy:
     root = root_set(task, config.seed)
 
     def server_update(global_weights: Weights) -> Weights:
-        fit = replace(config.fit, seed=config.seed)
-        result = fine_tune(global_weights, task.head.activations, task.embeddings[root],
-                           task.labels[root], fit)  # fmt: skip
-        return weight_delta(result.weights, global_weights)
+        head = Head.from_weights(global_weights, task.head.activations)
+        return local_update(head, config.fit, task.embeddings[root], task.labels[root],
+                            config.seed).delta  # fmt: skip
 
     return make_strategy("fltrust", server_update_fn=server_update)
 
 
-def example_update(task: HeadTask, fit: FineTuneConfig) -> ModelUpdate:
+def example_update(task: HeadTask, fit: FitConfig) -> ModelUpdate:
     """A real round-0 delta of the first device subject, as a device would send it."""
     rows = task.rows_of(task.device_subjects[:1])
-    result = fine_tune(task.head.weights, task.head.activations, task.embeddings[rows],
-                       task.labels[rows], fit)  # fmt: skip
-    return _update(0, 0, len(rows), weight_delta(result.weights, task.head.weights))
+    update = local_update(task.head, fit, task.embeddings[rows], task.labels[rows], seed=0)
+    return _update(0, 0, len(rows), update.delta)
 
 
 def synthetic_task(seed: int = 0, dim: int = 16, hidden: int = 8, classes: int = 4) -> HeadTask:

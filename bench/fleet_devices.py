@@ -157,16 +157,14 @@ class _Device:
 
     def _encoded_update(self, announcement: Any) -> bytes:
         """Fine-tune the head on synthetic embeddings; a signed int8 delta on the real wire."""
-        from edge_runtime.fine_tune import FineTuneConfig, fine_tune, weight_delta
+        from edge_runtime.local_update import local_update
         from fleet_protocol.messages import ModelUpdate
         from fleet_protocol.wire import encode_message
 
         rng = np.random.default_rng(_seed_of(self.device_id))
         embeddings = rng.normal(size=(SYNTHETIC_EXAMPLES, self.head.input_size)).astype(np.float32)
         labels = rng.integers(0, self.head.num_classes, size=SYNTHETIC_EXAMPLES)
-        config = FineTuneConfig(epochs=announcement.config.local_epochs, batch_size=32, seed=0)
-        base = self.head.weights
-        result = fine_tune(base, self.head.activations, embeddings, labels, config)
+        trained = local_update(self.head, announcement.config, embeddings, labels, seed=0)
         update = ModelUpdate(
             fleet=self.spec.fleet,
             round_id=announcement.round_id,
@@ -174,7 +172,7 @@ class _Device:
             device_id=self.device_id,
             sequence=1,
             num_examples=SYNTHETIC_EXAMPLES,
-            delta=weight_delta(result.weights, base),
+            delta=trained.delta,
         )
         return encode_message(update, codec=announcement.codec, signing_key=self.key, rng=rng)
 

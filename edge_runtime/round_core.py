@@ -265,12 +265,12 @@ class RoundCore:
 
     def _on_outbox(self, event: OutboxRead, now: float) -> list[Effect]:
         round_ = self.announcement
+        self._progress.last_send = now  # the next attempt waits a full timeout either way
         if event.payload is None:
             return [Log({"event": "outbox_missing", "round": event.round_id})]
         if round_ is None or round_.round_id != event.round_id:
             return []
         self._progress.in_flight[event.round_id] = round_.model_version
-        self._progress.last_send = now
         return [Log({"event": "resend", "round": event.round_id}),
                 *self._publishes(event.payload, now)]  # fmt: skip
 
@@ -292,7 +292,6 @@ class RoundCore:
             overdue = (progress.last_send or 0.0) + self.config.ack_timeout_s <= now
             if self.is_settled(round_.round_id) or not overdue:
                 return []
-            progress.last_send = now  # a missing outbox is reported once per timeout
             return [ReadOutbox(round_.round_id)]
         if not self._can_train(now) or now < progress.next_sample_check:
             return []

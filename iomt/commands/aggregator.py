@@ -7,14 +7,24 @@ import json
 import signal
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iomt.commands.certs import add_tls_arguments, tls_from_arguments
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
 from iomt.privacy_options import add_dp_arguments, dp_config_from_arguments, dp_strategy
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from fleet_protocol.messages import FitConfig
+    from fleet_protocol.types import Weights
+
 SECURE_AGG_STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi")
+ROOT_SET_SEED = 0
 HELP = "run the federated aggregator (or: status / export of its state file)"
 _RUN_REQUIRED = ("broker", "fleet", "bundle", "state")
 
@@ -172,17 +182,28 @@ def _strategy(args: argparse.Namespace, parts: Any, fit: Any) -> Any:
 
 
 def _root_set_update(parts: Any, root_set: Path, fit: Any) -> Any:
-    """Fine-tune the global head on the root set's embeddings, as a device would: the delta."""
-    from edge_runtime.fine_tune import FineTuneConfig, fine_tune, weight_delta
-
+    """FLTrust's server update from the root set's embeddings (embedded once, here)."""
     embeddings, labels = parts.embed_dataset(root_set)
-    config = FineTuneConfig(epochs=fit.local_epochs, batch_size=fit.batch_size,
-                            learning_rate=fit.learning_rate, seed=0)  # fmt: skip
+    return root_set_update(parts.head.activations, embeddings, labels, fit)
 
-    def server_update(global_weights: list[Any]) -> list[Any]:
-        activations = parts.head.activations
-        result = fine_tune(global_weights, activations, embeddings, labels, config)
-        return weight_delta(result.weights, global_weights)
+
+def root_set_update(
+    activations: Sequence[str],
+    embeddings: NDArray[np.float32],
+    labels: NDArray[np.int64],
+    fit: FitConfig,
+) -> Callable[[Weights], Weights]:
+    """The global head fine-tuned on the root set exactly as a device would: the delta.
+
+    The one `local_update` with the announced `FitConfig` (optimizer, momentum, L2, FedProx),
+    seeded with `ROOT_SET_SEED`.
+    """
+    from edge_runtime.head import Head
+    from edge_runtime.local_update import local_update
+
+    def server_update(global_weights: Weights) -> Weights:
+        head = Head.from_weights(global_weights, activations)
+        return local_update(head, fit, embeddings, labels, ROOT_SET_SEED).delta
 
     return server_update
 

@@ -1,31 +1,27 @@
 """The comparisons a simulation report makes, all on backbone embeddings with the numpy head.
 
-Pure: arrays in, accuracies out. The same `fine_tune` a device runs trains every baseline, so the
-numbers differ only in *which data* a head saw: pretrained-only (none of the devices' data),
+Pure: arrays in, accuracies out. The same `local_update` a device runs trains every baseline, so
+the numbers differ only in *which data* a head saw: pretrained-only (none of the devices' data),
 local-only (one device's), pooled upper bound (every device's, centrally), and personalised (the
 federated head, then one device's own earlier windows, scored on its later windows).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from edge_runtime.fine_tune import FineTuneConfig, fine_tune
 from edge_runtime.head import Head
+from edge_runtime.local_update import local_update
+from fleet_protocol.messages import FitConfig
 
-CENTRAL_TRAINING = FineTuneConfig(
-    epochs=40, batch_size=32, learning_rate=3e-3, optimizer="adam", class_weights="balanced"
+# Every baseline weights classes as balanced (a device's round does not).
+CENTRAL_TRAINING = FitConfig(local_epochs=40, batch_size=32, learning_rate=3e-3, optimizer="adam")
+PERSONALISATION = FitConfig(
+    local_epochs=10, batch_size=16, learning_rate=1e-3, optimizer="adam", proximal_mu=0.1
 )
-PERSONALISATION = FineTuneConfig(
-    epochs=10,
-    batch_size=16,
-    learning_rate=1e-3,
-    optimizer="adam",
-    proximal_mu=0.1,
-    class_weights="balanced",
-)
+BASELINE_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -55,18 +51,18 @@ def accuracy(head: Head, data: Split) -> float:
     return float(np.mean(head.predict(data.X) == data.y)) if len(data.y) else float("nan")
 
 
-def _trained(start: Head, data: Split, config: FineTuneConfig) -> Head:
-    present = np.unique(data.y)
-    config = replace(config, class_weights=None) if len(present) < 2 else config
-    result = fine_tune(start.weights, start.activations, data.X, data.y, config)
-    return Head(result.weights, start.activations)
+def _trained(start: Head, data: Split, config: FitConfig) -> Head:
+    balanced = len(np.unique(data.y)) >= 2
+    update = local_update(start, config, data.X, data.y, BASELINE_SEED,
+                          class_weights="balanced" if balanced else None)  # fmt: skip
+    return Head(update.weights, start.activations)
 
 
 def pooled_upper_bound(
     pretrained: Head,
     devices: list[DeviceData],
     test: Split,
-    config: FineTuneConfig = CENTRAL_TRAINING,
+    config: FitConfig = CENTRAL_TRAINING,
 ) -> float:
     """A head trained centrally on every device's earlier windows, scored on the test subjects."""
     pooled = Split.concatenate([d.train for d in devices])
@@ -77,14 +73,14 @@ def local_only(
     pretrained: Head,
     devices: list[DeviceData],
     test: Split,
-    config: FineTuneConfig = CENTRAL_TRAINING,
+    config: FitConfig = CENTRAL_TRAINING,
 ) -> dict[str, float]:
     """Each device alone: its own head from the pretrained one, scored on the test subjects."""
     return {d.device_id: accuracy(_trained(pretrained, d.train, config), test) for d in devices}
 
 
 def personalisation(
-    global_head: Head, devices: list[DeviceData], config: FineTuneConfig = PERSONALISATION
+    global_head: Head, devices: list[DeviceData], config: FitConfig = PERSONALISATION
 ) -> dict[str, tuple[float, float]]:
     """(global, personalised) accuracy of each device on its own later windows."""
     return {

@@ -20,14 +20,18 @@ from edge_runtime.fed_client import (
 from edge_runtime.model_install import current_head
 from edge_runtime.round_core import ClientConfig
 from edge_runtime.sample_store import SampleStore
+from edge_runtime.secure_agg_device import SecureAggDevice
 from fleet_protocol.messages import (
     DeviceStatus,
+    FitConfig,
     GlobalModel,
     ModelUpdate,
     RoundAnnouncement,
     UpdateAck,
 )
 from fleet_protocol.mqtt_link import LinkConfig, LinkEvent, MqttLink
+from fleet_protocol.secure_aggregation.client import encode_weighted_update
+from fleet_protocol.secure_aggregation.messages import SecAggConfig
 from fleet_protocol.topics import ack_topic, model_topic, round_topic, status_topic
 from fleet_protocol.wire import decode_message, encode_message, message_sha256
 
@@ -52,13 +56,13 @@ class Aggregator:
                                         persistent_session=False)).start()  # fmt: skip
 
     def publish_round(self, round_id: int, version: int, weights: list[np.ndarray],
-                      sha: str | None = None) -> None:  # fmt: skip
+                      sha: str | None = None, config: FitConfig | None = None) -> None:  # fmt: skip
         model = GlobalModel(self.fleet, version, weights, None, round_id)
         self.link.publish(model_topic(self.fleet, version), encode_message(model), retain=True)
         sha = sha or message_sha256(weights)
         deadline = time.time() + 60
         announcement = RoundAnnouncement(
-            self.fleet, round_id, version, sha, deadline, 1, codec="float32"
+            self.fleet, round_id, version, sha, deadline, 1, config or FitConfig(), "float32"
         )
         self.link.publish(round_topic(self.fleet), encode_message(announcement), retain=True)
 
@@ -101,14 +105,17 @@ class RunningClient:
                                 directory / "heads", load_or_create_key(directory),
                                 log=self.logs.append)  # fmt: skip
 
-    def pump_until(self, condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    def pump_until(
+        self, condition: Callable[[], bool], timeout_s: float = 30.0, tick: bool = True
+    ) -> None:
         deadline = time.monotonic() + timeout_s
         while not condition():
             assert time.monotonic() < deadline, "condition not reached"
             event: LinkEvent | None = self.link.next_event(0.05)
             if event is not None:
                 self.client.handle(event)
-            self.client.tick()
+            if tick:
+                self.client.tick()
 
     def close(self) -> None:
         self.link.stop()
@@ -236,3 +243,32 @@ def test_a_model_of_another_shape_or_no_valid_head_is_refused(
     assert broken.client.installed_version is None
     client.close()
     broken.close()
+
+
+def test_a_secure_aggregation_input_is_the_plain_update_of_the_same_data_and_seed(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    # Prepare: the aggregator announces SGD with momentum (secure rounds once trained without)
+    fit = FitConfig(local_epochs=3, batch_size=8, learning_rate=0.05, momentum=0.9, l2=0.01)
+    aggregator = Aggregator(broker.url, "twins")
+    aggregator.publish_round(1, 0, HEAD, config=fit)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "secure").mkdir()
+    plain = RunningClient(broker.url, "twins", "dev", tmp_path / "plain")
+    plain.pump_until(lambda: plain.store.was_round_sent(1))
+    update = decode_message(aggregator.next_update(), expected_type=ModelUpdate)
+    assert isinstance(update, ModelUpdate)
+    plain.close()
+    secure = RunningClient(broker.url, "twins", "dev", tmp_path / "secure")
+    secure.pump_until(lambda: secure.client.installed_version == 0, tick=False)
+    config = SecAggConfig(threshold=2, vector_length=sum(w.size for w in HEAD) + 1,
+                          context=b"twins/1")  # fmt: skip
+
+    # Execute
+    masked_input = SecureAggDevice(secure.client, None)._make_input(1, config)
+
+    # Assert
+    expected = encode_weighted_update(update.delta, update.num_examples, config)
+    np.testing.assert_array_equal(masked_input, expected)
+    assert secure.store.was_round_sent(1)
+    secure.close()

@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,6 +30,20 @@ POINTER_NAME = "current.json"
 HEADS_DIR = "heads"
 DEFAULT_ACTIVATIONS = ("relu", "softmax")
 _VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class HeadEntry(TypedDict):
+    """One installed version in the pointer file."""
+
+    version: str
+    file: str
+
+
+class HeadPointer(TypedDict):
+    """`current.json`: the version in use and the one to roll back to."""
+
+    current: HeadEntry
+    previous: HeadEntry | None
 
 
 @dataclass(frozen=True)
@@ -62,9 +76,9 @@ def install_head(
     file_name = f"{HEADS_DIR}/head-{name}.npz"
     _write_atomic(root / file_name, head.to_npz_bytes())
     pointer = _read_pointer_or_none(root)
-    current = pointer.get("current") if pointer else None
-    if current and current["version"] == name:
-        previous = pointer.get("previous") if pointer else None
+    current = pointer["current"] if pointer else None
+    if pointer and current and current["version"] == name:
+        previous = pointer["previous"]
     else:
         previous = current
     _write_pointer(root, {"version": name, "file": file_name}, previous)
@@ -83,7 +97,7 @@ def current_head(directory: str | Path) -> InstalledHead | None:
 
 def previous_version(directory: str | Path) -> str | None:
     pointer = _read_pointer(Path(directory))
-    previous = pointer.get("previous") if pointer else None
+    previous = pointer["previous"] if pointer else None
     return None if previous is None else str(previous["version"])
 
 
@@ -91,9 +105,9 @@ def rollback(directory: str | Path) -> InstalledHead:
     """Make the previous version current again; the rolled-back version is removed."""
     root = Path(directory)
     pointer = _read_pointer(root)
-    if pointer is None or pointer.get("previous") is None:
+    previous = pointer["previous"] if pointer else None
+    if previous is None:
         raise InstallError(f"no previous head version to roll back to in {root}")
-    previous = pointer["previous"]
     installed = _load_entry(root, previous)
     _write_pointer(root, previous, None)
     _remove_stale(root)
@@ -122,14 +136,14 @@ def _checked_version(version: str | int) -> str:
     return name
 
 
-def _load_entry(root: Path, entry: dict[str, Any]) -> InstalledHead:
+def _load_entry(root: Path, entry: HeadEntry) -> InstalledHead:
     try:
         return InstalledHead(str(entry["version"]), Head.from_npz(root / entry["file"]))
     except HeadError as exc:
         raise InstallError(f"installed head {entry.get('version')} is unreadable: {exc}") from exc
 
 
-def _read_pointer(root: Path) -> dict[str, Any] | None:
+def _read_pointer(root: Path) -> HeadPointer | None:
     path = root / POINTER_NAME
     try:
         pointer = json.loads(path.read_text())
@@ -137,12 +151,20 @@ def _read_pointer(root: Path) -> dict[str, Any] | None:
         return None
     except (OSError, ValueError) as exc:
         raise InstallError(f"head pointer {path} is unreadable: {exc}") from exc
-    if not isinstance(pointer, dict) or not isinstance(pointer.get("current"), dict):
+    if not isinstance(pointer, dict) or not _is_entry(pointer.get("current")):
         raise InstallError(f"head pointer {path} has no current version")
-    return pointer
+    previous = pointer.get("previous")
+    return HeadPointer(
+        current=pointer["current"], previous=previous if _is_entry(previous) else None
+    )
 
 
-def _read_pointer_or_none(root: Path) -> dict[str, Any] | None:
+def _is_entry(value: object) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("version"), str) \
+        and isinstance(value.get("file"), str)  # fmt: skip
+
+
+def _read_pointer_or_none(root: Path) -> HeadPointer | None:
     """The pointer, or None if it is damaged: a new install then starts a fresh history."""
     try:
         return _read_pointer(root)
@@ -150,8 +172,8 @@ def _read_pointer_or_none(root: Path) -> dict[str, Any] | None:
         return None
 
 
-def _write_pointer(root: Path, current: dict[str, Any], previous: dict[str, Any] | None) -> None:
-    text = json.dumps({"current": current, "previous": previous}, indent=1)
+def _write_pointer(root: Path, current: HeadEntry, previous: HeadEntry | None) -> None:
+    text = json.dumps(HeadPointer(current=current, previous=previous), indent=1)
     _write_atomic(root / POINTER_NAME, text.encode())
 
 
@@ -184,8 +206,9 @@ def _remove_temporaries(root: Path) -> None:
 
 def _remove_stale(root: Path) -> None:
     """Delete head files that neither the current nor the previous entry names."""
-    pointer = _read_pointer_or_none(root) or {}
-    keep = {entry["file"] for entry in (pointer.get("current"), pointer.get("previous")) if entry}
+    pointer = _read_pointer_or_none(root)
+    entries = (pointer["current"], pointer["previous"]) if pointer else ()
+    keep = {entry["file"] for entry in entries if entry}
     for path in (root / HEADS_DIR).glob("head-*.npz"):
         if f"{HEADS_DIR}/{path.name}" not in keep:
             path.unlink(missing_ok=True)

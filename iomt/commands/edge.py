@@ -7,12 +7,20 @@ import json
 import signal
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from iomt.commands.certs import add_tls_arguments, tls_from_arguments
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
 from iomt.privacy_options import add_local_dp_arguments, local_dp_config
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from edge_runtime.round_events import LogRecord
+    from edge_runtime.sample_store import SampleStore
 
 HELP = "run a federated edge device (or: status / label / keygen on its store)"
 _RUN_REQUIRED = ("broker", "fleet", "device_id", "bundle", "store")
@@ -130,8 +138,8 @@ def _aggregator_key(path: Path | None) -> bytes | None:
         raise UsageError(f"--aggregator-key: {exc}") from exc
 
 
-def _logger(env: Environment, as_json: bool, device_id: str) -> Any:
-    def log(record: dict[str, Any]) -> None:
+def _logger(env: Environment, as_json: bool, device_id: str) -> Callable[[LogRecord], None]:
+    def log(record: LogRecord) -> None:
         record = {"device": device_id, **record}
         if as_json:
             env.print(json.dumps(record, default=str))
@@ -141,13 +149,13 @@ def _logger(env: Environment, as_json: bool, device_id: str) -> Any:
     return log
 
 
-def _public_hex(key: Any) -> str:
+def _public_hex(key: Ed25519PrivateKey) -> str:
     from fleet_protocol.signing import public_key_to_bytes
 
     return public_key_to_bytes(key.public_key()).hex()
 
 
-def _open_store(path: Path) -> Any:
+def _open_store(path: Path) -> SampleStore:
     from edge_runtime.sample_store import SampleStore
 
     if not path.exists():

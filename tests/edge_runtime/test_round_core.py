@@ -571,3 +571,30 @@ def test_garbage_on_the_round_topic_is_refused_not_raised(payload: bytes) -> Non
 
     # Assert
     assert _logged(effects, "bad_message") and sum(shell.core.refused.values()) == 1
+
+
+def test_a_late_older_round_after_a_newer_model_is_logged_and_not_joined() -> None:
+    # Prepare: round 2 on version 1 is under way; the retained round 1 (version 0) shows up late
+    shell = _shell(_installed(1))
+    shell.feed(_round(2, 1), 100.0)
+
+    # Execute
+    late = shell.feed(_round(1, 0), 101.0)
+    tick = shell.feed(Tick(), 101.0)
+
+    # Assert
+    assert _logged(late, "round_below_installed")
+    assert tick == [] and not shell.core.was_sent(1)
+
+
+def test_an_ack_before_the_update_was_sent_here_is_recorded_and_never_resent() -> None:
+    # Prepare: a restarted device whose last process sent round 1; the ack was queued for it
+    shell = _shell(_installed(0, sent_rounds=frozenset({1})))
+
+    # Execute
+    ack = shell.feed(_ack(1), 100.0)
+    later = shell.feed(_round(1, 0), 101.0) + shell.feed(Tick(), 500.0)
+
+    # Assert
+    assert _of(RecordAck, ack) == [RecordAck(1, "accepted")]
+    assert not _of(ReadOutbox, later) and not _updates(later)

@@ -43,7 +43,6 @@ from edge_runtime.round_events import (
     LogRecord,
     MessageArrived,
     OutboxRead,
-    Publish,
     ReadOutbox,
     RecordAck,
     RecordRoundSent,
@@ -59,6 +58,7 @@ from fleet_protocol.aggregator_identity import aggregator_verifier
 from fleet_protocol.differential_privacy import gaussian_epsilon, privatize_on_device
 from fleet_protocol.messages import ModelUpdate, RoundAnnouncement
 from fleet_protocol.mqtt_link import LastWill, LinkEvent, MqttLinkError
+from fleet_protocol.publish import Publish
 from fleet_protocol.signing import generate_signing_key, private_key_from_bytes
 from fleet_protocol.signing import private_key_to_bytes as _key_bytes
 from fleet_protocol.topics import ack_topic, round_topic, status_topic, subscription_topic

@@ -25,7 +25,6 @@ from edge_runtime.round_events import (
     Log,
     MessageArrived,
     OutboxRead,
-    Publish,
     ReadOutbox,
     RecordAck,
     RecordRoundSent,
@@ -40,6 +39,7 @@ from fleet_protocol.chunking import DEFAULT_MAX_CHUNK_BYTES, split_into_chunks
 from fleet_protocol.differential_privacy import DpConfig
 from fleet_protocol.errors import FederationError, TopicError
 from fleet_protocol.messages import DeviceStatus, GlobalModel, RoundAnnouncement, UpdateAck
+from fleet_protocol.publish import Publish
 from fleet_protocol.topics import parse_topic, status_topic, update_topic
 from fleet_protocol.wire import VerifyKey, decode_message, encode_message, message_sha256
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from fleet_protocol.messages import RoundAnnouncement
+from fleet_protocol.publish import Publish
 from fleet_protocol.types import Weights
 
 LogRecord = dict[str, object]
@@ -111,15 +112,6 @@ Event = Union[  # noqa: UP007
 
 
 # -- effects --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Publish:
-    """Publish bytes on a topic (QoS from the link's table)."""
-
-    topic: str
-    payload: bytes
-    retain: bool = False
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from edge_runtime.round_events import (
     Log,
     MessageArrived,
     OutboxRead,
-    Publish,
     ReadOutbox,
     RecordAck,
     RecordRoundSent,
@@ -41,6 +40,7 @@ from edge_runtime.round_events import (
 from fleet_protocol.aggregator_identity import aggregator_verifier
 from fleet_protocol.chunking import ChunkAssembler
 from fleet_protocol.messages import DeviceStatus, GlobalModel, RoundAnnouncement, UpdateAck
+from fleet_protocol.publish import Publish
 from fleet_protocol.signing import generate_signing_key, public_key_to_bytes
 from fleet_protocol.topics import ack_topic, model_topic, round_topic, status_topic, update_topic
 from fleet_protocol.wire import decode_message, encode_message, message_sha256

@@ -10,7 +10,7 @@
 #include "iomt_backbone.h"
 #include "iomt_plan.h"
 
-enum { TYPE_INT8 = 9 };
+enum { TYPE_INT8 = 9, TYPE_INT16 = 7 };
 
 static iomt_bind g_bind;
 static int g_bound;
@@ -152,14 +152,21 @@ int iomt_backbone_bind(const uint8_t *tflite, uint32_t len, iomt_backbone_info *
   return 0;
 }
 
+static int32_t type_bytes(int8_t type) {
+  switch (type) {
+    case TYPE_INT8: return 1;
+    case TYPE_INT16: return 2;
+    default: return 4; /* INT32, FLOAT32 */
+  }
+}
+
 /* TensorFlow Lite's reset: int8 variables to their zero point, all others to 0. */
 static void reset_state(const iomt_bind *bind) {
   const iomt_plan *plan = bind->plan;
   for (uint32_t t = 0; t < plan->tensor_count; ++t) {
     const iomt_plan_tensor *tensor = &plan->tensors[t];
     if (!tensor->is_variable || tensor->arena_offset == IOMT_NOT_IN_ARENA) continue;
-    int32_t bytes = iomt_bind_elements(bind, (int16_t)t) * (tensor->type == TYPE_INT8 ? 1 : 2);
-    if (tensor->type == 2 /* INT32 */) bytes *= 2;
+    int32_t bytes = iomt_bind_elements(bind, (int16_t)t) * type_bytes(tensor->type);
     int value = tensor->type == TYPE_INT8 ? iomt_bind_zero_point(bind, (int16_t)t) : 0;
     memset(bind->arena + tensor->arena_offset, value, (size_t)bytes);
   }

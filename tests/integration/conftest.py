@@ -216,12 +216,22 @@ class Process:
             self.popen.wait()
 
 
-def start_iomt(name: str, args: list[str], log_dir: Path) -> Process:
-    """Start `python -m iomt.cli ARGS` with stderr to a log file."""
+def start_iomt(
+    name: str, args: list[str], log_dir: Path, command: list[str] | None = None
+) -> Process:
+    """Start `python -m iomt.cli ARGS` with stderr to a log file.
+
+    `command` replaces `python -m iomt.cli` (e.g. another venv's `iomt`, which then runs in
+    `log_dir` without PYTHONPATH, so it imports only what that venv installed).
+    """
     stderr = (log_dir / f"{name}.stderr").open("w")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if command is not None:
+        env.pop("PYTHONPATH", None)
     popen = subprocess.Popen(
-        [sys.executable, "-m", "iomt.cli", *args], cwd=REPO, stdout=subprocess.PIPE,
-        stderr=stderr, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [*(command or [sys.executable, "-m", "iomt.cli"]), *args],
+        cwd=REPO if command is None else log_dir, stdout=subprocess.PIPE,
+        stderr=stderr, text=True, env=env,
     )  # fmt: skip
     process = Process(name, popen)
 
@@ -242,8 +252,8 @@ class Processes:
         self.log_dir = log_dir
         self.started: list[Process] = []
 
-    def start(self, name: str, args: list[str]) -> Process:
-        process = start_iomt(name, args, self.log_dir)
+    def start(self, name: str, args: list[str], command: list[str] | None = None) -> Process:
+        process = start_iomt(name, args, self.log_dir, command)
         self.started.append(process)
         return process
 

@@ -3,13 +3,15 @@
 #   make test       install the dev extra, lint, and run the test suite
 # and, for docs/benchmarks.md only:
 #   make bench      install the bench extra in its own venv and run every benchmark part
+# and, as root on a kernel with binfmt_misc (CI runs it after the tests):
+#   make pi-check   the edge install on emulated Raspberry Pi OS userlands (arm64, armhf)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .PHONY: simulate test lint bench install-workstation install-dev install-bench mosquitto \
-	firmware firmware-toolchain
+	firmware firmware-toolchain pi-deps pi-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,3 +78,14 @@ firmware-toolchain:
 firmware: firmware-toolchain install-dev
 	$(BIN)/python -m iomt.firmware_image \
 	  $(if $(BUNDLE),--bundle $(BUNDLE) --out $(FIRMWARE_OUT)/$(notdir $(abspath $(BUNDLE))),--check)
+
+# Debian bookworm arm64 and armhf root filesystems (cached under
+# ${XDG_CACHE_HOME:-~/.cache}/iomt-edge-fl/rootfs), the wheel's edge extra installed in each as
+# docs/edge-device.md says, a device in each against this machine's broker: bench/results/pi.json.
+pi-deps:
+	@command -v debootstrap >/dev/null 2>&1 && [ -e /usr/lib/binfmt.d/qemu-arm.conf ] || { \
+	  apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap qemu-user-static; }
+
+pi-check: mosquitto pi-deps install-dev
+	$(BIN)/python -m bench.pi_check

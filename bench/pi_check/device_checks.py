@@ -7,6 +7,7 @@ guest's `iomt` and `python` from the venv the documented install made.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -173,3 +174,35 @@ def bad_inputs(guest: Guest, broker_url: str) -> list[BadInput]:
 def _noise(line: str) -> bool:
     """The interpreter's own banner lines (LiteRT/XNNPACK logging), not our error output."""
     return line.startswith(("INFO: Created TensorFlow Lite", "INFO: Initialized TensorFlow Lite"))
+
+
+@dataclass(frozen=True)
+class UnitCheck:
+    """`systemd-analyze verify` on the service unit docs/edge-device.md shows."""
+
+    verified: bool | None  # None: systemd-analyze is not installed here
+    output: str
+
+
+def unit_from_docs(docs: Path) -> str:
+    """The ```ini block of docs/edge-device.md (the iomt-edge.service unit)."""
+    text = docs.read_text()
+    start = text.index("```ini\n") + len("```ini\n")
+    block = text[start : text.index("```", start)]
+    return "\n".join(line[3:] if line.startswith("   ") else line for line in block.splitlines())
+
+
+def verify_unit(guest: Guest, docs: Path) -> UnitCheck:
+    """Verify the documented unit against the guest tree (its venv, its user `pi`)."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        return UnitCheck(None, "systemd-analyze is not installed on this machine")
+    unit = guest.host_path("/etc/systemd/system/iomt-edge.service")
+    unit.parent.mkdir(parents=True, exist_ok=True)
+    unit.write_text(unit_from_docs(docs) + "\n")
+    completed = subprocess.run(
+        [analyze, "verify", f"--root={guest.root}", "/etc/systemd/system/iomt-edge.service"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    output = (completed.stdout + completed.stderr).strip()
+    return UnitCheck(completed.returncode == 0 and not output, output)

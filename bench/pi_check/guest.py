@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.pi_check.rootfs import Arch
 
-GUEST_VENV = "/opt/iomt"  # where docs/edge-device.md puts the venv: ~/iomt on a Pi
+GUEST_VENV = "/home/pi/iomt"  # where docs/edge-device.md puts the venv (~/iomt, user pi)
 GUEST_WORK = "/iomt-check"  # bundle, data, wheel and probe copied in for each run
 DEPS_MARKER = ".iomt-deps-key"
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -74,6 +74,8 @@ class Guest:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.unlink(missing_ok=True)
                 shutil.copyfile(source, target)
+        if "\npi:" not in "\n" + (self.root / "etc" / "passwd").read_text():
+            self.run(["useradd", "--create-home", "pi"], 600)  # the user the docs install as
         work = self.host_path(GUEST_WORK)
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)

@@ -21,6 +21,7 @@ MIRROR = "http://deb.debian.org/debian"
 ROOTFS_VERSION = 1  # bump when the build steps change what a cached tree holds
 COMPLETE_MARKER = ".iomt-rootfs-complete"
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+BINFMT_CONF_DIR = Path("/usr/lib/binfmt.d")
 
 
 class RootfsError(RuntimeError):
@@ -92,22 +93,20 @@ def binfmt_problem() -> str | None:
 
 
 def ensure_binfmt(arch: Arch) -> None:
-    """Register qemu-user-static for the arch (fix-binary flag, so it works in a chroot)."""
+    """Register qemu-user-static for the arch (fix-binary flag, so it works in a chroot).
+
+    Debian's qemu-user-static ships the registrations in /usr/lib/binfmt.d; its install
+    registers them only when binfmt_misc was mounted then, so they are written here if missing.
+    """
     problem = binfmt_problem()
     if problem is not None:
         raise RootfsError(problem)
     entry = BINFMT_DIR / arch.binfmt
     if not entry.exists():
-        if shutil.which("update-binfmts") is None:
-            raise RootfsError("update-binfmts missing: apt-get install binfmt-support")
-        subprocess.run(
-            ["update-binfmts", "--import", arch.binfmt], capture_output=True, check=False
-        )
-        subprocess.run(
-            ["update-binfmts", "--enable", arch.binfmt], capture_output=True, check=False
-        )
-    if not entry.exists():
-        raise RootfsError(f"binfmt entry {arch.binfmt} missing: apt-get install qemu-user-static")
+        conf = BINFMT_CONF_DIR / f"{arch.binfmt}.conf"
+        if not conf.exists():
+            raise RootfsError(f"{conf} missing: apt-get install qemu-user-static")
+        (BINFMT_DIR / "register").write_text(conf.read_text().strip())
     status = entry.read_text()
     if not status.startswith("enabled"):
         entry.write_text("1")

@@ -26,7 +26,8 @@ from bench.pi_check.workload import Workload, prepare_workload
 MIN_ARGMAX_AGREEMENT = 0.999
 X86_PROBE_RUNS = 3
 PROBE = Path(__file__).resolve().with_name("probe.py")
-TOOLS = ("debootstrap", "unshare", "chroot", "update-binfmts")
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "edge-device.md"
+TOOLS = ("debootstrap", "unshare", "chroot")
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def can_run() -> str | None:
 
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
-        return f"missing {', '.join(missing)} (apt-get install debootstrap binfmt-support)"
+        return f"missing {', '.join(missing)} (make pi-deps)"
     if find_mosquitto() is None:
         return "mosquitto is not installed"
     return binfmt_problem()
@@ -101,8 +102,10 @@ def check_arch(name: str, workload: Workload, wheel: Path, baseline: Baseline, b
         _probe(guest, baseline, result)
         _say(f"{name}: two federated rounds")
         _rounds(guest, broker_url, workload, work, result)
-        _say(f"{name}: bad input")
+        _say(f"{name}: bad input, the documented systemd unit")
         _bad_input(guest, broker_url, result)
+        unit = device_checks.verify_unit(guest, DOCS)
+        result["systemd_unit"] = {"verified": unit.verified, "output": unit.output}
     except Exception as exc:  # recorded and reported: one arch failing must not hide the other
         result["error"] = f"{type(exc).__name__}: {exc}"
     result["seconds"] = round(time.monotonic() - started, 1)
@@ -168,6 +171,8 @@ def failures(result: dict[str, Any]) -> list[str]:
     if result.get("rounds_completed", 0) < device_checks.ROUNDS or result.get("device_exit"):
         found.append(f"rounds completed {result.get('rounds_completed', 0)}, device exit "
                      f"{result.get('device_exit')}")  # fmt: skip
+    if result.get("systemd_unit", {}).get("verified") is False:
+        found.append(f"systemd-analyze verify: {result['systemd_unit']['output']}")
     for case, outcome in result.get("bad_input", {"(not run)": {"one_line_error": False}}).items():
         if not outcome["one_line_error"]:
             found.append(f"bad input, {case}: not a one-line error ({outcome.get('stderr')})")

@@ -19,13 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import tomllib
+
 from bench.pi_check.rootfs import cache_root
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE_FILES = ("pyproject.toml", "README.md")
-SOURCE_PACKAGES = (
-    "training", "convert", "edge_runtime", "federation", "firmware_bridge", "hardware", "iomt",
-)  # fmt: skip
 EDGE_VENV_MARKER = ".iomt-edge-venv-complete"
 KEEP_VENVS = 3  # older cached venvs (for older wheels) are removed
 
@@ -48,13 +47,20 @@ def wheel_content_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _source_packages(repo: Path) -> list[str]:
+    """The top-level packages pyproject.toml ships (`packages.find` include patterns)."""
+    with (repo / "pyproject.toml").open("rb") as stream:
+        patterns = tomllib.load(stream)["tool"]["setuptools"]["packages"]["find"]["include"]
+    names = {pattern.rstrip("*") for pattern in patterns}
+    return sorted(name for name in names if (repo / name / "__init__.py").exists())
+
+
 def _copy_sources(repo: Path, into: Path) -> None:
     for name in SOURCE_FILES:
         shutil.copy2(repo / name, into / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "build", "*.egg-info")
-    for package in SOURCE_PACKAGES:
-        if (repo / package).is_dir():
-            shutil.copytree(repo / package, into / package, ignore=ignore)
+    for package in _source_packages(repo):
+        shutil.copytree(repo / package, into / package, ignore=ignore)
 
 
 def build_wheel(out_dir: Path, repo: Path = REPO) -> Wheel:

@@ -19,6 +19,7 @@ import platform
 import resource
 import sys
 import time
+from pathlib import Path
 
 STARTED = time.perf_counter()
 
@@ -31,7 +32,7 @@ def main(argv: list[str]) -> int:
     from edge_runtime.interpreter import BACKEND_NAME
 
     imported = time.perf_counter()
-    parts = read_bundle_parts(bundle_path)  # signature and sha256 checked, head loaded
+    parts = read_bundle_parts(Path(bundle_path))  # signature and sha256 checked, head loaded
     model = parts.backbone()
     with np.load(windows_path, allow_pickle=False) as data:
         windows = parts.bundle.normalise(data["X"])

@@ -11,6 +11,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ class CheckOptions:
 
 def can_run() -> str | None:
     """Why this machine cannot run pi-check, or None."""
-    from federation.broker import find_mosquitto
+    from aggregator.broker import find_mosquitto
 
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
@@ -77,18 +78,40 @@ def x86_baseline(venv: Path, workload: Workload, work: Path) -> Baseline:
     return Baseline(runs[0], round(startup, 3), round(rss, 1))
 
 
+@dataclass(frozen=True)
+class RootfsBuild:
+    """A root filesystem being built (or found in the cache) in the background."""
+
+    cached: bool
+    future: Future[Path]
+    started: float
+
+
+def start_rootfs_builds(
+    arches: tuple[str, ...], pool: ThreadPoolExecutor, work: Path
+) -> dict[str, RootfsBuild]:
+    """Both trees at once: the builds are emulated and single-threaded, the machine has 2 cores."""
+    builds = {}
+    for name in arches:
+        arch = ARCHES[name]
+        cached = is_complete(cached_rootfs_path(arch))
+        _say(f"{name}: root filesystem ({'cached' if cached else 'debootstrap, cold'})")
+        future = pool.submit(build_rootfs, arch, work / f"rootfs-{name}.log")
+        builds[name] = RootfsBuild(cached, future, time.monotonic())
+    return builds
+
+
 def check_arch(name: str, workload: Workload, wheel: Path, baseline: Baseline, broker_url: str,
-               work: Path) -> dict[str, Any]:  # fmt: skip
+               work: Path, build: RootfsBuild) -> dict[str, Any]:  # fmt: skip
     """Every check in one userland; a failing step ends it with the reason recorded."""
     arch = ARCHES[name]
     result: dict[str, Any] = {"installed": False, "x86_rss_mb": baseline.rss_mb,
                               "x86_startup_s": baseline.startup_s}  # fmt: skip
     started = time.monotonic()
     try:
-        cached = is_complete(cached_rootfs_path(arch))
-        _say(f"{name}: root filesystem ({'cached' if cached else 'debootstrap, cold'})")
-        root = build_rootfs(arch, work / f"rootfs-{name}.log")
-        result["rootfs"] = {"cached": cached, "seconds": round(time.monotonic() - started, 1)}
+        root = build.future.result()
+        built_s = round(time.monotonic() - build.started, 1)
+        result["rootfs"] = {"cached": build.cached, "ready_after_s": built_s}
         guest = Guest(arch, root)
         guest.prepare({wheel.name: wheel, "probe.py": PROBE, "bundle": workload.bundle,
                        "windows.npz": workload.windows, "device.npz": workload.device_data,
@@ -180,12 +203,16 @@ def failures(result: dict[str, Any]) -> list[str]:
 
 
 def run_checks(options: CheckOptions) -> int:
-    from federation.broker import LocalBroker
+    from aggregator.broker import LocalBroker
 
     started = time.monotonic()
     cache = cache_root()
-    with tempfile.TemporaryDirectory(prefix="iomt-pi-check-") as temporary:
+    with (
+        tempfile.TemporaryDirectory(prefix="iomt-pi-check-") as temporary,
+        ThreadPoolExecutor(max_workers=len(options.arches)) as pool,
+    ):
         work = Path(temporary)
+        builds = start_rootfs_builds(options.arches, pool, work)
         _say("wheel, x86 edge-only venv, bundle")
         wheel = build_wheel(work / "wheel")
         venv = edge_venv(wheel)
@@ -195,7 +222,9 @@ def run_checks(options: CheckOptions) -> int:
         results: dict[str, Any] = {}
         with LocalBroker() as broker:
             for name in options.arches:
-                results[name] = check_arch(name, workload, wheel.path, baseline, broker.url, work)
+                results[name] = check_arch(
+                    name, workload, wheel.path, baseline, broker.url, work, builds[name]
+                )
                 _report_arch(name, results[name], work)
     summary = {"arches": results, "seconds": round(time.monotonic() - started, 1),
                "x86": {"backend": baseline.run.report["backend"],

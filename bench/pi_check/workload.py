@@ -18,12 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-BUNDLE_RECIPE = {
-    "v": 1,
-    "train": ["--arch", "lstm-fcn", "--size", "pi", "--epochs", "3", "--prune-epochs", "0",
+BUNDLE_RECIPE_VERSION = 1
+TRAIN_ARGS = ["--arch", "lstm-fcn", "--size", "pi", "--epochs", "3", "--prune-epochs", "0",
               "--sparsity", "0", "--test-subjects", "8,9,10", "--val-subjects", "7",
-              "--seed", "0"],
-}  # fmt: skip
+              "--seed", "0"]  # fmt: skip
 TEST_SUBJECTS = (8, 9, 10)
 DEVICE_SUBJECT = 4
 
@@ -51,7 +49,7 @@ def _iomt(args: list[str], log: Path) -> None:
 
 def cached_bundle(cache: Path, log: Path) -> tuple[Path, Path]:
     """(data.npz, bundle) from the cache, prepared, trained and converted when missing."""
-    key = hashlib.sha256(json.dumps(BUNDLE_RECIPE, sort_keys=True).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([BUNDLE_RECIPE_VERSION, TRAIN_ARGS]).encode()).hexdigest()[:12]
     root = cache / "pi-check" / f"watch-{key}"
     data, run, bundle = root / "data.npz", root / "run", root / "bundle"
     if (bundle / "manifest.json").exists():
@@ -59,7 +57,7 @@ def cached_bundle(cache: Path, log: Path) -> tuple[Path, Path]:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     _iomt(["data", "prepare", "watch", "--out", str(data)], log)
-    _iomt(["train", "--data", str(data), "--out", str(run), *BUNDLE_RECIPE["train"]], log)
+    _iomt(["train", "--data", str(data), "--out", str(run), *TRAIN_ARGS], log)
     staging = root / "bundle.partial"
     _iomt(["convert", str(run), "--out", str(staging), "--data", str(data)], log)
     staging.rename(bundle)

@@ -22,8 +22,8 @@ from bench.pi_check.edge_venv import Wheel, build_wheel, edge_venv
 pytestmark = [pytest.mark.integration, pytest.mark.tf, pytest.mark.slow]
 
 EDGE_PACKAGES = ("edge_runtime", "firmware_bridge", "hardware")
-# the device's side of the device-aggregator contract
-DEVICE_PROTOCOL_PACKAGES = ("federation",)
+# the device's side of the device-aggregator contract, and the bundle format it reads
+DEVICE_PROTOCOL_PACKAGES = ("fleet_protocol", "bundle_format")
 WORKSTATION_ONLY = ("tensorflow", "tf_keras", "scipy", "dp_accounting", "tflite_micro")
 FLEET = "edge-only"
 ROUNDS = 2

@@ -65,8 +65,8 @@ class Guest:
     def host_path(self, guest_path: str) -> Path:
         return self.root / guest_path.lstrip("/")
 
-    def prepare(self, files: dict[str, Path]) -> None:
-        """Host DNS and CA bundle into the tree (pip's HTTPS), and `files` into GUEST_WORK."""
+    def prepare_system(self) -> None:
+        """Host DNS and CA bundle into the tree (pip's HTTPS), user `pi`, an empty GUEST_WORK."""
         for name in ("etc/resolv.conf", "etc/ssl/certs/ca-certificates.crt", "etc/hosts"):
             source = Path("/") / name
             if source.exists():
@@ -79,6 +79,10 @@ class Guest:
         work = self.host_path(GUEST_WORK)
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
+
+    def copy_in(self, files: dict[str, Path]) -> None:
+        """Files and directories into GUEST_WORK under the given names."""
+        work = self.host_path(GUEST_WORK)
         for name, source in files.items():
             if source.is_dir():
                 shutil.copytree(source, work / name)

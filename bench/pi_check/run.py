@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench.common import results_path, write_results
 from bench.pi_check import device_checks
 from bench.pi_check.edge_venv import build_wheel, edge_venv
@@ -78,61 +80,64 @@ def x86_baseline(venv: Path, workload: Workload, work: Path) -> Baseline:
     return Baseline(runs[0], round(startup, 3), round(rss, 1))
 
 
-@dataclass(frozen=True)
-class RootfsBuild:
-    """A root filesystem being built (or found in the cache) in the background."""
-
-    cached: bool
-    future: Future[Path]
-    started: float
-
-
-def start_rootfs_builds(
-    arches: tuple[str, ...], pool: ThreadPoolExecutor, work: Path
-) -> dict[str, RootfsBuild]:
-    """Both trees at once: the builds are emulated and single-threaded, the machine has 2 cores."""
-    builds = {}
-    for name in arches:
-        arch = ARCHES[name]
-        cached = is_complete(cached_rootfs_path(arch))
-        _say(f"{name}: root filesystem ({'cached' if cached else 'debootstrap, cold'})")
-        future = pool.submit(build_rootfs, arch, work / f"rootfs-{name}.log")
-        builds[name] = RootfsBuild(cached, future, time.monotonic())
-    return builds
-
-
-def check_arch(name: str, workload: Workload, wheel: Path, baseline: Baseline, broker_url: str,
-               work: Path, build: RootfsBuild) -> dict[str, Any]:  # fmt: skip
-    """Every check in one userland; a failing step ends it with the reason recorded."""
+def set_up_arch(name: str, wheel: Path, work: Path) -> tuple[Guest | None, dict[str, Any]]:
+    """Root filesystem (cached or debootstrapped) and the documented edge install in it."""
     arch = ARCHES[name]
-    result: dict[str, Any] = {"installed": False, "x86_rss_mb": baseline.rss_mb,
-                              "x86_startup_s": baseline.startup_s}  # fmt: skip
+    result: dict[str, Any] = {"installed": False}
     started = time.monotonic()
     try:
-        root = build.future.result()
-        built_s = round(time.monotonic() - build.started, 1)
-        result["rootfs"] = {"cached": build.cached, "ready_after_s": built_s}
+        cached = is_complete(cached_rootfs_path(arch))
+        _say(f"{name}: root filesystem ({'cached' if cached else 'debootstrap, cold'})")
+        root = build_rootfs(arch, work / f"rootfs-{name}.log")
+        result["rootfs"] = {"cached": cached, "seconds": round(time.monotonic() - started, 1)}
         guest = Guest(arch, root)
-        guest.prepare({wheel.name: wheel, "probe.py": PROBE, "bundle": workload.bundle,
-                       "windows.npz": workload.windows, "device.npz": workload.device_data,
-                       "corrupt-bundle": workload.corrupt_bundle})  # fmt: skip
+        guest.prepare_system()
+        guest.copy_in({wheel.name: wheel})
         _say(f"{name}: pip install '{wheel.name}[edge]'")
         install = install_edge(guest, wheel)
         result["installed"] = True
         result["install"] = asdict(install)
         _describe_install(guest, result)
-        _say(f"{name}: backbone on {workload.windows.name}")
-        _probe(guest, baseline, result)
-        _say(f"{name}: two federated rounds")
-        _rounds(guest, broker_url, workload, work, result)
-        _say(f"{name}: bad input, the documented systemd unit")
-        _bad_input(guest, broker_url, result)
-        unit = device_checks.verify_unit(guest, DOCS)
-        result["systemd_unit"] = {"verified": unit.verified, "output": unit.output}
+    except Exception as exc:  # recorded and reported: one arch failing must not hide the other
+        result["error"] = f"{type(exc).__name__}: {exc}"
+        return None, result
+    return guest, result
+
+
+@dataclass(frozen=True)
+class DeviceWork:
+    """What the device checks of every arch share."""
+
+    workload: Workload
+    baseline: Baseline
+    broker_url: str
+    work: Path
+
+
+def check_arch(name: str, set_up: Future[tuple[Guest | None, dict[str, Any]]], shared: DeviceWork,
+               started: float) -> dict[str, Any]:  # fmt: skip
+    """The device checks in one userland once its install is done; failures recorded."""
+    guest, result = set_up.result()
+    baseline, workload = shared.baseline, shared.workload
+    result.update(x86_rss_mb=baseline.rss_mb, x86_startup_s=baseline.startup_s)
+    try:
+        if guest is not None:
+            guest.copy_in({"probe.py": PROBE, "bundle": workload.bundle,
+                           "windows.npz": workload.windows, "device.npz": workload.device_data,
+                           "corrupt-bundle": workload.corrupt_bundle})  # fmt: skip
+            _say(f"{name}: backbone on {len(np.load(workload.windows)['y'])} test windows")
+            _probe(guest, baseline, result)
+            _say(f"{name}: two federated rounds")
+            _rounds(guest, shared.broker_url, workload, shared.work, result)
+            _say(f"{name}: bad input, the documented systemd unit")
+            _bad_input(guest, shared.broker_url, result)
+            unit = device_checks.verify_unit(guest, DOCS)
+            result["systemd_unit"] = {"verified": unit.verified, "output": unit.output}
     except Exception as exc:  # recorded and reported: one arch failing must not hide the other
         result["error"] = f"{type(exc).__name__}: {exc}"
     result["seconds"] = round(time.monotonic() - started, 1)
     result["failures"] = failures(result)
+    _report_arch(name, result, shared.work)
     return result
 
 
@@ -203,32 +208,31 @@ def failures(result: dict[str, Any]) -> list[str]:
 
 
 def run_checks(options: CheckOptions) -> int:
+    """Both arches side by side: their emulated work is single-threaded, the machine has 2 cores."""
     from aggregator.broker import LocalBroker
 
     started = time.monotonic()
-    cache = cache_root()
     with (
         tempfile.TemporaryDirectory(prefix="iomt-pi-check-") as temporary,
         ThreadPoolExecutor(max_workers=len(options.arches)) as pool,
     ):
         work = Path(temporary)
-        builds = start_rootfs_builds(options.arches, pool, work)
-        _say("wheel, x86 edge-only venv, bundle")
         wheel = build_wheel(work / "wheel")
+        set_ups = {
+            name: pool.submit(set_up_arch, name, wheel.path, work) for name in options.arches
+        }
+        _say("x86 edge-only venv, bundle, x86 baseline")
         venv = edge_venv(wheel)
-        workload = prepare_workload(cache, work / "workload", options.windows,
+        workload = prepare_workload(cache_root(), work / "workload", options.windows,
                                     options.device_windows)  # fmt: skip
         baseline = x86_baseline(venv, workload, work)
-        results: dict[str, Any] = {}
         with LocalBroker() as broker:
-            for name in options.arches:
-                results[name] = check_arch(
-                    name, workload, wheel.path, baseline, broker.url, work, builds[name]
-                )
-                _report_arch(name, results[name], work)
-    summary = {"arches": results, "seconds": round(time.monotonic() - started, 1),
-               "x86": {"backend": baseline.run.report["backend"],
-                       "numpy": baseline.run.report["numpy"]},
+            shared = DeviceWork(workload, baseline, broker.url, work)
+            checks = {name: pool.submit(check_arch, name, set_ups[name], shared, started)
+                      for name in options.arches}  # fmt: skip
+            results = {name: check.result() for name, check in checks.items()}
+    x86 = {key: baseline.run.report[key] for key in ("backend", "numpy", "windows")}
+    summary = {"arches": results, "seconds": round(time.monotonic() - started, 1), "x86": x86,
                "min_argmax_agreement": MIN_ARGMAX_AGREEMENT}  # fmt: skip
     path = write_results("pi", summary, Path(options.out) if options.out else results_path("pi"))
     failed = [name for name, result in results.items() if result["failures"]]

@@ -108,8 +108,9 @@ def _create_edge_venv(venv: Path, wheel: Path) -> None:
     base = getattr(sys, "_base_executable", python)  # not the dev venv's interpreter
     subprocess.run([base, "-m", "venv", str(venv)], check=True, capture_output=True)
     install = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{wheel}[edge]"]
-    completed = subprocess.run(install, capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
+    # not from a checkout: `python -m pip` there sees its *.egg-info and skips the project
+    completed = subprocess.run(install, capture_output=True, text=True, check=False, cwd=venv)
+    if completed.returncode != 0 or not (venv / "bin" / "iomt").exists():
         shutil.rmtree(venv, ignore_errors=True)
         raise RuntimeError(f"pip install {wheel.name}[edge] failed: {completed.stderr[-2000:]}")
 

@@ -149,7 +149,8 @@ class BadInput:
 def bad_inputs(guest: Guest, broker_url: str) -> list[BadInput]:
     """Missing bundle, wrong model (backbone bytes changed), unreachable broker: all at once."""
     base = [f"{GUEST_VENV}/bin/iomt", "edge", "--fleet", "f", "--device-id", "bad",
-            "--replay", f"{GUEST_WORK}/device.npz", "--speed", "0"]  # fmt: skip
+            "--replay", f"{GUEST_WORK}/device.npz", "--speed", "0", "--json"]  # fmt: skip
+    # --json: the device's own event log goes to stdout, so stderr holds only the error
     cases = {
         "missing bundle": ["--broker", broker_url, "--bundle", f"{GUEST_WORK}/no-such-bundle",
                            "--store", "/tmp/bad1.sqlite"],
@@ -193,10 +194,12 @@ def unit_from_docs(docs: Path) -> str:
 
 
 def verify_unit(guest: Guest, docs: Path) -> UnitCheck:
-    """Verify the documented unit against the guest tree (its venv, its user `pi`)."""
+    """Verify the documented unit against the guest tree (its venv, its user `pi`, systemd)."""
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         return UnitCheck(None, "systemd-analyze is not installed on this machine")
+    if not guest.host_path("/usr/lib/systemd/system/multi-user.target").exists():
+        return UnitCheck(None, f"no systemd in the {guest.arch.debian} tree")
     unit = guest.host_path("/etc/systemd/system/iomt-edge.service")
     unit.parent.mkdir(parents=True, exist_ok=True)
     unit.write_text(unit_from_docs(docs) + "\n")

@@ -41,12 +41,22 @@ class Arch:
 # 32-bit: PyPI has no armv7l wheels of numpy, msgpack or cffi; Pi OS users take them from
 # Debian (docs/edge-device.md), so the venv sees them with --system-site-packages.
 ARCHES: dict[str, Arch] = {
-    "arm64": Arch("arm64", "aarch64", "qemu-aarch64", ("python3", "python3-venv")),
+    # systemd as on Pi OS: `systemd-analyze verify --root` checks the documented unit against it
+    "arm64": Arch("arm64", "aarch64", "qemu-aarch64", ("python3", "python3-venv", "systemd")),
     "armhf": Arch(
         "armhf",
         "armv7l",
         "qemu-arm",
-        ("python3", "python3-venv", "python3-numpy", "python3-cffi", "python3-msgpack"),
+        # python3-ply: pycparser depends on virtual packages it provides (debootstrap does
+        # not resolve virtual packages)
+        (
+            "python3",
+            "python3-venv",
+            "python3-numpy",
+            "python3-cffi",
+            "python3-msgpack",
+            "python3-ply",
+        ),  # fmt: skip
     ),
 }
 

@@ -1,8 +1,8 @@
 """Commands inside an emulated userland: chroot under qemu-user, the host's network and loopback.
 
 Each command runs in a private mount namespace (`unshare --mount`) that mounts `/proc` and
-binds `/dev` and `/sys` (LiteRT's CPU detection reads it) into the tree, so nothing stays mounted on the host when it exits. The guest
-shares the host's network namespace: a broker on the host's 127.0.0.1 is the guest's too.
+binds `/dev` and `/sys` (LiteRT's CPU detection reads it) into the tree, so nothing stays
+mounted on the host when it exits. The guest shares the host's network namespace: a broker on the host's 127.0.0.1 is the guest's too.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ ARCHES: dict[str, Arch] = {
             "python3-cffi",
             "python3-msgpack",
             "python3-ply",
-        ),  # fmt: skip
+        ),
     ),
 }
 

@@ -2,7 +2,8 @@
 
 Each command runs in a private mount namespace (`unshare --mount`) that mounts `/proc` and
 binds `/dev` and `/sys` (LiteRT's CPU detection reads it) into the tree, so nothing stays
-mounted on the host when it exits. The guest shares the host's network namespace: a broker on the host's 127.0.0.1 is the guest's too.
+mounted on the host when it exits. The guest shares the host's network namespace: a broker on
+the host's 127.0.0.1 is the guest's too.
 """
 
 from __future__ import annotations

@@ -172,9 +172,16 @@ def bad_inputs(guest: Guest, broker_url: str) -> list[BadInput]:
     return results
 
 
+EMULATION_NOISE = (
+    "INFO: Created TensorFlow Lite",  # the interpreter's banner, on a real Pi too
+    "INFO: Initialized TensorFlow Lite",
+    "Error in cpuinfo:",  # LiteRT finds no /sys CPU list in the emulated tree (see guest.py)
+)
+
+
 def _noise(line: str) -> bool:
-    """The interpreter's own banner lines (LiteRT/XNNPACK logging), not our error output."""
-    return line.startswith(("INFO: Created TensorFlow Lite", "INFO: Initialized TensorFlow Lite"))
+    """Lines the interpreter prints by itself, not the command's error output."""
+    return line.startswith(EMULATION_NOISE)
 
 
 @dataclass(frozen=True)

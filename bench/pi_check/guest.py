@@ -1,8 +1,9 @@
 """Commands inside an emulated userland: chroot under qemu-user, the host's network and loopback.
 
 Each command runs in a private mount namespace (`unshare --mount`) that mounts `/proc` and
-binds `/dev` and `/sys` (LiteRT's CPU detection reads it) into the tree, so nothing stays
-mounted on the host when it exits. The guest shares the host's network namespace: a broker on
+binds `/dev` into the tree, so nothing stays mounted on the host when it exits. `/sys` stays
+out: with the host's x86 CPU list there, LiteRT's CPU detection under qemu-aarch64 crashes the
+interpreter (segfault); without it, it says so on stderr and carries on. The guest shares the host's network namespace: a broker on
 the host's 127.0.0.1 is the guest's too.
 """
 
@@ -23,7 +24,7 @@ GUEST_WORK = "/iomt-check"  # bundle, data, wheel and probe copied in for each r
 DEPS_MARKER = ".iomt-deps-key"
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _ENTER = 'root="$1"; shift; mount -t proc proc "$root/proc" && mount --rbind /dev "$root/dev" \
-&& mount --rbind /sys "$root/sys" && exec chroot "$root" "$@"'
+&& exec chroot "$root" "$@"'
 
 
 @dataclass(frozen=True)

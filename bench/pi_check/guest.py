@@ -3,8 +3,8 @@
 Each command runs in a private mount namespace (`unshare --mount`) that mounts `/proc` and
 binds `/dev` into the tree, so nothing stays mounted on the host when it exits. `/sys` stays
 out: with the host's x86 CPU list there, LiteRT's CPU detection under qemu-aarch64 crashes the
-interpreter (segfault); without it, it says so on stderr and carries on. The guest shares the host's network namespace: a broker on
-the host's 127.0.0.1 is the guest's too.
+interpreter (segfault); without it, it says so on stderr and carries on. The guest shares the
+host's network namespace: a broker on the host's 127.0.0.1 is the guest's too.
 """
 
 from __future__ import annotations

@@ -125,6 +125,7 @@ def install_edge(guest: Guest, wheel: Path) -> Install:
     fresh = not (marker.exists() and marker.read_text().strip() == key)
     pip = [f"{GUEST_VENV}/bin/python", "-m", "pip", "install", "--quiet"]
     target = f"{GUEST_WORK}/{wheel.name}"
+    _apt_install(guest, guest.arch.apt_for_pip)
     if fresh:
         shutil.rmtree(venv, ignore_errors=True)
         guest.run(["python3", "-m", "venv", *venv_options(guest.arch), GUEST_VENV], 600)
@@ -133,6 +134,16 @@ def install_edge(guest: Guest, wheel: Path) -> Install:
     guest.run([*pip, f"{target}[edge]"], 1800)
     marker.write_text(key + "\n")
     return Install(fresh, round(time.monotonic() - started, 1))
+
+
+def _apt_install(guest: Guest, packages: tuple[str, ...]) -> None:
+    """`sudo apt install PACKAGES` as the docs say, when not installed in the tree yet."""
+    status = guest.host_path("/var/lib/dpkg/status").read_text()
+    missing = [p for p in packages if f"Package: {p}\nStatus: install ok installed" not in status]
+    if missing:
+        guest.run(["apt-get", "update", "-qq"], 1800)
+        install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]
+        guest.run(install, 3600, env={"DEBIAN_FRONTEND": "noninteractive"})
 
 
 def venv_options(arch: Arch) -> list[str]:

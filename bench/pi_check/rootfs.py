@@ -36,6 +36,7 @@ class Arch:
     machine: str  # what `platform.machine()` says inside: aarch64 | armv7l
     binfmt: str  # qemu-aarch64 | qemu-arm
     packages: tuple[str, ...]  # Debian packages the edge install uses from the system
+    apt_for_pip: tuple[str, ...] = ()  # what the docs have the user apt-get for pip's builds
 
 
 # 32-bit: PyPI has no armv7l wheels of numpy, msgpack or cffi; Pi OS users take them from
@@ -57,6 +58,8 @@ ARCHES: dict[str, Arch] = {
             "python3-msgpack",
             "python3-ply",
         ),
+        # cryptography >= 47 needs cffi >= 2: no armv7l wheel on PyPI, so pip builds it
+        ("python3-dev", "libffi-dev", "gcc"),
     ),
 }
 

@@ -55,7 +55,7 @@ mosquitto:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients; \
 	  else sudo apt-get install -y mosquitto mosquitto-clients; fi; }
 
-test: mosquitto lint
+test: mosquitto firmware lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 

@@ -61,8 +61,9 @@ def flat_is_finite(flat: np.ndarray) -> bool:
     element is. Only if it is not (a NaN or infinity, or squares beyond the float32 range) does
     the exact test run: a float64 sum, which float32 values cannot overflow.
     """
-    if math.isfinite(np.dot(flat, flat)):
-        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(np.dot(flat, flat)):
+            return True
     with np.errstate(over="ignore", invalid="ignore"):
         return math.isfinite(flat.sum(dtype=np.float64))
 

@@ -40,6 +40,13 @@ from aggregator.secure_aggregation.service_round import (
     SecureRound,
 )
 from aggregator.state_store import AcceptedUpdate, RoundRecord
+from aggregator.update_bounds import (
+    BoundsPolicy,
+    UpdateBounds,
+    bounds_for_head,
+    candidate_violation,
+    update_violation,
+)
 from aggregator.update_validation import (
     DeviceHistory,
     OpenRound,
@@ -91,6 +98,7 @@ class AggregatorConfig:
     fit: FitConfig = field(default_factory=FitConfig)
     keep_model_versions: int = 2
     max_update_bytes: int = MAX_UPDATE_BYTES
+    bounds: BoundsPolicy = field(default_factory=BoundsPolicy)
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,7 @@ class _OpenRound:
     memory: OpenRoundMemory
     base: StoredVersion
     deadline: float
+    bounds: UpdateBounds
     seen_online: set[str] = field(default_factory=set)  # online at any time during the round
     participants: set[str] = field(default_factory=set)  # devices whose data is in the sum
     resent: int = 0
@@ -150,15 +159,55 @@ class AggregatorCore:
     def start(self, now: float) -> list[Effect]:
         """Make sure version 0 exists, republish the latest head, open or resume a round."""
         self._now = now
-        if self.memory.latest is None:
+        if self.memory.refused_versions:
+            self._roll_back(self.memory.refused_versions)
+        elif self.memory.latest is None:
             sha = message_sha256(self._initial_weights)
             self.memory.latest = StoredVersion(0, self._initial_weights, sha)
             self.memory.version_sha256[0] = sha
             self._emit(StoreVersion(0, self._initial_weights, sha))
+        assert self.memory.latest is not None
         for effect in self._model_effects(self.memory.latest):
             self._emit(effect)
         self._advance()
         return self._drain()
+
+    def _roll_back(self, refused: list[int]) -> None:
+        """The state file holds heads that may not be served: serve the last good one again.
+
+        It comes back under a new version number (devices only move forward), the bad
+        versions' retained models are cleared, and a round left open on a bad base is closed.
+        """
+        good = self.memory.latest
+        weights = good.weights if good is not None else self._initial_weights
+        sha = message_sha256(weights)
+        number = max(refused) + 1
+        parent = good.version if good is not None else None
+        self.memory.latest = StoredVersion(number, weights, sha, parent)
+        self.memory.version_sha256[number] = sha
+        self.memory.refused_versions = []
+        self._emit(StoreVersion(number, weights, sha, parent),
+                   Log(f"state holds unusable head version(s) {sorted(refused)}: rolled back to "
+                       f"{'the bundle head' if parent is None else f'version {parent}'} "
+                       f"as version {number}"))  # fmt: skip
+        for version in refused:
+            self._publish(model_topic(self.config.fleet, version), b"", retain=True)
+        base = self.memory.open_round_base
+        if self.memory.open_round is not None and (base is None or base.version in refused):
+            self._close_abandoned(self.memory.open_round)
+
+    def _close_abandoned(self, stored: OpenRoundMemory) -> None:
+        """Close a round whose base head was rolled back (its deltas no longer apply)."""
+        record = stored.record
+        rejected = {**stored.rejected, "head_rolled_back": 1}
+        metrics = RoundMetrics(record.round_id, record.base_version, record.base_version,
+                               "aggregation_failed", len(stored.accepted), 0, 0, rejected, 0,
+                               round(self._now - record.opened_unix, 3))  # fmt: skip
+        self._emit(StoreRejection(record.round_id, "head_rolled_back"),
+                   StoreClosedRound(record.round_id, metrics, self._now))  # fmt: skip
+        self.memory.closed_rounds += 1
+        self.memory.last_round = replace(record, status="closed", closed_unix=self._now)
+        self.memory.open_round = self.memory.open_round_base = None
 
     def handle(self, event: Event, now: float) -> list[Effect]:
         """React to one message or to time passing."""
@@ -216,7 +265,8 @@ class AggregatorCore:
         deadline = max(record.deadline_unix, self._now + self.config.deadline_s)
         self._emit(Log(f"round {record.round_id}: resumed with {len(stored.accepted)} accepted"
                        " updates"))  # fmt: skip
-        return _OpenRound(stored, base, deadline, set(self.online), set(stored.accepted))
+        bounds = bounds_for_head(base.weights, self.config.bounds)
+        return _OpenRound(stored, base, deadline, bounds, set(self.online), set(stored.accepted))
 
     def _open_new(self) -> _OpenRound:
         latest = self.memory.latest
@@ -236,7 +286,8 @@ class AggregatorCore:
         self.memory.last_round = record
         self._emit(StoreOpenedRound(record, memory.strategy_state),
                    Log(f"round {round_id}: open on version {latest.version}"))  # fmt: skip
-        return _OpenRound(memory, latest, deadline, set(self.online))
+        bounds = bounds_for_head(latest.weights, self.config.bounds)
+        return _OpenRound(memory, latest, deadline, bounds, set(self.online))
 
     def _announce(self, round_: _OpenRound) -> None:
         record = round_.memory.record
@@ -350,6 +401,10 @@ class AggregatorCore:
             ))  # fmt: skip
 
     def _accept(self, round_: _OpenRound, update: ModelUpdate, row: AcceptedUpdate) -> None:
+        violation = update_violation(update.delta, round_.bounds)
+        if violation is not None:  # bounded before it touches the model
+            self._reject(update.device_id, update, "out_of_bounds", violation)
+            return
         try:
             self.strategy.accumulate(update.delta, update.num_examples, update.device_id)
         except FederationError as exc:
@@ -406,8 +461,12 @@ class AggregatorCore:
         self._count_traffic(round_.round_id, result.bytes_in, result.bytes_out)
         if result.rejected:
             self._emit(StoreRejection(round_.round_id, "secure_agg"))
-        if result.mean_delta is None:
-            self._emit(Log(f"round {round_.round_id}: secure aggregation failed: {result.error}"))
+        violation = None
+        if result.mean_delta is not None:
+            violation = update_violation(result.mean_delta, round_.bounds)
+        if result.mean_delta is None or violation is not None:
+            why = result.error if violation is None else violation
+            self._emit(Log(f"round {round_.round_id}: secure aggregation failed: {why}"))
         else:
             self.strategy.accumulate(result.mean_delta, result.num_examples, result.device_id)
             row = AcceptedUpdate(round_.round_id, result.device_id, 0, result.num_examples, 0, "")
@@ -451,12 +510,29 @@ class AggregatorCore:
         return StoredVersion(version, weights, sha, round_.base.version, round_.round_id)
 
     def _finish(self, round_: _OpenRound) -> Weights | None:
-        """The strategy's new head, or None when it cannot aggregate these updates."""
+        """The strategy's new head, or None when it cannot aggregate or the head is refused.
+
+        A refused candidate (non-finite, absurd, or further from the base than one bounded
+        update) is never stored or published; the strategy's state (server optimiser moments)
+        is put back as it was, and the refusal is counted under `head_<reason>`.
+        """
+        before = self.strategy.state_to_arrays()
         try:
-            return self.strategy.finish_round(round_.base.weights)
+            candidate = self.strategy.finish_round(round_.base.weights)
         except FederationError as exc:  # e.g. Krum with too few updates: keep the old head
             self._emit(Log(f"round {round_.round_id}: aggregation failed ({exc.reason}): {exc}"))
             return None
+        reason = candidate_violation(candidate, round_.base.weights, round_.bounds)
+        if reason is None:
+            return candidate
+        self.strategy.state_from_arrays(before)
+        counted = f"head_{reason}"
+        rejected = round_.memory.rejected
+        rejected[counted] = rejected.get(counted, 0) + 1
+        self._emit(StoreRejection(round_.round_id, counted),
+                   Log(f"round {round_.round_id}: new head refused ({reason}); keeping version "
+                       f"{round_.base.version}"))  # fmt: skip
+        return None
 
     def _metrics(
         self, round_: _OpenRound, version: int, status: RoundStatus, weights: Weights | None

@@ -39,11 +39,12 @@ Event = MessageArrived | TimePassed
 # effects --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class StoreVersion:
-    """Persist a global version that no round produced (version 0, the bundle's head)."""
+    """Persist a global version that no round produced (version 0, or a roll-back)."""
 
     version: int
     weights: Weights
     sha256: str
+    parent: int | None = None  # a roll-back re-serves an older head under a new number
 
 
 @dataclass(frozen=True)

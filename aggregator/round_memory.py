@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from aggregator.state_store import AcceptedUpdate, RoundRecord, StateStore, VersionRecord
+from aggregator.update_bounds import head_violation
 from fleet_protocol.types import ArrayState, Weights
 
 
@@ -49,14 +50,16 @@ class RoundMemory:
     strategy_carry: ArrayState | None = None
     last_sequences: dict[str, int] = field(default_factory=dict)
     version_sha256: dict[int, str] = field(default_factory=dict)  # every version's hash
+    refused_versions: list[int] = field(default_factory=list)  # stored heads never to serve
 
 
 def read_snapshot(store: StateStore) -> RoundMemory:
     """The core's memory as the state file holds it now."""
     rounds = store.rounds()
     open_record = store.open_round_record()
+    latest, refused = _last_good_version(store)
     return RoundMemory(
-        latest=_version(store, store.latest_version()),
+        latest=latest,
         open_round=_open_round(store, open_record) if open_record else None,
         open_round_base=(_stored_version(store, open_record.base_version) if open_record else None),
         last_round=rounds[-1] if rounds else None,
@@ -64,15 +67,25 @@ def read_snapshot(store: StateStore) -> RoundMemory:
         strategy_carry=store.strategy_carry(),
         last_sequences=store.last_sequences(),
         version_sha256={v.version: v.sha256 for v in store.versions()},
+        refused_versions=refused,
     )
 
 
-def _version(store: StateStore, record: VersionRecord | None) -> StoredVersion | None:
-    return None if record is None else _stored_version(store, record.version)
+def _last_good_version(store: StateStore) -> tuple[StoredVersion | None, list[int]]:
+    """The newest version that may be served, and the newer ones that may not (bad heads)."""
+    refused: list[int] = []
+    for record in reversed(store.versions()):
+        stored = _stored_version(store, record.version, record)
+        if head_violation(stored.weights) is None:
+            return stored, refused
+        refused.append(record.version)
+    return None, refused
 
 
-def _stored_version(store: StateStore, version: int) -> StoredVersion:
-    record = next(v for v in store.versions() if v.version == version)
+def _stored_version(
+    store: StateStore, version: int, record: VersionRecord | None = None
+) -> StoredVersion:
+    record = record or next(v for v in store.versions() if v.version == version)
     weights = store.load_weights(version)
     return StoredVersion(version, weights, record.sha256, record.parent, record.round_id)
 

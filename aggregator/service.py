@@ -134,7 +134,8 @@ def apply_to_store(store: StateStore, effect: Effect, now: float) -> None:
     elif isinstance(effect, StoreClosedRound):
         _store_closed(store, effect)
     elif isinstance(effect, StoreVersion):
-        store.add_version(effect.version, effect.weights, None, None, effect.sha256, now)
+        store.add_version(effect.version, effect.weights, effect.parent, None, effect.sha256,
+                          now)  # fmt: skip
 
 
 def _store_closed(store: StateStore, effect: StoreClosedRound) -> None:

@@ -17,6 +17,8 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from aggregator.message_gate import MessageGate
+from aggregator.rate_limit import RateLimit
 from aggregator.round_events import (
     Effect,
     Event,
@@ -99,6 +101,7 @@ class AggregatorConfig:
     keep_model_versions: int = 2
     max_update_bytes: int = MAX_UPDATE_BYTES
     bounds: BoundsPolicy = field(default_factory=BoundsPolicy)
+    rate_limit: RateLimit = field(default_factory=RateLimit)
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ class AggregatorCore:
         self._chunks = ChunkAssembler(
             max_message_bytes=config.max_update_bytes, clock=lambda: self._now
         )
+        self._gate = MessageGate(config.rate_limit)
 
     # entry points ------------------------------------------------------------------------------
     def start(self, now: float) -> list[Effect]:
@@ -214,6 +218,8 @@ class AggregatorCore:
         self._now = now
         if isinstance(event, MessageArrived):
             self._on_message(event.topic, event.payload)
+        if self._gate.due(now) or not isinstance(event, MessageArrived):
+            self._flush_quiet_drops()
         if self._round is not None and self._round.secure is not None:
             self._step_secure(self._round, self._round.secure)
         elif self._round is not None and self._should_close(self._round):
@@ -334,12 +340,28 @@ class AggregatorCore:
             parsed = parse_topic(topic)
         except TopicError:
             return
+        sender = parsed.arg if parsed.kind in ("status", "update") else None
+        if sender and not self._gate.admit(sender, self._now):
+            return  # over its budget: counted, not decoded, not acked
         if parsed.kind == "status" and parsed.arg:
             self._on_status(parsed.arg, payload)
         elif parsed.kind == "update" and parsed.arg and self._round is not None:
             self._on_update(self._round, parsed.arg, payload)
 
+    def _flush_quiet_drops(self) -> None:
+        """Store what the gate dropped without a word, one row per reason."""
+        round_id = self._round.round_id if self._round else 0
+        for reason, count in sorted(self._gate.take_counts(self._now).items()):
+            if self._round is not None:
+                rejected = self._round.memory.rejected
+                rejected[reason] = rejected.get(reason, 0) + count
+            self._emit(StoreRejection(round_id, reason, count))
+
     def _on_status(self, device_id: str, payload: bytes) -> None:
+        verify = self._trust.verify_key
+        if verify is not None and verify(device_id) is None:
+            self._gate.count("unknown_device")  # with a registry only its devices count online
+            return
         try:
             status = decode_message(payload, expected_type=DeviceStatus)
         except FederationError:
@@ -362,6 +384,8 @@ class AggregatorCore:
             except FederationError as exc:
                 self._reject(device_id, None, reason_for_error(exc), str(exc))
                 return
+            finally:
+                self._gate.note_chunks(self._chunks.stats)
             if whole is None:
                 return  # more chunks to come
             payload = whole
@@ -477,6 +501,7 @@ class AggregatorCore:
 
     # closing -------------------------------------------------------------------------------------
     def _close(self, round_: _OpenRound) -> None:
+        self._flush_quiet_drops()
         record = round_.memory.record
         quorum_met = len(round_.participants) >= record.quorum
         weights = self._finish(round_) if quorum_met else None

@@ -66,10 +66,11 @@ class StoreAcceptedUpdate:
 
 @dataclass(frozen=True)
 class StoreRejection:
-    """Count one refused update by reason."""
+    """Count refused messages by reason (one, or a batch the gate dropped unread)."""
 
     round_id: int
     reason: str
+    count: int = 1
 
 
 @dataclass(frozen=True)

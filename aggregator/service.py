@@ -126,7 +126,7 @@ def apply_to_store(store: StateStore, effect: Effect, now: float) -> None:
     elif isinstance(effect, StoreAcceptedUpdate):
         store.accept_update(effect.update, effect.strategy_state, effect.received_unix)
     elif isinstance(effect, StoreRejection):
-        store.count_rejection(effect.round_id, effect.reason)
+        store.count_rejection(effect.round_id, effect.reason, effect.count)
     elif isinstance(effect, StoreOpenedRound):
         new = effect.record
         store.open_round(new.round_id, new.base_version, new.opened_unix, new.deadline_unix,

@@ -301,11 +301,11 @@ class StateStore:
         return {str(device): int(sequence) for device, sequence in rows}
 
     # counters
-    def count_rejection(self, round_id: int, reason: str) -> None:
+    def count_rejection(self, round_id: int, reason: str, count: int = 1) -> None:
         self._db.execute(
-            "INSERT INTO rejections VALUES (?, ?, 1)"
-            " ON CONFLICT (round_id, reason) DO UPDATE SET count=count+1",
-            (round_id, reason),
+            "INSERT INTO rejections VALUES (?, ?, ?)"
+            " ON CONFLICT (round_id, reason) DO UPDATE SET count=count+excluded.count",
+            (round_id, reason, count),
         )
 
     def rejections(self, round_id: int) -> dict[str, int]:

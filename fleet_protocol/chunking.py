@@ -108,14 +108,21 @@ class AssemblerStats:
     completed: int = 0
 
 
+Key = tuple[str, str]
+
+
 class ChunkAssembler:
     """Reassemble chunked messages; `feed` returns the payload once its last chunk arrives.
 
-    Bounded: a message may not exceed `max_message_bytes`, all partial messages together may
-    not hold more than `max_pending_bytes` (the oldest is evicted), partials older than
-    `timeout_s` on `clock` are dropped, and recently completed ids are remembered so late
-    duplicates are ignored. Chunks are keyed by `(source, message_id)`; pass the MQTT topic
-    as `source` so one sender cannot inject chunks into another's message.
+    Bounded, and O(1) per chunk whatever a sender does: a message may not exceed
+    `max_message_bytes`; one source may hold at most `max_partials_per_source` partial
+    messages and `max_message_bytes` of data (its own oldest partial is evicted, nobody
+    else's); all partials together hold at most `max_partials` messages and `max_pending_bytes`
+    (the oldest is evicted); partials older than `timeout_s` on `clock` are dropped. Partials
+    sit in arrival order, so expiry and eviction only ever look at the oldest. Recently
+    completed ids are remembered so late duplicates are ignored. Chunks are keyed by
+    `(source, message_id)`; pass the sender as `source` so one sender cannot inject chunks
+    into another's message.
     """
 
     def __init__(
@@ -126,20 +133,26 @@ class ChunkAssembler:
         timeout_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         remember_completed: int = 4096,
+        max_partials: int = 1024,
+        max_partials_per_source: int = 4,
     ) -> None:
         self.max_message_bytes = max_message_bytes
         self.max_pending_bytes = max_pending_bytes
         self.timeout_s = timeout_s
         self.clock = clock
+        self.max_partials, self.max_partials_per_source = max_partials, max_partials_per_source
         self.stats = AssemblerStats()
-        self._pending: OrderedDict[tuple[str, str], _Pending] = OrderedDict()
-        self._completed: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._pending: OrderedDict[Key, _Pending] = OrderedDict()
+        self._by_source: dict[str, OrderedDict[Key, None]] = {}
+        self._source_bytes: dict[str, int] = {}
+        self._pending_bytes = 0
+        self._completed: OrderedDict[Key, None] = OrderedDict()
         self._remember_completed = remember_completed
 
     @property
     def pending_bytes(self) -> int:
-        """Bytes held by partial messages."""
-        return sum(p.received_bytes for p in self._pending.values())
+        """Bytes held by partial messages (kept as a running total, not summed)."""
+        return self._pending_bytes
 
     @property
     def pending_messages(self) -> int:
@@ -160,10 +173,21 @@ class ChunkAssembler:
             return None
         pending = self._pending.get(key)
         if pending is None:
-            pending = self._pending[key] = _Pending(chunk, self.clock())
+            pending = self._open(key, chunk)
         return self._add_piece(key, pending, chunk)
 
-    def _add_piece(self, key: tuple[str, str], pending: _Pending, chunk: Chunk) -> bytes | None:
+    def _open(self, key: Key, chunk: Chunk) -> _Pending:
+        source = key[0]
+        mine = self._by_source.setdefault(source, OrderedDict())
+        while len(mine) >= self.max_partials_per_source:
+            self._drop(next(iter(mine)), "evicted")
+        while len(self._pending) >= self.max_partials:
+            self._drop(next(iter(self._pending)), "evicted")
+        pending = self._pending[key] = _Pending(chunk, self.clock())
+        self._by_source.setdefault(source, OrderedDict())[key] = None
+        return pending
+
+    def _add_piece(self, key: Key, pending: _Pending, chunk: Chunk) -> bytes | None:
         first = pending.chunk
         if (chunk.count, chunk.total_len, chunk.crc) != (first.count, first.total_len, first.crc):
             raise ChunkError(f"chunk {chunk.index} of {chunk.message_id!r} disagrees with chunk 0")
@@ -174,14 +198,19 @@ class ChunkAssembler:
             self._drop(key, "corrupt")
             raise ChunkError(f"chunks of {chunk.message_id!r} exceed the declared length")
         pending.pieces[chunk.index] = chunk.data
-        pending.received_bytes += len(chunk.data)
+        self._count_bytes(key[0], pending, len(chunk.data))
         if len(pending.pieces) == first.count:
             return self._complete(key, pending)
-        self._enforce_budget()
+        self._enforce_budget(key[0])
         return None
 
-    def _complete(self, key: tuple[str, str], pending: _Pending) -> bytes:
-        del self._pending[key]
+    def _count_bytes(self, source: str, pending: _Pending, size: int) -> None:
+        pending.received_bytes += size
+        self._pending_bytes += size
+        self._source_bytes[source] = self._source_bytes.get(source, 0) + size
+
+    def _complete(self, key: Key, pending: _Pending) -> bytes:
+        self._forget(key)
         payload = b"".join(pending.pieces[i] for i in range(pending.chunk.count))
         if len(payload) != pending.chunk.total_len or zlib.crc32(payload) != pending.chunk.crc:
             self.stats.corrupt += 1
@@ -192,18 +221,42 @@ class ChunkAssembler:
         self.stats.completed += 1
         return payload
 
-    def _drop(self, key: tuple[str, str], reason: str) -> None:
-        del self._pending[key]
+    def _forget(self, key: Key) -> None:
+        """Remove a partial from every index and from the byte totals."""
+        pending = self._pending.pop(key)
+        source = key[0]
+        self._pending_bytes -= pending.received_bytes
+        left = self._source_bytes.get(source, 0) - pending.received_bytes
+        mine = self._by_source.get(source)
+        if mine is not None:
+            mine.pop(key, None)
+        if mine:
+            self._source_bytes[source] = left
+        else:
+            self._by_source.pop(source, None)
+            self._source_bytes.pop(source, None)
+
+    def _drop(self, key: Key, reason: str) -> None:
+        self._forget(key)
         setattr(self.stats, reason, getattr(self.stats, reason) + 1)
 
-    def _enforce_budget(self) -> None:
-        while self._pending and self.pending_bytes > self.max_pending_bytes:
+    def _enforce_budget(self, source: str) -> None:
+        mine = self._by_source.get(source)
+        while mine and self._source_bytes.get(source, 0) > self.max_message_bytes:
+            self._drop(next(iter(mine)), "evicted")
+        while self._pending and self._pending_bytes > self.max_pending_bytes:
             self._drop(next(iter(self._pending)), "evicted")
 
     def expire(self) -> int:
-        """Drop partial messages older than the timeout; return how many were dropped."""
-        now = self.clock()
-        stale = [k for k, p in self._pending.items() if now - p.started > self.timeout_s]
-        for key in stale:
+        """Drop partial messages older than the timeout; return how many were dropped.
+
+        Partials are kept in arrival order, so only the oldest ones are ever looked at.
+        """
+        now, dropped = self.clock(), 0
+        while self._pending:
+            key, oldest = next(iter(self._pending.items()))
+            if now - oldest.started <= self.timeout_s:
+                break
             self._drop(key, "expired")
-        return len(stale)
+            dropped += 1
+        return dropped

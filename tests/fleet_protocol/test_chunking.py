@@ -147,3 +147,39 @@ def test_random_bytes_only_raise_chunk_errors(data: bytes) -> None:
     assembler = ChunkAssembler(max_message_bytes=10_000)
     with contextlib.suppress(ChunkError, MessageTooLargeError):
         assembler.feed(b"IOCK\x01" + data)
+
+
+def test_one_source_holds_at_most_its_own_partials_and_cannot_evict_others() -> None:
+    # Prepare
+    assembler = ChunkAssembler(max_partials_per_source=4)
+    victim = split_into_chunks(PAYLOAD, "victim:1", max_chunk_bytes=300)
+    assembler.feed(victim[0], source="good")
+
+    # Execute: 8,000 never-completed fragments with distinct ids from one source
+    for i in range(8000):
+        assembler.feed(split_into_chunks(b"x" * 80, f"m{i}", max_chunk_bytes=60)[0], source="bad")
+    results = [assembler.feed(chunk, source="good") for chunk in victim[1:]]
+
+    # Assert
+    assert results[-1] == PAYLOAD
+    assert assembler.pending_messages == 4 and assembler.stats.evicted == 7996
+    held = sum(p.received_bytes for p in assembler._pending.values())
+    assert 0 < assembler.pending_bytes == held  # the running total matches what is held
+
+
+def test_partials_across_many_sources_are_capped_in_total_and_expire_oldest_first() -> None:
+    # Prepare
+    clock = FakeClock()
+    assembler = ChunkAssembler(max_partials=100, timeout_s=10.0, clock=clock)
+
+    # Execute
+    for i in range(500):
+        clock.now = i * 0.01
+        assembler.feed(split_into_chunks(b"x" * 80, "m", max_chunk_bytes=60)[0], source=f"s{i}")
+    capped = assembler.pending_messages
+    clock.now = 4.99 + 10.0 + 0.001  # partials started before 5.0 are now too old
+    expired = assembler.expire()
+
+    # Assert
+    assert capped == 100 and assembler.stats.evicted == 400
+    assert expired == 100 and assembler.pending_messages == 0 and assembler.pending_bytes == 0

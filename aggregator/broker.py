@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 LOOPBACK = "127.0.0.1"
+MAX_PACKET_BYTES = 1024 * 1024  # same as the TLS config (aggregator.broker_acl)
 MOSQUITTO_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 START_TIMEOUT_S = 10.0
 
@@ -54,6 +55,7 @@ def mosquitto_config(port: int, host: str = LOOPBACK) -> str:
             "persistence false",
             "max_inflight_messages 100",
             "max_queued_messages 10000",
+            f"max_packet_size {MAX_PACKET_BYTES}",
             "log_dest stderr",
             "log_type error",
             "log_type warning",
@@ -85,7 +87,7 @@ class LocalBroker:
     prefer: str = "mosquitto"  # or "embedded"
     kind: str = ""
     tls_dir: Path | None = None  # certificate directory (`iomt certs`): TLS + client certs + ACL
-    acl_fleet: str = "+"  # fleet the generated ACL covers ("+": any)
+    acl_fleet: str | tuple[str, ...] = ()  # fleet(s) the generated ACL covers ("+": any)
     _process: subprocess.Popen[bytes] | None = None
     _config_dir: tempfile.TemporaryDirectory[str] | None = None
     _embedded: _EmbeddedBroker | None = None
@@ -99,6 +101,8 @@ class LocalBroker:
 
     def start(self) -> LocalBroker:
         """Start the broker and return once it accepts connections."""
+        if self.tls_dir is not None and not self.acl_fleet:
+            raise BrokerError("a TLS broker's ACL needs the fleet(s) it serves (--fleet NAME)")
         self.port = self.port or free_port(self.host)
         executable = find_mosquitto() if self.prefer == "mosquitto" else None
         if executable:

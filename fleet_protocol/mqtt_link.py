@@ -3,14 +3,15 @@
 Both the edge client and the aggregator service use it. Paho's network thread runs the
 callbacks; they only put a `LinkEvent` on a queue, never publish or block (paho issues #354,
 #177, #875). The owner drains the queue from its own thread and publishes from there.
-Sessions are persistent (MQTT v5, clean_start False + session expiry), QoS is chosen per topic
-kind in `TOPIC_QOS`, subscriptions are renewed on every (re)connect, and paho return codes
-become `MqttLinkError`.
+The queue is bounded (`fleet_protocol.event_queue`): when the owner falls behind, new
+messages are dropped and counted (`dropped`), never buffered without limit. Sessions are
+persistent (MQTT v5, clean_start False + session expiry), QoS is chosen per topic kind in
+`TOPIC_QOS`, subscriptions are renewed on every (re)connect, and paho return codes become
+`MqttLinkError`.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 from dataclasses import dataclass, field
 from typing import Literal
@@ -23,6 +24,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from fleet_protocol.errors import FederationError
+from fleet_protocol.event_queue import DEFAULT_MAX_BYTES, DEFAULT_MAX_MESSAGES, BoundedEventQueue
 from fleet_protocol.topics import TOPIC_ROOT
 
 # One table: every topic kind under iomt/v1/{fleet}/ and its QoS.
@@ -38,6 +40,7 @@ DEFAULT_QOS = 1
 SESSION_EXPIRY_S = 24 * 3600
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
 PUBLISH_TIMEOUT_S = 10.0
+MAX_PACKET_BYTES = 1024 * 1024  # what we ask the broker to send us at most (MQTT 5)
 _NOT_CONNECTED = "MQTT broker {url} did not accept the connection within {timeout:.0f} s"
 
 
@@ -116,6 +119,9 @@ class LinkConfig:
     session_expiry_s: int = SESSION_EXPIRY_S
     persistent_session: bool = True
     tls: TlsFiles | None = None  # verify the broker against this CA, present this certificate
+    max_queued_messages: int = DEFAULT_MAX_MESSAGES  # waiting for the owner; more are dropped
+    max_queued_bytes: int = DEFAULT_MAX_BYTES
+    max_packet_bytes: int = MAX_PACKET_BYTES
 
 
 LinkEventKind = Literal["message", "connected", "disconnected"]
@@ -138,11 +144,21 @@ class MqttLink:
     """A paho client on its own network thread; events arrive on `events`."""
 
     config: LinkConfig
-    events: queue.Queue[LinkEvent] = field(default_factory=queue.Queue)
+    events: BoundedEventQueue[LinkEvent] = field(init=False)
     connected: threading.Event = field(default_factory=threading.Event)
     _client: paho.Client | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     bytes_out: int = 0
+
+    def __post_init__(self) -> None:
+        self.events = BoundedEventQueue(
+            self.config.max_queued_messages, self.config.max_queued_bytes
+        )
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Messages dropped because the owner fell behind, by topic kind."""
+        return dict(self.events.dropped)
 
     def start(self, timeout_s: float = 10.0) -> MqttLink:
         """Connect (in the background, retrying) and wait until the first CONNACK."""
@@ -188,6 +204,7 @@ class MqttLink:
         properties = Properties(PacketTypes.CONNECT)
         if self.config.persistent_session:
             properties.SessionExpiryInterval = self.config.session_expiry_s
+        properties.MaximumPacketSize = self.config.max_packet_bytes
         return properties
 
     def publish(
@@ -221,10 +238,7 @@ class MqttLink:
 
     def next_event(self, timeout_s: float) -> LinkEvent | None:
         """The next event, or None after `timeout_s`."""
-        try:
-            return self.events.get(timeout=timeout_s)
-        except queue.Empty:
-            return None
+        return self.events.get(timeout_s)
 
     def stop(self) -> None:
         """Disconnect cleanly (no last will) and end the network thread; safe twice."""
@@ -253,12 +267,12 @@ class MqttLink:
         properties: Properties | None,
     ) -> None:
         if reason.is_failure:
-            self.events.put(LinkEvent("disconnected", reason=str(reason)))
+            self.events.put_control(LinkEvent("disconnected", reason=str(reason)))
             return
         for topic in self.config.subscriptions:
             client.subscribe(topic, qos=qos_for(topic))
         self.connected.set()
-        self.events.put(LinkEvent("connected", session_present=bool(flags.session_present)))
+        self.events.put_control(LinkEvent("connected", session_present=bool(flags.session_present)))
 
     def _on_disconnect(
         self,
@@ -269,10 +283,12 @@ class MqttLink:
         properties: Properties | None,
     ) -> None:
         self.connected.clear()
-        self.events.put(LinkEvent("disconnected", reason=str(reason)))
+        self.events.put_control(LinkEvent("disconnected", reason=str(reason)))
 
     def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
-        self.events.put(LinkEvent("message", message.topic, bytes(message.payload), message.retain))
+        payload = bytes(message.payload)
+        event = LinkEvent("message", message.topic, payload, message.retain)
+        self.events.put_message(event, len(payload), topic_kind(message.topic) or "other")
 
 
 def _check(code: int, action: str) -> None:

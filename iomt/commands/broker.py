@@ -8,6 +8,7 @@ from pathlib import Path
 from types import FrameType
 
 from iomt.environment import Environment, ExitStatus
+from iomt.errors import UsageError
 
 HELP = "run a local MQTT broker on 127.0.0.1 (Mosquitto if installed, else embedded amqtt)"
 
@@ -25,7 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="certificate directory (`iomt certs`): TLS, client certificates, per-device ACL",
     )
-    parser.add_argument("--fleet", default="+", help="fleet the ACL covers (default: any)")
+    parser.add_argument(
+        "--fleet",
+        action="append",
+        default=[],
+        help="fleet the --tls ACL covers (required with --tls; repeat for several)",
+    )
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -33,15 +39,30 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _acl_fleets(args: argparse.Namespace) -> tuple[str, ...]:
+    """The fleets of the ACL: named one by one, checked, at least one with --tls."""
+    from fleet_protocol.errors import TopicError
+    from fleet_protocol.topics import validate_fleet
+
+    if args.tls is not None and not args.fleet:
+        raise UsageError("--tls needs --fleet NAME: the ACL covers one fleet per broker "
+                         "unless several are named")  # fmt: skip
+    try:
+        return tuple(validate_fleet(fleet) for fleet in args.fleet)
+    except TopicError as exc:
+        raise UsageError(f"--fleet: {exc}") from exc
+
+
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from aggregator.broker import LocalBroker
 
+    fleets = _acl_fleets(args)
     signal.signal(signal.SIGTERM, _interrupt)
     broker = LocalBroker(
         port=args.port,
         prefer="embedded" if args.embedded else "mosquitto",
         tls_dir=args.tls,
-        acl_fleet=args.fleet,
+        acl_fleet=fleets,
     )
     broker.start()
     try:

@@ -96,3 +96,20 @@ def test_revoking_lists_the_serial_in_a_ca_signed_crl(tmp_path: Path) -> None:
     assert [r.serial_number for r in crl] == [pair.certificate.serial_number]
     config = mosquitto_tls_config(8883, "127.0.0.1", directory, "/x/acl")
     assert f"crlfile {crl_path.resolve()}" in config.splitlines()
+
+
+def test_acl_covers_only_the_named_fleets_and_the_config_binds_client_ids(tmp_path: Path) -> None:
+    # Execute
+    acl = mosquitto_acl(["ward-3", "ward-4"]).splitlines()
+    config = mosquitto_tls_config(8883, "127.0.0.1", init_directory(tmp_path / "c"), "/x/acl")
+
+    # Assert
+    assert not any("iomt/v1/+/" in line for line in acl)
+    assert acl[acl.index("user aggregator") + 1 :][:2] == [
+        "topic readwrite iomt/v1/ward-3/#",
+        "topic readwrite iomt/v1/ward-4/#",
+    ]
+    assert "use_username_as_clientid true" in config.splitlines()
+    assert any(line.startswith("max_packet_size ") for line in config.splitlines())
+    with pytest.raises(ValueError):
+        mosquitto_acl([])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,3 +157,65 @@ def test_a_revoked_device_is_refused_after_a_broker_restart(tmp_path: Path) -> N
             _link(restarted.url, "dev-2", client_tls_files(certs.root, "dev-2")).start(
                 REFUSED_WITHIN_S
             )
+
+
+def test_a_device_certificate_cannot_take_the_aggregators_client_id(
+    broker: LocalBroker, certs: CertDirectory
+) -> None:
+    # Prepare: the aggregator connected under the client id `iomt aggregator` asks for
+    own = LinkConfig(broker.url, f"aggregator-{FLEET}", (f"{ROOT}/update/+",),
+                     persistent_session=False, tls=client_tls_files(certs.root, "aggregator"))  # fmt: skip
+    aggregator = MqttLink(own).start(10.0)
+    device = _connect(broker, certs, "dev-1")
+    try:
+        # Execute: dev-2's certificate asks for the aggregator's client id
+        tls = client_tls_files(certs.root, "dev-2")
+        config = LinkConfig(broker.url, f"aggregator-{FLEET}", (), persistent_session=False,
+                            tls=tls)  # fmt: skip
+        hijacker = MqttLink(config).start(10.0)
+        hijacker.stop()
+        device.publish(f"{ROOT}/update/dev-1", b"still heard")
+
+        # Assert: the broker named it after its certificate; the aggregator stayed on
+        event = _next_message(aggregator)
+        assert (event.topic, event.payload) == (f"{ROOT}/update/dev-1", b"still heard")
+        assert aggregator.connected.is_set()
+    finally:
+        device.stop()
+        aggregator.stop()
+
+
+def test_a_device_of_this_fleet_reads_and_writes_nothing_of_another(
+    broker: LocalBroker, certs: CertDirectory
+) -> None:
+    other = f"iomt/v1/other-{FLEET}"
+    device = _connect(broker, certs, "dev-1", f"{other}/round", f"{ROOT}/round")
+    aggregator = _connect(broker, certs, "aggregator", f"{other}/update/+", f"{ROOT}/update/+")
+    try:
+        aggregator.publish(f"{other}/round", b"other fleet's round")  # not in this ACL
+        device.publish(f"{other}/update/dev-1", b"into the other fleet")
+        aggregator.publish(f"{ROOT}/round", b"own round")
+        device.publish(f"{ROOT}/update/dev-1", b"own update")
+        assert _next_message(device).payload == b"own round"
+        assert _next_message(aggregator).payload == b"own update"
+    finally:
+        device.stop()
+        aggregator.stop()
+
+
+def test_the_broker_refuses_a_publish_larger_than_its_packet_limit(
+    broker: LocalBroker, certs: CertDirectory
+) -> None:
+    aggregator = _connect(broker, certs, "aggregator", f"{ROOT}/update/+")
+    try:
+        flooder = _connect(broker, certs, "dev-1")
+        with contextlib.suppress(MqttLinkError):
+            flooder.publish(f"{ROOT}/update/dev-1", b"x" * (4 * 1024 * 1024), timeout_s=2.0)
+        flooder.stop()
+        sender = _connect(broker, certs, "dev-2")
+        sender.publish(f"{ROOT}/update/dev-2", b"small")
+        sender.stop()
+        event = _next_message(aggregator)
+        assert (event.topic, event.payload) == (f"{ROOT}/update/dev-2", b"small")
+    finally:
+        aggregator.stop()

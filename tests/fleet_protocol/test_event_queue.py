@@ -1,0 +1,21 @@
+"""The bounded queue between paho's thread and the owner: budgets, counted drops, control events."""
+
+from __future__ import annotations
+
+from fleet_protocol.event_queue import BoundedEventQueue
+
+
+def test_messages_beyond_the_count_or_byte_budget_are_dropped_and_counted() -> None:
+    # Prepare
+    events: BoundedEventQueue[str] = BoundedEventQueue(max_messages=3, max_bytes=100)
+
+    # Execute
+    kept = [events.put_message(f"m{i}", 10, "update") for i in range(5)]
+    too_big = events.put_message("big", 90, "status")
+    events.put_control("connected")  # never dropped, even when full
+
+    # Assert
+    assert kept == [True, True, True, False, False] and not too_big
+    assert events.dropped == {"update": 2, "status": 1}
+    assert [events.get(0.0) for _ in range(5)] == ["m0", "m1", "m2", "connected", None]
+    assert events.queued_bytes == 0 and events.put_message("again", 10, "update")

@@ -3,9 +3,10 @@
 The broker requires a client certificate signed by the fleet CA and uses its common name as the
 MQTT username (`use_identity_as_username`), so `%u` in the ACL is the device id the certificate
 was issued to, and `use_username_as_clientid` makes that name its client id too, so a device
-certificate cannot connect as `aggregator-FLEET` and push the aggregator off. A device may publish only its own update and status, and read only the round,
-the global models and its own acks; only the `aggregator` identity publishes rounds and models
-and reads updates. Mosquitto drops a publish the ACL denies (the subscriber never sees it).
+certificate cannot connect as `aggregator-FLEET` and push the aggregator off. A device may
+publish only its own update and status, and read only the round, the global models and its own
+acks; only the `aggregator` identity publishes rounds and models and reads updates. Mosquitto
+drops a publish the ACL denies (the subscriber never sees it).
 """
 
 from __future__ import annotations

@@ -163,15 +163,16 @@ def test_a_device_certificate_cannot_take_the_aggregators_client_id(
     broker: LocalBroker, certs: CertDirectory
 ) -> None:
     # Prepare: the aggregator connected under the client id `iomt aggregator` asks for
+    tls = client_tls_files(certs.root, "aggregator")
     own = LinkConfig(broker.url, f"aggregator-{FLEET}", (f"{ROOT}/update/+",),
-                     persistent_session=False, tls=client_tls_files(certs.root, "aggregator"))  # fmt: skip
+                     persistent_session=False, tls=tls)  # fmt: skip
     aggregator = MqttLink(own).start(10.0)
     device = _connect(broker, certs, "dev-1")
     try:
         # Execute: dev-2's certificate asks for the aggregator's client id
-        tls = client_tls_files(certs.root, "dev-2")
+        theirs = client_tls_files(certs.root, "dev-2")
         config = LinkConfig(broker.url, f"aggregator-{FLEET}", (), persistent_session=False,
-                            tls=tls)  # fmt: skip
+                            tls=theirs)  # fmt: skip
         hijacker = MqttLink(config).start(10.0)
         hijacker.stop()
         device.publish(f"{ROOT}/update/dev-1", b"still heard")

@@ -210,6 +210,7 @@ class DeviceOptions:
     connect_timeout_s: float = 30.0
     tls: TlsFiles | None = None  # verify the broker, present the device's certificate
     aggregator_key: bytes | None = None  # refuse rounds/models/acks not signed by this key
+    trusted_keys: tuple[bytes, ...] | None = None  # the bundle's signer must be one of these
     dp_local: DpConfig | None = None  # on-device differential privacy of every update
     poison: bool = False  # experiments only: send sign-flipped deltas scaled x10
     secure_agg: bool = False  # answer secure-aggregation phases instead of sending deltas
@@ -227,7 +228,7 @@ class DeviceLoop:
         log: Callable[[LogRecord], None] = lambda record: None,
     ) -> None:
         self.options, self._clock, self._log = options, clock, log
-        self.parts = read_bundle_parts(options.bundle_path)
+        self.parts = read_bundle_parts(options.bundle_path, options.trusted_keys)
         self.backbone = self.parts.backbone()
         self.directory = device_directory(options.store_path)
         self.directory.mkdir(parents=True, exist_ok=True)

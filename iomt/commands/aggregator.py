@@ -13,6 +13,7 @@ from iomt.commands.certs import add_tls_arguments, tls_from_arguments
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
 from iomt.privacy_options import add_dp_arguments, dp_config_from_arguments, dp_strategy
+from iomt.trust import add_trust_arguments, trusted_keys
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -56,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Ed25519 key (`iomt keys`) that signs rounds, models and acks for devices to verify",
     )
     add_tls_arguments(parser)
+    add_trust_arguments(parser)
     parser.add_argument(
         "--secure-agg", action="store_true", help="secure aggregation: see only the devices' sum"
     )
@@ -103,7 +105,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from fleet_protocol.mqtt_link import LinkConfig, MqttLink
 
     signal.signal(signal.SIGTERM, _interrupt)
-    parts = _bundle_parts(args.bundle)
+    parts = _bundle_parts(args.bundle, trusted_keys(env, args))
     fit = FitConfig(
         local_epochs=args.local_epochs, learning_rate=args.learning_rate, momentum=args.momentum
     )
@@ -208,11 +210,11 @@ def root_set_update(
     return server_update
 
 
-def _bundle_parts(path: Path) -> Any:
+def _bundle_parts(path: Path, trusted: tuple[bytes, ...] | None = None) -> Any:
     from edge_runtime.device_loop import read_bundle_parts
 
     try:
-        return read_bundle_parts(path)
+        return read_bundle_parts(path, trusted)
     except Exception as exc:  # one line for the user whatever the bundle's fault
         raise UsageError(f"cannot read bundle {path}: {exc}") from exc
 

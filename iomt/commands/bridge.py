@@ -9,6 +9,7 @@ from typing import Any
 
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
+from iomt.trust import add_trust_arguments, trusted_keys
 
 HELP = "talk to a microcontroller over serial (info, stream, infer, upload) or emulate one"
 
@@ -29,9 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     upload = _with_port(actions.add_parser("upload", help="write a model into the device"))
     upload.add_argument("model", help="a .tflite file or a bundle directory")
     upload.add_argument("--chunk-size", type=int, default=1024)
+    add_trust_arguments(upload)
     upload.set_defaults(_action=_run_upload)
     emulate = actions.add_parser("emulate", help="emulate a microcontroller on a pty")
     _add_emulate_arguments(emulate)
+    add_trust_arguments(emulate)
     emulate.set_defaults(_action=_run_emulate)
 
 
@@ -176,6 +179,28 @@ def _run_infer(env: Environment, args: argparse.Namespace) -> ExitStatus:
 C_FIRMWARE_PREFIX = "iomt-fw"  # INFO.firmware_version of the C firmware (firmware/core)
 
 
+def _verified_bundle(path: Any, trusted: tuple[bytes, ...] | None) -> Any:
+    """The bundle at `path`, verified (signature, hashes, trusted signer) before any use."""
+    from bundle_format.errors import BundleError
+    from bundle_format.reader import load_bundle
+
+    try:
+        return load_bundle(path, trusted)
+    except BundleError as exc:
+        raise UsageError(f"refusing bundle: {exc}") from exc
+
+
+def _check_upload(path_text: str, trusted: tuple[bytes, ...] | None) -> None:
+    """Before touching the device: a bundle must verify; a bare model only if no signer is set."""
+    from pathlib import Path
+
+    path = Path(path_text)
+    if path.is_dir():
+        _verified_bundle(path, trusted)
+    elif trusted is not None:
+        raise UsageError(f"{path} is a bare model with no signature: upload a signed bundle")
+
+
 def _read_upload(path_text: str, info: Any) -> tuple[bytes, list[Any] | None]:
     """The model bytes to upload (and a head to set) for a file or a bundle directory.
 
@@ -199,6 +224,7 @@ def _read_upload(path_text: str, info: Any) -> tuple[bytes, list[Any] | None]:
 
 
 def _run_upload(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    _check_upload(args.model, trusted_keys(env, args))
     with _connect(args) as driver:
         model, head = _read_upload(args.model, driver.info())
         if args.json or not env.interactive:
@@ -236,6 +262,7 @@ def _upload_with_progress(driver: Any, model: bytes, chunk_size: int) -> Any:
 
 
 def _run_emulate(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    _check_emulated_model(env, args)
     if args.qemu:
         return _run_emulate_qemu(env, args)
     from firmware_bridge.emulator_cli import build_emulator
@@ -251,6 +278,15 @@ def _run_emulate(env: Environment, args: argparse.Namespace) -> ExitStatus:
     finally:
         service.close()
     return ExitStatus.SUCCESS
+
+
+def _check_emulated_model(env: Environment, args: argparse.Namespace) -> None:
+    """A bundle must verify (against a trusted signer if one is set) before it is emulated."""
+    trusted = trusted_keys(env, args)
+    if args.bundle:
+        _verified_bundle(args.bundle, trusted)
+    elif args.model and trusted is not None:
+        raise UsageError(f"{args.model} is a bare model with no signature: use a signed --bundle")
 
 
 def _stop_on_sigterm(*_: object) -> None:

@@ -13,6 +13,7 @@ from iomt.commands.certs import add_tls_arguments, tls_from_arguments
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
 from iomt.privacy_options import add_local_dp_arguments, local_dp_config
+from iomt.trust import add_trust_arguments, trusted_keys
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -57,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--aggregator-key", type=Path, help="aggregator's public key: refuse unsigned models"
     )
     add_tls_arguments(parser)
+    add_trust_arguments(parser)
     parser.add_argument(
         "--secure-agg", action="store_true", help="send masked updates (aggregator --secure-agg)"
     )
@@ -109,6 +111,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
         min_samples=args.min_samples, seed=args.seed,
         tls=tls_from_arguments(args, args.device_id),
         aggregator_key=_aggregator_key(args.aggregator_key),
+        trusted_keys=trusted_keys(env, args),
         dp_local=local_dp_config(args),
         poison=args.poison,
         secure_agg=args.secure_agg,

@@ -234,6 +234,11 @@ class AggregatorCore:
         return min(self._round.deadline, secure.wake_at()) if secure else self._round.deadline
 
     @property
+    def open_round_id(self) -> int | None:
+        """The round being collected, if any."""
+        return None if self._round is None else self._round.round_id
+
+    @property
     def waiting_for(self) -> set[str]:
         """Devices known to be online that have not sent this round's update yet."""
         return set() if self._round is None else self.online - self._round.participants

@@ -214,8 +214,13 @@ class MqttLink:
         *,
         retain: bool = False,
         timeout_s: float = PUBLISH_TIMEOUT_S,
+        wait: bool = True,
     ) -> None:
-        """Publish and wait for the broker's PUBACK (QoS 1); never call from a callback."""
+        """Publish and wait for the broker's PUBACK (QoS 1); never call from a callback.
+
+        `wait=False` hands the message to paho (which still delivers it at QoS 1) and returns:
+        for messages nobody's safety depends on seeing acknowledged first, e.g. refusals.
+        """
         if self._client is None:
             raise MqttLinkError("publish before start()")
         with self._lock:
@@ -223,6 +228,9 @@ class MqttLink:
         if info.rc == paho.MQTT_ERR_NO_CONN:
             raise MqttPublishTimeoutError(f"not connected: publish to {topic} queued for reconnect")
         _check(info.rc, f"publish to {topic}")
+        if not wait:
+            self.bytes_out += len(payload)
+            return
         try:
             info.wait_for_publish(timeout_s)
         except (ValueError, RuntimeError) as exc:
@@ -288,7 +296,8 @@ class MqttLink:
     def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
         payload = bytes(message.payload)
         event = LinkEvent("message", message.topic, payload, message.retain)
-        self.events.put_message(event, len(payload), topic_kind(message.topic) or "other")
+        kind = topic_kind(message.topic) or "other"
+        self.events.put_message(event, len(payload), kind, key=message.topic)
 
 
 def _check(code: int, action: str) -> None:

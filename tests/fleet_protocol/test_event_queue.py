@@ -19,3 +19,12 @@ def test_messages_beyond_the_count_or_byte_budget_are_dropped_and_counted() -> N
     assert events.dropped == {"update": 2, "status": 1}
     assert [events.get(0.0) for _ in range(5)] == ["m0", "m1", "m2", "connected", None]
     assert events.queued_bytes == 0 and events.put_message("again", 10, "update")
+
+
+def test_one_topic_cannot_crowd_out_the_others() -> None:
+    events: BoundedEventQueue[str] = BoundedEventQueue(max_bytes=1000, max_bytes_per_key=300)
+    flood = [events.put_message("x", 100, "update", key="update/evil") for _ in range(10)]
+    honest = events.put_message("valid", 100, "update", key="update/good")
+    assert flood.count(True) == 3 and honest
+    assert [events.get(0.0) for _ in range(4)] == ["x", "x", "x", "valid"]
+    assert events.put_message("x", 300, "update", key="update/evil")  # room again once read

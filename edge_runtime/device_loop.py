@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bundle_format.reader import Bundle, load_bundle
+from edge_runtime.errors import EdgeRuntimeError
 from edge_runtime.fed_client import (
     FedClient,
     client_subscriptions,
@@ -74,6 +75,20 @@ def read_bundle_parts(path: Path, trusted_keys: Iterable[TrustedKey] | None = No
     """Verify the bundle and load its head."""
     bundle = load_bundle(path, trusted_keys)
     return BundleParts(bundle, Head.from_npz(bundle.verified_head_path))
+
+
+def check_replay_labels(path: Path, num_classes: int) -> None:
+    """A replayed dataset must label every window with one of the model's classes."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            windows, labels = len(data["X"]), np.asarray(data["y"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise EdgeRuntimeError(f"--replay {path} is not a window dataset: {exc}") from exc
+    if labels.ndim != 1 or len(labels) != windows:
+        raise EdgeRuntimeError(f"--replay {path} has {len(labels)} labels for {windows} windows")
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise EdgeRuntimeError(f"--replay {path} has labels outside 0..{num_classes - 1} "
+                               f"(the model has {num_classes} classes)")  # fmt: skip
 
 
 def device_directory(store_path: Path) -> Path:
@@ -229,6 +244,8 @@ class DeviceLoop:
     ) -> None:
         self.options, self._clock, self._log = options, clock, log
         self.parts = read_bundle_parts(options.bundle_path, options.trusted_keys)
+        if options.replay_path is not None:  # before anything is written for this device
+            check_replay_labels(options.replay_path, len(self.parts.bundle.labels))
         self.backbone = self.parts.backbone()
         self.directory = device_directory(options.store_path)
         self.directory.mkdir(parents=True, exist_ok=True)

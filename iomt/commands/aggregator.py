@@ -64,6 +64,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--secure-agg-phase-timeout", type=float, default=10.0, help="seconds per phase"
     )
+    parser.add_argument(
+        "--max-update-norm", type=float,
+        help="refuse an update whose delta has a larger L2 norm (default: 10x the head's norm)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-update-value", type=float,
+        help="refuse an update with a larger delta element (default: 10x the head's largest)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--device-rate", type=float, default=20.0,
+        help="messages per second one device may send (sustained; more are dropped, counted)",
+    )  # fmt: skip
+    parser.add_argument("--device-burst", type=int, default=64, help="messages at once per device")
     add_dp_arguments(parser)
     actions = parser.add_subparsers(dest="aggregator_action", metavar="ACTION")
     status = actions.add_parser("status", help="rounds and versions in a state file")
@@ -88,7 +101,33 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         raise UsageError(f"missing {', '.join(missing)}")
     if args.strategy == "fltrust" and args.root_set is None:
         raise UsageError("--strategy fltrust needs --root-set D.npz (the server's clean data)")
+    _check_run_arguments(args)
     return _serve(env, args)
+
+
+def _check_run_arguments(args: argparse.Namespace) -> None:
+    """Everything that can be checked before a bundle, a broker or a state file is touched."""
+    from iomt.input_checks import check_appendable, check_ids, check_number
+
+    check_ids(fleet=args.fleet)
+    for flag, value in (("--rounds", args.rounds), ("--min-clients", args.min_clients),
+                        ("--local-epochs", args.local_epochs), ("--deadline", args.deadline),
+                        ("--learning-rate", args.learning_rate),
+                        ("--secure-agg-phase-timeout", args.secure_agg_phase_timeout),
+                        ("--max-update-norm", args.max_update_norm),
+                        ("--max-update-value", args.max_update_value),
+                        ("--device-rate", args.device_rate),
+                        ("--device-burst", args.device_burst)):  # fmt: skip
+        check_number(flag, value)
+    check_number("--momentum", args.momentum, inclusive=True, below=1.0)
+    check_appendable("--metrics-out", args.metrics_out)
+
+
+def _check_datasets(args: argparse.Namespace, num_classes: int) -> None:
+    from iomt.input_checks import check_window_dataset
+
+    check_window_dataset("--holdout", args.holdout, num_classes)
+    check_window_dataset("--root-set", args.root_set, num_classes)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -96,22 +135,27 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    from aggregator.rate_limit import RateLimit
     from aggregator.round_core import AggregatorConfig
     from aggregator.service import AggregatorService, link_subscriptions
     from aggregator.state_store import StateStore
     from aggregator.strategies.dp_fedavg import with_privacy_report
+    from aggregator.update_bounds import BoundsPolicy
     from fleet_protocol.differential_privacy import PrivacyBudgetExhaustedError
     from fleet_protocol.messages import FitConfig
     from fleet_protocol.mqtt_link import LinkConfig, MqttLink
 
     signal.signal(signal.SIGTERM, _interrupt)
     parts = _bundle_parts(args.bundle, trusted_keys(env, args))
+    _check_datasets(args, len(parts.bundle.labels))
     fit = FitConfig(
         local_epochs=args.local_epochs, learning_rate=args.learning_rate, momentum=args.momentum
     )
     config = AggregatorConfig(
-        args.fleet, args.rounds, args.min_clients, args.deadline, args.codec, fit
-    )
+        args.fleet, args.rounds, args.min_clients, args.deadline, args.codec, fit,
+        bounds=BoundsPolicy(args.max_update_norm, args.max_update_value),
+        rate_limit=RateLimit(args.device_rate, args.device_burst),
+    )  # fmt: skip
     evaluate = _holdout_evaluator(parts, args.holdout) if args.holdout else None
     client_id = args.client_id or f"aggregator-{args.fleet}"
     link_config = LinkConfig(

@@ -9,6 +9,7 @@ from typing import Any
 
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
+from iomt.input_checks import check_bundle_out
 from iomt.progress import PhaseProgress
 
 HELP = "convert a training run to a signed full-int8 bundle (LiteRT, TFLM, C array for MCUs)"
@@ -38,12 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    _check_arguments(args)  # before TensorFlow is even imported
     from bundle_format.writer import write_bundle
     from convert.errors import ConvertError
     from convert.pipeline import STEPS, ConvertRequest, convert_run
     from convert.signing_keys import resolve_signing_key
 
-    _check_arguments(args)
     signing = resolve_signing_key(args.key, env.config_dir)
     if signing.created:
         env.warn(f"no --key: made a signing key on first use, {signing.private_path}")
@@ -82,6 +83,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise UsageError(f"--min-agreement must be in [0, 1], got {args.min_agreement}")
     if args.parity_windows < 0 or args.calibration_windows < 1:
         raise UsageError("--parity-windows must be >= 0 and --calibration-windows >= 1")
+    check_bundle_out("--out", args.out)
 
 
 def _summary(converted: Any, args: argparse.Namespace) -> dict[str, Any]:

@@ -89,7 +89,18 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     missing = [f"--{n.replace('_', '-')}" for n in _RUN_REQUIRED if getattr(args, n) is None]
     if missing:
         raise UsageError(f"missing {', '.join(missing)}")
+    _check_run_arguments(args)
     return _serve(env, args)
+
+
+def _check_run_arguments(args: argparse.Namespace) -> None:
+    """Ids and numbers, before the bundle, the broker or the store is touched."""
+    from iomt.input_checks import check_ids, check_number
+
+    check_ids(fleet=args.fleet, device_id=args.device_id)
+    check_number("--speed", args.speed, inclusive=True)
+    check_number("--min-samples", args.min_samples)
+    check_number("--max-rounds", args.max_rounds)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -211,7 +222,7 @@ def _label(env: Environment, args: argparse.Namespace) -> ExitStatus:
 def _label_index(name: str, names: list[str]) -> int:
     if name in names:
         return names.index(name)
-    if name.isdigit():
+    if name.isdigit() and (not names or int(name) < len(names)):
         return int(name)
     known = ", ".join(names) or "none recorded yet"
     raise UsageError(f"unknown label {name!r} (known: {known})")

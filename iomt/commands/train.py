@@ -9,6 +9,7 @@ from typing import Any
 
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
+from iomt.input_checks import check_number
 from iomt.progress import PhaseProgress
 
 HELP = "train an LSTM-FCN or BiLSTM on a window dataset, prune it, and write runs/NAME"
@@ -63,14 +64,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
-    from training.training_run import TrainingRequest, run_training
-
     if not 0.0 <= args.sparsity < 1.0:
         raise UsageError(f"--sparsity must be in [0, 1), got {args.sparsity}")
     if args.epochs < 1:
         raise UsageError("--epochs must be at least 1")
     if not 0.0 <= args.mirror <= 1.0:
         raise UsageError(f"--mirror must be in [0, 1], got {args.mirror}")
+    check_number("--learning-rate", args.learning_rate)
+    check_number("--batch-size", args.batch_size)
+    check_number("--patience", args.patience, inclusive=True)
+    check_number("--prune-epochs", args.prune_epochs, inclusive=True)
+    from training.training_run import TrainingRequest, run_training
+
     request = TrainingRequest(
         data=args.data,
         arch=args.arch,

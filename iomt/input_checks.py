@@ -1,0 +1,93 @@
+"""Checks a command makes at the door, before it reads much or writes anything.
+
+A command that will refuse should refuse first: a NaN learning rate, a `--deadline inf`, an id
+that is no topic level, an output folder it cannot write, a `--holdout` whose labels do not
+match its windows or the model's classes. Each check raises `UsageError` with one line.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from iomt.errors import UsageError
+
+MANIFEST_FILE = "manifest.json"
+
+
+def check_number(flag: str, value: float | int | None, *, minimum: float = 0.0,
+                 inclusive: bool = False, below: float | None = None) -> None:  # fmt: skip
+    """`value` must be finite, above `minimum` (or equal when `inclusive`), below `below`."""
+    if value is None:
+        return
+    if not math.isfinite(value):
+        raise UsageError(f"{flag} must be a finite number, got {value}")
+    low_ok = value >= minimum if inclusive else value > minimum
+    if not low_ok:
+        relation = ">=" if inclusive else ">"
+        raise UsageError(f"{flag} must be {relation} {minimum:g}, got {value}")
+    if below is not None and value >= below:
+        raise UsageError(f"{flag} must be < {below:g}, got {value}")
+
+
+def check_ids(fleet: str | None = None, device_id: str | None = None) -> None:
+    """Fleet and device ids must be safe topic levels (no `#`, `+`, `/`, ...)."""
+    from fleet_protocol.errors import TopicError
+    from fleet_protocol.topics import validate_device_id, validate_fleet
+
+    try:
+        if fleet is not None:
+            validate_fleet(fleet)
+        if device_id is not None:
+            validate_device_id(device_id)
+    except TopicError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _writable_ancestor(path: Path) -> bool:
+    """Whether the nearest existing ancestor of `path` lets us create it."""
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    return parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
+
+
+def check_bundle_out(flag: str, path: Path) -> None:
+    """A bundle may be written to a new, empty or bundle directory whose parent is writable."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not (path / MANIFEST_FILE).exists():
+        raise UsageError(f"{flag} {path} is a non-empty directory that is not a bundle")
+    if not _writable_ancestor(path):
+        raise UsageError(f"{flag} {path}: its parent directory is not writable")
+
+
+def check_appendable(flag: str, path: Path | None) -> None:
+    """A file we will append to later must be appendable now."""
+    if path is None:
+        return
+    if path.exists() and (not path.is_file() or not os.access(path, os.W_OK)):
+        raise UsageError(f"{flag} {path} is not a writable file")
+    if not path.parent.is_dir():
+        raise UsageError(f"{flag} {path}: no directory {path.parent}")
+    if not path.exists() and not os.access(path.parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: directory {path.parent} is not writable")
+
+
+def check_window_dataset(flag: str, path: Path | None, num_classes: int) -> None:
+    """A labelled window dataset: one label per window, every label a class of the model."""
+    if path is None:
+        return
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            windows, labels = len(data["X"]), np.asarray(data["y"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise UsageError(f"{flag} {path} is not a window dataset (.npz with X, y): {exc}") from exc
+    if labels.ndim != 1 or len(labels) != windows:
+        raise UsageError(f"{flag} {path} has {len(labels)} labels for {windows} windows")
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise UsageError(f"{flag} {path} has labels outside 0..{num_classes - 1} "
+                         f"(the model has {num_classes} classes)")  # fmt: skip

@@ -19,6 +19,15 @@ REJECTION_REASONS = (
     "duplicate",
     "replayed",
     "wrong_topic",
+    "out_of_bounds",  # the rest are decided by the core and its gate, not by `check_update`
+    "rate_limited",
+    "unknown_device",
+    "chunk_expired",
+    "chunk_evicted",
+    "queue_full",
+    "head_non_finite",
+    "head_out_of_bounds",
+    "head_rolled_back",
 )
 
 _ERROR_REASONS = {

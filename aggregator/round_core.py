@@ -36,6 +36,7 @@ from aggregator.round_events import (
     StoreVersion,
 )
 from aggregator.round_memory import OpenRoundMemory, RoundMemory, StoredVersion
+from aggregator.round_recovery import roll_back
 from aggregator.secure_aggregation.service_round import (
     SecureAggOptions,
     SecureCollection,
@@ -164,7 +165,7 @@ class AggregatorCore:
         """Make sure version 0 exists, republish the latest head, open or resume a round."""
         self._now = now
         if self.memory.refused_versions:
-            self._roll_back(self.memory.refused_versions)
+            self._roll_back()
         elif self.memory.latest is None:
             sha = message_sha256(self._initial_weights)
             self.memory.latest = StoredVersion(0, self._initial_weights, sha)
@@ -176,42 +177,12 @@ class AggregatorCore:
         self._advance()
         return self._drain()
 
-    def _roll_back(self, refused: list[int]) -> None:
-        """The state file holds heads that may not be served: serve the last good one again.
-
-        It comes back under a new version number (devices only move forward), the bad
-        versions' retained models are cleared, and a round left open on a bad base is closed.
-        """
-        good = self.memory.latest
-        weights = good.weights if good is not None else self._initial_weights
-        sha = message_sha256(weights)
-        number = max(refused) + 1
-        parent = good.version if good is not None else None
-        self.memory.latest = StoredVersion(number, weights, sha, parent)
-        self.memory.version_sha256[number] = sha
-        self.memory.refused_versions = []
-        self._emit(StoreVersion(number, weights, sha, parent),
-                   Log(f"state holds unusable head version(s) {sorted(refused)}: rolled back to "
-                       f"{'the bundle head' if parent is None else f'version {parent}'} "
-                       f"as version {number}"))  # fmt: skip
-        for version in refused:
+    def _roll_back(self) -> None:
+        """The state file holds heads that may not be served (`aggregator.round_recovery`)."""
+        plan = roll_back(self.memory, self._initial_weights, self._now)
+        self._emit(*plan.effects)
+        for version in plan.cleared_versions:
             self._publish(model_topic(self.config.fleet, version), b"", retain=True)
-        base = self.memory.open_round_base
-        if self.memory.open_round is not None and (base is None or base.version in refused):
-            self._close_abandoned(self.memory.open_round)
-
-    def _close_abandoned(self, stored: OpenRoundMemory) -> None:
-        """Close a round whose base head was rolled back (its deltas no longer apply)."""
-        record = stored.record
-        rejected = {**stored.rejected, "head_rolled_back": 1}
-        metrics = RoundMetrics(record.round_id, record.base_version, record.base_version,
-                               "aggregation_failed", len(stored.accepted), 0, 0, rejected, 0,
-                               round(self._now - record.opened_unix, 3))  # fmt: skip
-        self._emit(StoreRejection(record.round_id, "head_rolled_back"),
-                   StoreClosedRound(record.round_id, metrics, self._now))  # fmt: skip
-        self.memory.closed_rounds += 1
-        self.memory.last_round = replace(record, status="closed", closed_unix=self._now)
-        self.memory.open_round = self.memory.open_round_base = None
 
     def handle(self, event: Event, now: float) -> list[Effect]:
         """React to one message or to time passing."""

@@ -250,6 +250,7 @@ class DeviceLoop:
         self.directory = device_directory(options.store_path)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.store = SampleStore(options.store_path, clock=clock)
+        self.store.set_class_count(len(self.parts.bundle.labels))
         self.key = load_or_create_key(self.directory)
         self.source: ReplaySource | SerialSource | None = None
         self.windows_seen = 0

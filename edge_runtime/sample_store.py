@@ -27,6 +27,7 @@ from fleet_protocol.sqlite_migrations import Migration, SchemaVersionError, migr
 from fleet_protocol.sqlite_transaction import ImmediateTransaction
 
 LABEL_SOURCES = ("user", "button", "pseudo")
+CLASS_COUNT_META = "num_classes"
 
 # Version 1: the schema of every release before schema versions (round ids as TEXT).
 _SCHEMA_V1 = """
@@ -307,13 +308,18 @@ class SampleStore:
     def labelled_embeddings(
         self, limit: int | None = None, sources: Iterable[str] = LABEL_SOURCES
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-        """The most recent labelled embeddings, oldest first: X [N, D] float32, y [N] int64."""
+        """The most recent labelled embeddings, oldest first: X [N, D] float32, y [N] int64.
+
+        Labels the installed model has no class for (`set_class_count`) are left out, so one
+        bad label in an older store cannot make every round fail.
+        """
         chosen = tuple(sources)
         marks = ",".join("?" * len(chosen))
+        classes = int(self.get_meta(CLASS_COUNT_META) or 2**62)
         rows = self._db.execute(
             "SELECT embedding, label FROM samples WHERE label IS NOT NULL AND embedding IS NOT NULL"
-            f" AND label_source IN ({marks}) ORDER BY id DESC LIMIT ?",
-            (*chosen, -1 if limit is None else limit),
+            f" AND label_source IN ({marks}) AND label >= 0 AND label < ? ORDER BY id DESC LIMIT ?",
+            (*chosen, classes, -1 if limit is None else limit),
         ).fetchall()[::-1]
         if not rows:
             return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64)
@@ -427,6 +433,10 @@ class SampleStore:
                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    def set_class_count(self, num_classes: int) -> None:
+        """How many classes the installed model has: labels beyond are never trained on."""
+        self.set_meta(CLASS_COUNT_META, str(int(num_classes)))
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

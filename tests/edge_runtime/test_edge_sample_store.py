@@ -252,3 +252,18 @@ def test_labelling_from_another_process_while_the_device_writes(tmp_path: Path) 
         assert counts.rows == 200 and counts.labelled == 200
         X, y = store.labelled_embeddings()
         assert y.tolist() == [int(x) % 3 for x in X[:, 0]]
+
+
+def test_labels_the_model_has_no_class_for_are_never_trained_on(store: SampleStore) -> None:
+    # Prepare: an older store where one window got label 7 on a 3-class model
+    _fill(store, 4)
+    store.label_range(0, 2.9, label=1)
+    store.label_range(3, 3.9, label=7)
+
+    # Execute
+    before = store.labelled_embeddings()[1].tolist()
+    store.set_class_count(3)
+    after = store.labelled_embeddings()[1].tolist()
+
+    # Assert
+    assert before == [1, 1, 1, 7] and after == [1, 1, 1]

@@ -7,7 +7,6 @@ small integer matrix, so these tests need no TensorFlow; `fixture_model` builds 
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 from pathlib import Path
@@ -86,15 +85,24 @@ def board(image: FirmwareImage, flash: Path, workdir: Path) -> QemuMcu:
 
 
 def write_bundle(root: Path, model: bytes, head: cmd.HeadSet) -> Path:
-    """A bundle directory with what `iomt bridge emulate --qemu` reads."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "backbone.int8.tflite").write_bytes(model)
+    """A signed bundle with what `iomt bridge emulate --qemu` reads (the bridge verifies it)."""
+    import hashlib
+    import io
+
+    from bundle_format.signing import generate_private_key
+    from bundle_format.writer import write_bundle as write_signed
+
     names = ("kernel_0", "bias_0", "kernel_1", "bias_1")
-    np.savez(root / "head.npz", **dict(zip(names, head.tensors, strict=True)))
-    manifest = {"channels": ["x", "y", "z"], "sample_rate_hz": CONFIG.sample_rate_hz,
-                "normalisation": {"mean": list(CONFIG.mean), "std": list(CONFIG.std)}}  # fmt: skip
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    return root
+    head_npz = io.BytesIO()
+    np.savez(head_npz, **dict(zip(names, head.tensors, strict=True)))
+    files = {"backbone.int8.tflite": model, "head.npz": head_npz.getvalue()}
+    manifest = {"schema_version": 1, "labels": [f"c{i}" for i in range(CONFIG.num_labels)],
+                "channels": ["x", "y", "z"], "sample_rate_hz": CONFIG.sample_rate_hz,
+                "window_length": 16, "models": {}, "model_version": "qemu-test",
+                "normalisation": {"mean": list(CONFIG.mean), "std": list(CONFIG.std)},
+                "files": {n: {"bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()}
+                          for n, d in files.items()}}  # fmt: skip
+    return write_signed(root, files, manifest, generate_private_key())
 
 
 # --- scripted conversations on the UART0 socket --------------------------------------------

@@ -5,9 +5,10 @@ callbacks; they only put a `LinkEvent` on a queue, never publish or block (paho 
 #177, #875). The owner drains the queue from its own thread and publishes from there.
 The queue is bounded (`fleet_protocol.event_queue`): when the owner falls behind, new
 messages are dropped and counted (`dropped`), never buffered without limit. Sessions are
-persistent (MQTT v5, clean_start False + session expiry), QoS is chosen per topic kind in
-`TOPIC_QOS`, subscriptions are renewed on every (re)connect, and paho return codes become
-`MqttLinkError`.
+persistent (MQTT v5, clean_start False + session expiry), every topic travels at QoS 1 (each
+message matters, and resends are recognised by sequence and hash, so at-least-once is what the
+round protocol wants), subscriptions are renewed on every (re)connect, and paho return codes
+become `MqttLinkError`.
 """
 
 from __future__ import annotations
@@ -27,16 +28,7 @@ from fleet_protocol.errors import FederationError
 from fleet_protocol.event_queue import DEFAULT_MAX_BYTES, DEFAULT_MAX_MESSAGES, BoundedEventQueue
 from fleet_protocol.topics import TOPIC_ROOT
 
-# One table: every topic kind under iomt/v1/{fleet}/ and its QoS.
-TOPIC_QOS: dict[str, int] = {
-    "round": 1,
-    "model": 1,
-    "update": 1,
-    "ack": 1,
-    "status": 1,
-    "chunk": 1,
-}
-DEFAULT_QOS = 1
+QOS = 1
 SESSION_EXPIRY_S = 24 * 3600
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
 PUBLISH_TIMEOUT_S = 10.0
@@ -60,11 +52,6 @@ def topic_kind(topic: str) -> str:
     if len(parts) < 4 or "/".join(parts[:2]) != TOPIC_ROOT:
         return ""
     return parts[3]
-
-
-def qos_for(topic: str) -> int:
-    """QoS of a topic or topic filter, from `TOPIC_QOS`."""
-    return TOPIC_QOS.get(topic_kind(topic), DEFAULT_QOS)
 
 
 @dataclass(frozen=True)
@@ -181,7 +168,7 @@ class MqttLink:
             client.tls_set()
         if self.config.last_will is not None:
             will = self.config.last_will
-            client.will_set(will.topic, will.payload, qos_for(will.topic), will.retain)
+            client.will_set(will.topic, will.payload, QOS, will.retain)
         if address.mqtt_v5:
             client.connect_async(
                 address.host,
@@ -224,7 +211,7 @@ class MqttLink:
         if self._client is None:
             raise MqttLinkError("publish before start()")
         with self._lock:
-            info = self._client.publish(topic, payload, qos=qos_for(topic), retain=retain)
+            info = self._client.publish(topic, payload, qos=QOS, retain=retain)
         if info.rc == paho.MQTT_ERR_NO_CONN:
             raise MqttPublishTimeoutError(f"not connected: publish to {topic} queued for reconnect")
         _check(info.rc, f"publish to {topic}")
@@ -278,7 +265,7 @@ class MqttLink:
             self.events.put_control(LinkEvent("disconnected", reason=str(reason)))
             return
         for topic in self.config.subscriptions:
-            client.subscribe(topic, qos=qos_for(topic))
+            client.subscribe(topic, qos=QOS)
         self.connected.set()
         self.events.put_control(LinkEvent("connected", session_present=bool(flags.session_present)))
 

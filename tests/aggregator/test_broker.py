@@ -13,7 +13,6 @@ from fleet_protocol.mqtt_link import (
     LinkConfig,
     MqttLink,
     MqttLinkError,
-    qos_for,
     topic_kind,
 )
 
@@ -29,12 +28,9 @@ def test_broker_urls_parse_with_version_and_tls() -> None:
             BrokerAddress.from_url(bad)
 
 
-def test_qos_table_covers_every_topic_kind() -> None:
+def test_topic_kind_names_the_project_topics_only() -> None:
     assert topic_kind("iomt/v1/f/update/dev") == "update"
     assert topic_kind("other/topic") == ""
-    assert {qos_for(f"iomt/v1/f/{k}/x") for k in ("round", "model", "update", "ack", "status")} == {
-        1
-    }
 
 
 def test_generated_mosquitto_config_is_loopback_and_memory_only() -> None:

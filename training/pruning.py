@@ -71,11 +71,11 @@ def wrap_for_pruning(model: Any, schedule: PruningSchedule) -> Any:
     return pruned
 
 
-def _prunable_bidirectional() -> type:
+def _prunable_bidirectional() -> Any:
     """`Bidirectional` that names its kernels for tfmot (which only needs this one method)."""
     _, keras = import_keras()
 
-    class PrunableBidirectional(keras.layers.Bidirectional):  # type: ignore[misc, name-defined]
+    class PrunableBidirectional(keras.layers.Bidirectional):  # type: ignore[name-defined]
         def get_prunable_weights(self) -> list[Any]:
             cells = (self.forward_layer.cell, self.backward_layer.cell)
             return [w for cell in cells for w in (cell.kernel, cell.recurrent_kernel)]

@@ -217,9 +217,15 @@ def _reported_labels(grid: np.ndarray, blocks: list[Block], rng: np.random.Gener
 def session_profile(person: StressPerson, blocks: list[Block], rng: np.random.Generator) -> Profile:
     """The person's physiology through `blocks`, on the `GRID_STEP_S` grid."""
     grid = np.arange(0.0, blocks[-1].end_s, GRID_STEP_S)
-    zeros = np.zeros_like(grid)
-    effects = _Effects(*(zeros.copy() for _ in range(3)), np.full_like(grid, 0.06),
-                       *(zeros.copy() for _ in range(3)))  # fmt: skip
+    effects = _Effects(
+        hr=np.zeros_like(grid),
+        log_rmssd=np.zeros_like(grid),
+        breathing=np.zeros_like(grid),
+        wander=np.full_like(grid, 0.06),  # resting breath-to-breath variation
+        log_lf=np.zeros_like(grid),
+        artefacts=np.zeros_like(grid),
+        dropouts=np.zeros_like(grid),
+    )
     for block in blocks:
         _add_block(effects, grid, block, person, rng)
     _add_background(effects, grid, rng)

@@ -64,10 +64,10 @@ def _trained(start: Head, data: Split, config: FitConfig) -> Head:
 
 def central_config(
     rounds: int, local_epochs: int, learning_rate: float, momentum: float
-) -> FineTuneConfig:
+) -> FitConfig:
     """The fleet's own fine-tuning, run centrally: as many passes as `rounds` x `local_epochs`."""
-    return FineTuneConfig(
-        epochs=max(1, rounds * local_epochs),
+    return FitConfig(
+        local_epochs=max(1, rounds * local_epochs),
         batch_size=32,
         learning_rate=learning_rate,
         optimizer="sgd",

@@ -144,8 +144,8 @@ def _pooled_words(summary: Summary) -> list[str]:
     verdict = (
         f"Here it is {gap:.3f} above the federated head: federation got within that of pooling."
         if gap >= 0
-        else f"Here the federated head beat it by {-gap:.3f}, so in this run it is no bound: "
-        "with this few test subjects the difference is within noise."
+        else f"Here the federated head beat it by {-gap:.3f}: in this run it is not an upper "
+        "bound in fact, and the table says so rather than hide it."
     )
     return [
         "The pooled upper bound is the same head on the same int8 backbone, trained centrally "

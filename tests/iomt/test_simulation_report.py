@@ -83,4 +83,4 @@ def test_report_says_what_the_pooled_bound_is_and_whether_it_bounded(tmp_path: P
     for text in texts.values():
         assert "trained centrally on every window the devices hold" in text
     assert "0.020 above the federated head" in texts[0.82]
-    assert "beat it by 0.020" in texts[0.78] and "no bound" in texts[0.78]
+    assert "beat it by 0.020" in texts[0.78] and "not an upper bound" in texts[0.78]

@@ -2,21 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-
-
-def measured_sparsity(keras_model: Any) -> float:
-    """Fraction of exactly-zero weights over every kernel (conv, dense, LSTM) of the model."""
-    zeros = total = 0
-    for weight in keras_model.weights:
-        if "kernel" not in weight.name:
-            continue
-        values = np.asarray(weight.numpy())
-        zeros += int(np.count_nonzero(values == 0))
-        total += values.size
-    return zeros / total if total else 0.0
 
 
 def infer_stride(

@@ -27,7 +27,7 @@ from bundle_format.reader import (
 )
 from convert.c_array_export import export_c_array
 from convert.errors import ConvertError
-from convert.model_facts import infer_stride, measured_sparsity
+from convert.model_facts import infer_stride
 from convert.op_check import check_full_integer, io_quantisation
 from convert.parity import (
     DEFAULT_PARITY_WINDOWS,
@@ -235,7 +235,7 @@ def _manifest_fields(
         embedding_size=embedding_size(keras_model),
         sparsity={
             "target": float(trained.config.get("sparsity", 0.0)),
-            "measured": measured_sparsity(keras_model),
+            "measured": _measured_sparsity(keras_model),
         },
         float32_tflite_bytes=len(converted.float32),
         float32_tflite_gzip_bytes=manifest_module.gzip_size(converted.float32),
@@ -292,3 +292,10 @@ def _check_channels(dataset: Any, trained: Any) -> None:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _measured_sparsity(keras_model: Any) -> float:
+    """The trainer's own measurement (`training.pruning`), so manifest and metrics.json agree."""
+    from training.pruning import measure_sparsity
+
+    return measure_sparsity(keras_model)

@@ -12,7 +12,8 @@ from bundle_format.reader import sha256_file
 from training.augmentation import AugmentationConfig
 from training.datasets.window_dataset import load_window_dataset
 from training.models import default_config
-from training.run_artifacts import save_run, write_json
+from training.pruning import measure_sparsity
+from training.run_artifacts import load_run, save_run, write_json
 from training.splits import SubjectSplit, split_subjects
 from training.trainer import ProgressCallback, TrainConfig, TrainResult, train
 
@@ -98,7 +99,8 @@ def run_training(
         "data_sha256": sha256_file(request.data),
     }
     save_run(request.out, result.model, run_config, mean, std, dataset_info, split)
-    metrics = metrics_document(result, split, request.sparsity)
+    saved = replace(result, sparsity=measure_sparsity(load_run(request.out).build_model()))
+    metrics = metrics_document(saved, split, request.sparsity)
     write_json(request.out / "metrics.json", metrics)
     write_json(request.out / "history.json", result.history)
     return metrics

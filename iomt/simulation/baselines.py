@@ -4,6 +4,10 @@ Pure: arrays in, accuracies out. The same `local_update` a device runs trains ev
 the numbers differ only in *which data* a head saw: pretrained-only (none of the devices' data),
 local-only (one device's), pooled upper bound (every device's, centrally), and personalised (the
 federated head, then one device's own earlier windows, scored on its later windows).
+
+The pooled upper bound is what federation would reach if the devices could pool their data:
+the same int8 backbone, the same head start, the same optimiser and the same number of passes
+over each window as the fleet made (`central_config`), on exactly the windows the devices hold.
 """
 
 from __future__ import annotations
@@ -58,13 +62,29 @@ def _trained(start: Head, data: Split, config: FitConfig) -> Head:
     return Head(update.weights, start.activations)
 
 
+def central_config(
+    rounds: int, local_epochs: int, learning_rate: float, momentum: float
+) -> FitConfig:
+    """The fleet's own fine-tuning, run centrally: as many passes as `rounds` x `local_epochs`."""
+    return FitConfig(
+        local_epochs=max(1, rounds * local_epochs),
+        batch_size=32,
+        learning_rate=learning_rate,
+        optimizer="sgd",
+        momentum=momentum,
+    )
+
+
 def pooled_upper_bound(
     pretrained: Head,
     devices: list[DeviceData],
     test: Split,
     config: FitConfig = CENTRAL_TRAINING,
 ) -> float:
-    """A head trained centrally on every device's earlier windows, scored on the test subjects."""
+    """A head trained centrally on every device's earlier windows, scored on the test subjects.
+
+    Pass `central_config(...)` for the bound on the fleet's own terms (what `iomt simulate` does).
+    """
     pooled = Split.concatenate([d.train for d in devices])
     return accuracy(_trained(pretrained, pooled, config), test)
 

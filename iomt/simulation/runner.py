@@ -96,7 +96,10 @@ def run_simulation(
     fleet_s = time.monotonic() - fleet_started
 
     global_head = _final_head(outcome, parts.head)
-    summary, per_device = _score(parts.head, global_head, embedded, test_split)
+    central = baselines.central_config(
+        config.rounds, config.local_epochs, config.learning_rate, config.momentum
+    )
+    summary, per_device = _score(parts.head, global_head, embedded, test_split, central)
     report = build_report(
         config=_config_record(config, preset.name, pretrain, test, members, len(shards), model),
         rows=round_rows(outcome.rounds),
@@ -259,7 +262,11 @@ def _final_head(outcome: FleetOutcome, pretrained: Any) -> Any:
 
 
 def _score(
-    pretrained: Any, global_head: Any, devices: list[DeviceData], test: Split
+    pretrained: Any,
+    global_head: Any,
+    devices: list[DeviceData],
+    test: Split,
+    central: Any,
 ) -> tuple[Summary, dict[str, dict[str, float]]]:
     local = baselines.local_only(pretrained, devices, test)
     personal = baselines.personalisation(global_head, devices)
@@ -279,7 +286,7 @@ def _score(
         federated=baselines.accuracy(global_head, test),
         personalised=float(np.mean([p[1] for p in personal.values()])),
         federated_on_device=float(np.mean([p[0] for p in personal.values()])),
-        pooled_upper_bound=baselines.pooled_upper_bound(pretrained, devices, test),
+        pooled_upper_bound=baselines.pooled_upper_bound(pretrained, devices, test, central),
         local_only=float(np.mean(list(local.values()))),
     )
     return summary, per_device

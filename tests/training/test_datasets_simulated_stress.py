@@ -1,9 +1,10 @@
-"""Simulated stress: deterministic, non-IID, and not separable by mean heart rate alone.
+"""Simulated stress: deterministic, non-IID, and hard in the ways real wrist data is hard.
 
-The acceptance bar: a single threshold on window-mean heart rate, fitted on the training
-subjects, scores at most 0.80 on held-out subjects, while the dynamics inside a window still
-separate the classes (a BiLSTM reaches >= 0.94; here a cheap linear model on window features
-stands in for it so the test stays fast and free of TensorFlow).
+The acceptance bars, kept cheap (no TensorFlow): a threshold on window-mean heart rate, fitted on
+the training subjects, scores at most 0.70 on held-out subjects; and a model on window features
+trained on other subjects stays below 0.97 (the simulator this one replaced let it reach 0.998,
+and a BiLSTM from two subjects above 0.97: a task that says nothing about federation or
+personalisation). Above chance all the same: the stress signal is there to be learnt.
 """
 
 from __future__ import annotations
@@ -14,8 +15,15 @@ import pytest
 from training.datasets import simulated_stress
 from training.datasets.baselines import mean_heart_rate_threshold_accuracy
 from training.datasets.heart_rate_windows import HR_RATE_HZ
+from training.datasets.stress_day import (
+    GRID_STEP_S,
+    Block,
+    random_session,
+    session_profile,
+)
+from training.datasets.stress_person import random_stress_person
 
-TEST_SUBJECTS = (11, 12, 13, 14, 15)  # a quarter of the cohort held out
+TEST_SUBJECTS = (16, 17, 18, 19, 20)  # the held-out subjects of `iomt simulate --task stress`
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +34,14 @@ def stress_dataset():
 def window_features(X: np.ndarray) -> np.ndarray:
     """Mean HR, variability, HR spread, breathing-band peak frequency and LF/HF of each window."""
     hr, hr_diff = X[:, :, 0], X[:, :, 1]
-    spectrum = np.abs(np.fft.rfft(hr - hr.mean(axis=1, keepdims=True), axis=1)) ** 2
+    spectrum = np.abs(np.fft.rfft(hr - hr.mean(axis=1, keepdims=True), axis=1)) ** 2 + 1e-9
     freq = np.fft.rfftfreq(hr.shape[1], 1.0 / HR_RATE_HZ)
     hf, lf = (freq > 0.15) & (freq < 0.45), (freq > 0.04) & (freq < 0.15)
     peak = freq[hf][spectrum[:, hf].argmax(axis=1)]
     lf_hf = np.log(spectrum[:, lf].sum(axis=1) / spectrum[:, hf].sum(axis=1))
-    variability = np.log(np.sqrt((hr_diff**2).mean(axis=1)))
-    return np.stack([hr.mean(axis=1), variability, peak, lf_hf, np.log(hr.std(axis=1))], axis=1)
+    variability = np.log(np.sqrt((hr_diff**2).mean(axis=1)) + 1e-3)
+    spread = np.log(hr.std(axis=1) + 1e-3)
+    return np.stack([hr.mean(axis=1), variability, peak, lf_hf, spread], axis=1)
 
 
 def logistic_regression_accuracy(ds, test_subjects) -> float:
@@ -48,45 +57,69 @@ def logistic_regression_accuracy(ds, test_subjects) -> float:
     return float(np.mean(((test_x @ w + b) > 0) == ds.y[test]))
 
 
-def test_mean_heart_rate_threshold_scores_at_most_080_on_held_out_subjects(stress_dataset):
-    assert mean_heart_rate_threshold_accuracy(stress_dataset, TEST_SUBJECTS) <= 0.80
+def test_mean_heart_rate_threshold_scores_at_most_070_on_held_out_subjects(stress_dataset):
+    assert mean_heart_rate_threshold_accuracy(stress_dataset, TEST_SUBJECTS) <= 0.70
 
 
 def test_mean_heart_rate_threshold_stays_weak_across_subject_folds(stress_dataset):
     folds = np.array_split(stress_dataset.subjects, 5)
     scores = [mean_heart_rate_threshold_accuracy(stress_dataset, fold) for fold in folds]
-    assert np.mean(scores) <= 0.80
+    assert np.mean(scores) <= 0.70
 
 
-def test_window_dynamics_separate_stress_on_held_out_subjects(stress_dataset):
-    assert logistic_regression_accuracy(stress_dataset, TEST_SUBJECTS) >= 0.90
+def test_a_subject_independent_feature_model_stays_below_097(stress_dataset):
+    """Fails on the replaced simulator (0.998): its stress was separable from window features."""
+    accuracy = logistic_regression_accuracy(stress_dataset, TEST_SUBJECTS)
+    assert 0.55 <= accuracy < 0.97
 
 
-def test_shape_channels_and_balance(stress_dataset):
+def test_shape_channels_and_rough_balance(stress_dataset):
     ds = stress_dataset
     assert ds.X.shape[1:] == (240, 2) and ds.sample_rate_hz == 4.0
     assert ds.channels == ("hr", "hr_diff") and ds.labels == ("non_stress", "stress")
     assert ds.subjects.tolist() == list(range(1, 21))
-    counts = ds.class_counts()  # equal before untrusted windows are dropped
-    assert abs(counts[0] - counts[1]) < 0.05 * counts.sum()
-    assert ds.X[:, :, 0].min() > 40 and ds.X[:, :, 0].max() < 170  # no artefact spikes
+    assert 0.35 <= ds.y.mean() <= 0.65
+    assert ds.X[:, :, 0].min() > 35 and ds.X[:, :, 0].max() < 185
+    assert len(np.unique(ds.recording)) == 2 * 20  # two sessions per subject
+
+
+def test_walking_and_stairs_raise_heart_rate_more_than_stress():
+    """Heart rate rises for reasons other than stress: exercise more than stress."""
+    rng = np.random.default_rng(7)
+    lifts = {"stress": [], "walk": []}
+    for _ in range(20):
+        person = random_stress_person(rng)
+        for kind in lifts:
+            blocks = [Block("baseline", 0.0, 240.0, False, False),
+                      Block(kind, 240.0, 300.0, kind == "stress", kind == "stress")]  # fmt: skip
+            profile = session_profile(person, blocks, rng)
+            late = slice(int(420 / GRID_STEP_S), int(540 / GRID_STEP_S))
+            lifts[kind].append(profile.hr_bpm[late].mean() - person.rest_hr_bpm)
+    assert np.median(lifts["walk"]) > np.median(lifts["stress"]) > 3.0
+
+
+def test_self_reports_disagree_with_the_protocol_now_and_then():
+    rng = np.random.default_rng(0)
+    blocks = [b for _ in range(400) for b in random_session(rng) if b.kind != "baseline"]
+    misreported = np.mean([b.stress != b.reported_stress for b in blocks])
+    assert 0.01 <= misreported <= 0.06
 
 
 def test_same_seed_same_data_other_seed_other_data():
-    first = simulated_stress.prepare(seed=3, subjects=2, segment_s=120.0)
-    again = simulated_stress.prepare(seed=3, subjects=2, segment_s=120.0)
-    other = simulated_stress.prepare(seed=4, subjects=2, segment_s=120.0)
+    first = simulated_stress.prepare(seed=3, subjects=2, sessions=1)
+    again = simulated_stress.prepare(seed=3, subjects=2, sessions=1)
+    other = simulated_stress.prepare(seed=4, subjects=2, sessions=1)
     np.testing.assert_array_equal(first.X, again.X)
-    assert not np.allclose(first.X, other.X)
+    assert first.X.shape != other.X.shape or not np.allclose(first.X, other.X)
 
 
 def test_subjects_differ_in_resting_heart_rate(stress_dataset):
     ds = stress_dataset
-    rest = [ds.X[(ds.subject == s) & (ds.y == 0), :, 0].mean() for s in ds.subjects]
-    assert np.ptp(rest) > 15.0  # resting HR spread across people exceeds the stress rise
+    rest = [np.median(ds.X[(ds.subject == s) & (ds.y == 0), :, 0]) for s in ds.subjects]
+    assert np.ptp(rest) > 15.0  # resting HR spread across people exceeds a stress rise
 
 
 def test_a_subject_does_not_depend_on_how_many_are_drawn():
-    few = simulated_stress.prepare(seed=0, subjects=1, segment_s=120.0)
-    more = simulated_stress.prepare(seed=0, subjects=2, segment_s=120.0)
+    few = simulated_stress.prepare(seed=0, subjects=1, sessions=1)
+    more = simulated_stress.prepare(seed=0, subjects=2, sessions=1)
     np.testing.assert_array_equal(few.X, more.for_subjects([1]).X)

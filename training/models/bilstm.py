@@ -2,7 +2,11 @@
 
 A short Conv1D front end smooths and downsamples the heart-rate series so the recurrent part runs
 over fewer steps (cheaper on a microcontroller); a bidirectional LSTM reads it both ways and its
-final states are the `embedding`. Converted, the backward direction needs `REVERSE_V2` in TFLM.
+final states are the `embedding`. The front end's kernel spans 4 s, a whole breath at rest, so
+its filters can tell breathing rates apart before pooling to 1 Hz blurs them: on
+simulated-stress (train 1-11, validation 12-15) a 5-sample kernel with 16 filters stayed at
+or below 0.56 validation accuracy over its first 8 epochs, 16 samples with 32 filters reached
+0.85 in 20, 24 samples 0.83. Converted, the backward direction needs `REVERSE_V2` in TFLM.
 """
 
 from __future__ import annotations

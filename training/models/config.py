@@ -58,8 +58,8 @@ def default_config(arch: str, size: str = "pi") -> ModelConfig:
             arch=arch,
             size=size,
             lstm_units=units,
-            conv_filters=(16, 0, 0),
-            conv_kernels=(5, 0, 0),
+            conv_filters=(32, 0, 0),
+            conv_kernels=(16, 0, 0),  # 4 s at 4 Hz: a whole breath, before the 1 s pooling
             lstm_dropout=0.2,
             head_units=16,
         )

@@ -22,7 +22,9 @@ from aggregator.round_events import (
     MessageArrived,
     RoundClosed,
     StoreAcceptedUpdate,
+    StoreCandidate,
     StoreClosedRound,
+    StoreDeviceStatus,
     StoreOpenedRound,
     StoreRejection,
     StoreTraffic,
@@ -39,6 +41,7 @@ from fleet_protocol.types import Weights
 from fleet_protocol.wire import VerifyKey
 
 POLL_S = 0.2
+WAITING_LOG_S = 30.0  # repeat "waiting for ..." this often while nothing changes
 
 
 class Link(Protocol):
@@ -79,6 +82,7 @@ class AggregatorService:
             trust=Trust(verify_key, signing_key), evaluate=evaluate, secure_agg=secure_agg,
         )  # fmt: skip
         self._closed_here: list[dict[str, Any]] = []
+        self._waiting: tuple[str | None, float] = (None, 0.0)  # last line logged, when
 
     def run(self) -> list[dict[str, Any]]:
         """Resume or start rounds until all are closed; the metrics of each closed here."""
@@ -90,7 +94,20 @@ class AggregatorService:
                 self._carry_out(self.core.handle(MessageArrived(event.topic, event.payload), now))
             else:
                 self._carry_out(self.core.handle(TimePassed(), now))
+            self._log_waiting(now)
         return self._closed_here
+
+    def _log_waiting(self, now: float) -> None:
+        """Say which devices the open round waits for: when that changes, then now and again."""
+        line = self.core.waiting_line(now)
+        last_line, logged_at = self._waiting
+        if line is None:
+            self._waiting = (None, 0.0)
+            return
+        same = last_line is not None and line.split(" (")[0] == last_line.split(" (")[0]
+        if not same or now - logged_at >= WAITING_LOG_S:
+            self._log(line)
+            self._waiting = (line, now)
 
     def _wait_s(self) -> float:
         wake = self.core.wake_at()
@@ -127,6 +144,12 @@ def apply_to_store(store: StateStore, effect: Effect, now: float) -> None:
         store.accept_update(effect.update, effect.strategy_state, effect.received_unix)
     elif isinstance(effect, StoreRejection):
         store.count_rejection(effect.round_id, effect.reason)
+        if effect.device_id:
+            store.count_device_rejection(effect.device_id, effect.reason)
+    elif isinstance(effect, StoreDeviceStatus):
+        store.record_device(effect.device)
+    elif isinstance(effect, StoreCandidate):
+        store.add_candidate(effect.round_id, effect.weights, effect.sha256, effect.accuracy)
     elif isinstance(effect, StoreOpenedRound):
         new = effect.record
         store.open_round(new.round_id, new.base_version, new.opened_unix, new.deadline_unix,

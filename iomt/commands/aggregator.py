@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--momentum", type=float, default=0.9, help="devices' SGD momentum")
     parser.add_argument("--holdout", type=Path, help="window dataset .npz to evaluate each head")
     parser.add_argument(
+        "--promotion-margin",
+        type=float,
+        help="with --holdout: publish a new head only if its accuracy is at most this far below"
+        " the best so far; otherwise keep it as a candidate (default: publish every head)",
+    )
+    parser.add_argument(
         "--root-set", type=Path, help="fltrust: the server's small clean window dataset .npz"
     )
     parser.add_argument("--metrics-out", type=Path, help="append per-round metrics (JSON lines)")
@@ -72,7 +78,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     export.add_argument("--version", type=int, help="global version (default: latest)")
     export.add_argument("--bundle", type=Path, required=True, help="bundle to copy the rest from")
     export.add_argument("--out", type=Path, required=True)
-    export.add_argument("--signing-key", type=Path, help="Ed25519 key to sign (default: new)")
+    export.add_argument(
+        "--signing-key", type=Path, help="Ed25519 key to sign (default: a new one, said so)"
+    )
+    rollback = actions.add_parser(
+        "rollback", help="publish an earlier version again as the newest (devices follow)"
+    )
+    rollback.add_argument("target_version", metavar="VERSION", type=int, help="version to restore")
+    rollback.add_argument("--state", type=Path, required=True, help="the aggregator's state file")
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
@@ -81,9 +94,13 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         return _status(env, args)
     if action == "export":
         return _export(env, args)
+    if action == "rollback":
+        return _rollback(env, args)
     missing = [f"--{name}" for name in _RUN_REQUIRED if getattr(args, name) is None]
     if missing:
         raise UsageError(f"missing {', '.join(missing)}")
+    if args.promotion_margin is not None and (args.holdout is None or args.promotion_margin < 0):
+        raise UsageError("--promotion-margin needs --holdout and a margin >= 0")
     if args.strategy == "fltrust" and args.root_set is None:
         raise UsageError("--strategy fltrust needs --root-set D.npz (the server's clean data)")
     return _serve(env, args)
@@ -108,8 +125,9 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
         local_epochs=args.local_epochs, learning_rate=args.learning_rate, momentum=args.momentum
     )
     config = AggregatorConfig(
-        args.fleet, args.rounds, args.min_clients, args.deadline, args.codec, fit
-    )
+        args.fleet, args.rounds, args.min_clients, args.deadline, args.codec, fit,
+        promotion_margin=args.promotion_margin,
+    )  # fmt: skip
     evaluate = _holdout_evaluator(parts, args.holdout) if args.holdout else None
     client_id = args.client_id or f"aggregator-{args.fleet}"
     link_config = LinkConfig(
@@ -244,9 +262,13 @@ def _holdout_evaluator(parts: Any, holdout: Path) -> Any:
 
 
 def _logger(env: Environment, as_json: bool) -> Any:
+    import time
+
+    from iomt.log_lines import json_line
+
     def log(line: str) -> None:
         if as_json:
-            env.print(json.dumps({"event": "log", "message": line}))
+            env.print(json_line("log", {"message": line}, time.time()))
         else:
             env.warn(f"aggregator: {line}")
 
@@ -255,13 +277,16 @@ def _logger(env: Environment, as_json: bool) -> Any:
 
 def _metrics_writer(env: Environment, path: Path | None, as_json: bool) -> Any:
     """Per-round metrics to `--metrics-out` and, with `--json`, as a `round_closed` event."""
+    import time
+
+    from iomt.log_lines import json_line
 
     def write(metrics: dict[str, Any]) -> None:
         if path is not None:
             with path.open("a") as stream:
                 stream.write(json.dumps(metrics, sort_keys=True) + "\n")
         if as_json:
-            env.print(json.dumps({"event": "round_closed", **metrics}, sort_keys=True))
+            env.print(json_line("round_closed", dict(sorted(metrics.items())), time.time()))
 
     return write
 
@@ -300,8 +325,29 @@ def _export(env: Environment, args: argparse.Namespace) -> ExitStatus:
             raise UsageError(str(exc.args[0])) from exc
     if args.out.exists():
         raise UsageError(f"{args.out} already exists")
+    if args.signing_key is None:
+        env.warn(f"iomt aggregator export: no --signing-key: {args.out} is signed with a new,"
+                 " throwaway key that no device trusts unless you give it that key")  # fmt: skip
     _write_bundle_with_head(args.bundle, weights, version, args.out, args.signing_key)
     env.print(str(args.out))
+    return ExitStatus.SUCCESS
+
+
+def _rollback(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    """Record VERSION's weights as a new, newest version; the aggregator publishes it at start."""
+    import time
+
+    from aggregator.state_store import StateStore
+
+    if not args.state.exists():
+        raise UsageError(f"no state file {args.state}")
+    with StateStore(args.state) as store:
+        known = [v.version for v in store.versions()]
+        if args.target_version not in known:
+            raise UsageError(f"no version {args.target_version} in {args.state} (has {known})")
+        version = store.roll_back(args.target_version, time.time())
+    env.print(f"version {version} = version {args.target_version}; start the aggregator"
+              " to publish it (devices install it as the newest)")  # fmt: skip
     return ExitStatus.SUCCESS
 
 

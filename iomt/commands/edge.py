@@ -6,7 +6,6 @@ import argparse
 import json
 import signal
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from iomt.commands.certs import add_tls_arguments, tls_from_arguments
@@ -90,18 +89,15 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     return _serve(env, args)
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from edge_runtime.device_loop import DeviceLoop, DeviceOptions
     from edge_runtime.errors import EdgeRuntimeError
     from hardware.sensors.wrist_frame import MODEL_WRIST
 
-    signal.signal(signal.SIGTERM, _interrupt)
     if args.wrist is not None and args.serial is None:
         raise UsageError("--wrist applies to a --serial sensor; datasets are already in one frame")
+    if args.replay is not None:
+        _check_replay(args.replay, args.subject)
     options = DeviceOptions(
         args.broker, args.fleet, args.device_id, args.bundle, args.store,
         replay_path=args.replay, serial_port=args.serial, subject=args.subject,
@@ -119,12 +115,28 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
         loop = DeviceLoop(options, log=log)
     except EdgeRuntimeError as exc:
         raise UsageError(str(exc)) from exc
+    # systemd stops a device with SIGTERM: leave the loop, publish offline, exit 0
+    signal.signal(signal.SIGTERM, lambda signum, frame: loop.request_stop())
     loop.store.set_meta(LABELS_META, json.dumps(list(loop.parts.bundle.labels)))
     source = "replay" if args.replay else "serial" if args.serial else "none"
     log({"event": "start", "public_key": _public_hex(loop.key), "source": source})
     acked = loop.run()
     log({"event": "stop", "rounds_acked": acked, "windows": loop.windows_seen})
     return ExitStatus.SUCCESS
+
+
+def _check_replay(path: Path, subject: int | None) -> None:
+    """Refuse a replay that would feed no window, before anything is created or connected."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            subjects = np.unique(data["subject"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise UsageError(f"--replay {path}: not a window dataset ({exc})") from exc
+    if subject is not None and subject not in subjects:
+        span = f"{subjects.min()}-{subjects.max()}" if len(subjects) else "none"
+        raise UsageError(f"--subject {subject}: no windows in {path} (subjects {span})")
 
 
 def _aggregator_key(path: Path | None) -> bytes | None:
@@ -139,12 +151,20 @@ def _aggregator_key(path: Path | None) -> bytes | None:
 
 
 def _logger(env: Environment, as_json: bool, device_id: str) -> Callable[[LogRecord], None]:
+    """JSON lines on stdout (every event), or one readable line per round on stderr."""
+    import time
+
+    from iomt.log_lines import device_text_line, json_line
+
     def log(record: LogRecord) -> None:
         record = {"device": device_id, **record}
         if as_json:
-            env.print(json.dumps(record, default=str))
-        else:
-            env.warn(" ".join(f"{k}={v}" for k, v in record.items()))
+            fields = {k: v for k, v in record.items() if k != "event"}
+            env.print(json_line(str(record.get("event")), fields, time.time()))
+            return
+        line = device_text_line(record)
+        if line is not None:
+            env.warn(line)
 
     return log
 

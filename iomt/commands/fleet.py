@@ -1,4 +1,5 @@
-"""`iomt fleet add|revoke|list --registry F`: the devices the aggregator trusts."""
+"""`iomt fleet add|revoke|list --registry F`: the devices the aggregator trusts; `status`: how
+every device is doing, from the aggregator's state file."""
 
 from __future__ import annotations
 
@@ -29,11 +30,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     for sub in (add, revoke, listing):
         sub.add_argument("--registry", type=Path, required=True, help="registry JSON file")
+    status = actions.add_parser(
+        "status", help="every device: online, last seen, version, last round, rejections, health"
+    )
+    status.add_argument("--state", type=Path, required=True, help="the aggregator's state file")
+    status.add_argument("--registry", type=Path, help="registry JSON file (adds trust state)")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from aggregator.device_registry import DeviceRegistry, RegistryError, parse_public_key
 
+    if args.fleet_action == "status":
+        return _status(env, args)
     try:
         registry = DeviceRegistry.load(args.registry, missing_ok=args.fleet_action == "add")
         if args.fleet_action == "add":
@@ -62,3 +71,29 @@ def _print_list(env: Environment, registry: DeviceRegistry, as_json: bool) -> No
     for e in entries:
         state = "revoked" if e.revoked else "trusted"
         env.print(f"{e.device_id:24s} {state:8s} {e.public_key_hex}")
+
+
+def _status(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    import time
+
+    from aggregator.device_registry import DeviceRegistry, RegistryError
+    from aggregator.fleet_view import fleet_rows, format_row
+    from aggregator.state_store import StateStore
+
+    if not args.state.exists():
+        raise UsageError(f"no state file {args.state}")
+    try:
+        registered = DeviceRegistry.load(args.registry).entries if args.registry else None
+    except RegistryError as exc:
+        raise UsageError(str(exc)) from exc
+    with StateStore(args.state) as store:
+        rows = fleet_rows(store.devices(), registered)
+    if args.json:
+        env.print(json.dumps([row.to_dict() for row in rows]))
+        return ExitStatus.SUCCESS
+    now = time.time()
+    for row in rows:
+        env.print(format_row(row, now))
+    if not rows:
+        env.print("no devices heard of yet")
+    return ExitStatus.SUCCESS

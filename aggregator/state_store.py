@@ -120,6 +120,7 @@ class DeviceRecord:
     rejections: dict[str, int] = field(default_factory=dict)
 
 
+_HEALTH_COLUMNS = ("free_disk_bytes", "cpu_temp_c", "store_bytes", "outbox_backlog")
 _DEVICE_COLUMNS = (
     "device_id, online, last_seen_unix, model_version, free_disk_bytes, cpu_temp_c,"
     " store_bytes, outbox_backlog"
@@ -402,9 +403,13 @@ class StateStore:
 
     # devices
     def record_device(self, record: DeviceRecord) -> None:
-        """Remember a device's latest status (last round and rejections are kept apart)."""
+        """Remember a device's latest status; health it did not report this time stays as
+        last reported (last round and rejections are kept apart)."""
         self._db.execute(
-            f"INSERT OR REPLACE INTO devices ({_DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO devices ({_DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (device_id) DO UPDATE SET online=excluded.online,"
+            " last_seen_unix=excluded.last_seen_unix, model_version=excluded.model_version,"
+            + ",".join(f" {c}=COALESCE(excluded.{c}, {c})" for c in _HEALTH_COLUMNS),
             astuple(record)[:8],
         )
 

@@ -308,6 +308,8 @@ class DeviceLoop:
             self._log({"event": "connected", "broker": self.options.broker_url,
                        "model_version": client.installed_version})  # fmt: skip
             self._health_due = 0.0  # the client just published a status without health
+        elif event.kind == "message" and "/model/" in event.topic:
+            self._health_due = 0.0  # a new head: the client re-publishes its status, as do we
 
     def _refresh_health(self, client: FedClient, link: MqttLink) -> None:
         """Re-publish the retained online status with the device's health, now and then."""

@@ -88,6 +88,7 @@ def test_fleet_status_shows_health_last_round_and_rejections_per_device(tmp_path
 
     # Execute
     _apply(store, core.handle(_status("pi-a", **health), 101.0), 101.0)
+    _apply(store, core.handle(_status("pi-a"), 101.5), 101.5)  # no health: last one stays
     _apply(store, core.handle(_status("pi-b"), 101.0), 101.0)
     _apply(store, core.handle(_update("pi-a", round_one, 1.0), 102.0), 102.0)
     _apply(store, core.handle(_update("pi-b", round_one, 1.0), 103.0), 103.0)  # closes round 1

@@ -23,7 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add.add_argument("device_id")
     key = add.add_mutually_exclusive_group(required=True)
     key.add_argument("--public-key", help="64 hex chars (printed by `iomt edge keygen`)")
-    key.add_argument("--public-key-file", type=Path, help="file holding the hex public key")
+    key.add_argument(
+        "--public-key-file", type=Path, help="Ed25519 public key file: PEM, raw 32 bytes or hex"
+    )
+    add.add_argument(
+        "--replace", action="store_true", help="allow giving a registered device a new key"
+    )
     revoke = actions.add_parser("revoke", help="refuse a device's updates from now on")
     revoke.add_argument("device_id")
     listing = actions.add_parser("list", help="show registered devices")
@@ -46,8 +51,9 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     try:
         registry = DeviceRegistry.load(args.registry, missing_ok=args.fleet_action == "add")
         if args.fleet_action == "add":
-            text = args.public_key or args.public_key_file.read_text()
-            entry = registry.add(args.device_id, parse_public_key(text))
+            key = (parse_public_key(args.public_key) if args.public_key
+                   else _key_from_file(args.public_key_file))  # fmt: skip
+            entry = registry.add(args.device_id, key, replace=args.replace)
             registry.save()
             env.print(f"added {entry.device_id} {entry.public_key_hex}")
         elif args.fleet_action == "revoke":
@@ -59,6 +65,23 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     except (RegistryError, OSError) as exc:
         raise UsageError(str(exc)) from exc
     return ExitStatus.SUCCESS
+
+
+def _key_from_file(path: Path) -> bytes:
+    """A public key file as `iomt keys` (PEM), older tools (raw) or `edge keygen` (hex) wrote it."""
+    from aggregator.device_registry import RegistryError, parse_public_key
+    from bundle_format.signing import SigningKeyError, load_public_key_bytes
+
+    content = path.read_bytes()
+    if content.startswith(b"-----BEGIN") or len(content) == 32:
+        try:
+            return load_public_key_bytes(path)
+        except SigningKeyError as exc:
+            raise RegistryError(str(exc)) from exc
+    try:
+        return parse_public_key(content.decode("ascii"))
+    except UnicodeDecodeError:
+        raise RegistryError(f"{path} is no Ed25519 public key (PEM, raw or hex)") from None
 
 
 def _print_list(env: Environment, registry: DeviceRegistry, as_json: bool) -> None:

@@ -28,6 +28,12 @@ LABELS_META = "labels"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", action="store_true", help="print the interpreter backend")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="TOML file of options (keys as the flags without --, e.g. device-id = 'dev7');"
+        " flags given on the command line win",
+    )
     parser.add_argument("--broker", help="mqtt://HOST:PORT")
     parser.add_argument("--fleet")
     parser.add_argument("--device-id")
@@ -83,6 +89,10 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     handlers = {"status": _status, "label": _label, "keygen": _keygen}
     if action in handlers:
         return handlers[action](env, args)
+    if args.config is not None:
+        from iomt.config_file import apply_config_file
+
+        apply_config_file(args, args.config, add_arguments)
     missing = [f"--{n.replace('_', '-')}" for n in _RUN_REQUIRED if getattr(args, n) is None]
     if missing:
         raise UsageError(f"missing {', '.join(missing)}")

@@ -442,6 +442,11 @@ class StateStore:
                                         rejections.get(device, {})))  # fmt: skip
         return records
 
+    def rejection_totals(self) -> dict[str, int]:
+        """Refused updates by reason over every round (the open one included)."""
+        rows = self._db.execute("SELECT reason, SUM(count) FROM rejections GROUP BY reason")
+        return {str(reason): int(count) for reason, count in rows}
+
     def traffic(self, round_id: int) -> tuple[int, int]:
         row = self._db.execute(
             "SELECT bytes_in, bytes_out FROM traffic WHERE round_id=?", (round_id,)

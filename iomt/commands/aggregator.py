@@ -53,6 +53,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--root-set", type=Path, help="fltrust: the server's small clean window dataset .npz"
     )
     parser.add_argument("--metrics-out", type=Path, help="append per-round metrics (JSON lines)")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics on /metrics and a read-only fleet page on / (default: off)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address for --metrics-port (default: %(default)s)",
+    )
     parser.add_argument("--registry", type=Path, help="device registry: refuse unsigned updates")
     parser.add_argument("--client-id", default=None, help="MQTT client id (default per fleet)")
     parser.add_argument("--json", action="store_true", help="log JSON lines to stdout")
@@ -142,7 +152,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     if args.secure_agg and args.strategy not in SECURE_AGG_STRATEGIES:
         allowed = " / ".join(SECURE_AGG_STRATEGIES)
         raise UsageError(f"--secure-agg folds one mean per round: use --strategy {allowed}")
-    with StateStore(args.state) as store, MqttLink(link_config) as link:
+    with StateStore(args.state) as store, MqttLink(link_config) as link, _live_page(args, log):
         strategy: Any = dp_strategy(dp_config, store) if dp_config else _strategy(args, parts, fit)
         on_metrics = _metrics_writer(env, args.metrics_out, args.json)
         if dp_config is not None:  # epsilon per round in the metrics, budget policy applied
@@ -161,6 +171,22 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
             return ExitStatus.SUCCESS
     log(f"done: {len(closed)} rounds closed in this run")
     return ExitStatus.SUCCESS
+
+
+def _live_page(args: argparse.Namespace, log: Any) -> Any:
+    """The metrics endpoint and fleet page while the aggregator runs (a no-op without a port)."""
+    import contextlib
+
+    if args.metrics_port is None:
+        return contextlib.nullcontext()
+    from aggregator.live_page import LivePage
+
+    try:
+        page = LivePage(args.state, args.metrics_port, args.metrics_host)
+    except OSError as exc:
+        raise UsageError(f"--metrics-port {args.metrics_port}: {exc.strerror}") from exc
+    log(f"fleet page on {page.url}/ and Prometheus metrics on {page.url}/metrics")
+    return page
 
 
 def _secure_topics(args: argparse.Namespace) -> tuple[str, ...]:

@@ -49,6 +49,13 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
     """Run one command; never let a traceback reach the user for expected failures."""
     env = env or Environment()
@@ -62,6 +69,9 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     except KeyboardInterrupt:
         env.warn("iomt: interrupted")
         return ExitStatus.INTERRUPTED
+    except BrokenPipeError:  # `iomt bridge stream | head`: the reader has all it wanted
+        _detach_stdout()
+        return ExitStatus.SUCCESS
     except UsageError as exc:
         env.warn(f"iomt {args.command}: error: {_one_line(exc)}")
         return ExitStatus.USAGE

@@ -62,6 +62,8 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
             env.print(f"revoked {args.device_id}")
         else:
             _print_list(env, registry, args.json)
+    except BrokenPipeError:
+        raise  # the reader of our output is gone: not the user's mistake
     except (RegistryError, OSError) as exc:
         raise UsageError(str(exc)) from exc
     return ExitStatus.SUCCESS

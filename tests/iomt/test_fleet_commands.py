@@ -77,3 +77,21 @@ def test_rollback_to_an_unknown_version_is_refused(tmp_path: Path) -> None:
     assert code == 0 and out.startswith("version 1 = version 0")
     code, out, _ = _run("fleet", "status", "--state", str(state))
     assert code == 0 and out.strip() == "no devices heard of yet"
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    registry = tmp_path / "fleet.json"
+    for index in range(3):
+        assert _run("fleet", "add", f"dev{index}", "--public-key", f"{index:02d}" * 32,
+                    "--registry", str(registry))[0] == 0  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "iomt.cli", "fleet", "list", "--registry", str(registry)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # like `| head -0`: the reader is gone before the first line
+    code, err = process.wait(timeout=60), process.stderr.read()
+    assert (code, err) == (0, b"")

@@ -32,6 +32,9 @@ def device_text_line(record: dict[str, Any]) -> str | None:
     if event == "ack":
         verdict = "accepted" if record.get("accepted") else f"refused ({record.get('reason')})"
         return f"{device}: round {record['round']}: update {verdict}"
+    if event == "round_below_installed":  # the aggregator's state was reset or rolled back
+        return (f"{device}: round {record['round']} announces version {record['version']},"
+                f" below the installed {record['installed']}")  # fmt: skip
     if event in {"round", "update", "settled", "resend", "dp_local", "installed"}:
         return None
     rest = " ".join(f"{k}={v}" for k, v in record.items() if k not in {"device", "event"})

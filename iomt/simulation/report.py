@@ -193,7 +193,7 @@ def bytes_figure(report: dict[str, Any]) -> Any:
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set(title="Traffic through the broker per round", xlabel="round",
              ylabel="kilobytes")  # fmt: skip
-    axes.legend(fontsize=8)
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8)
     figure.tight_layout()
     return figure
 

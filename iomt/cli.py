@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 from iomt import __version__
 from iomt.commands import COMMANDS
@@ -27,9 +28,28 @@ def _available_commands() -> dict[str, ModuleType]:
     return modules
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Help that states each option's default, unless it has none or the text says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        no_default = action.default in (None, False, argparse.SUPPRESS)
+        if no_default or not action.option_strings or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class IomtArgumentParser(argparse.ArgumentParser):
+    """Every `iomt` parser, subcommands included (argparse makes them of the root's class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _DefaultsFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser(modules: dict[str, ModuleType]) -> argparse.ArgumentParser:
     """The whole argument parser; each command adds its own arguments."""
-    parser = argparse.ArgumentParser(
+    parser = IomtArgumentParser(
         prog="iomt",
         description=(
             "IoMT Edge FL: train, quantise, deploy and federate health models on edge devices."

@@ -34,13 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fleet", help="fleet name (topic namespace)")
     parser.add_argument("--bundle", type=Path, help="bundle whose head is version 0")
     parser.add_argument("--state", type=Path, help="SQLite state file (resumes if it exists)")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5, help="rounds to close in all")
     parser.add_argument("--min-clients", type=int, default=2, help="quorum per round")
     parser.add_argument("--deadline", type=float, default=60.0, help="seconds per round")
-    parser.add_argument("--strategy", default="fedavg")
-    parser.add_argument("--codec", default="int8", choices=("int8", "float16", "float32"))
-    parser.add_argument("--local-epochs", type=int, default=5)
-    parser.add_argument("--learning-rate", type=float, default=0.1)
+    parser.add_argument("--strategy", default="fedavg", help="aggregation strategy")
+    parser.add_argument(
+        "--codec", default="int8", choices=("int8", "float16", "float32"), help="delta codec"
+    )
+    parser.add_argument("--local-epochs", type=int, default=5, help="devices' epochs")
+    parser.add_argument("--learning-rate", type=float, default=0.1, help="devices' SGD step")
     parser.add_argument("--momentum", type=float, default=0.9, help="devices' SGD momentum")
     parser.add_argument("--holdout", type=Path, help="window dataset .npz to evaluate each head")
     parser.add_argument(
@@ -81,13 +83,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dp_arguments(parser)
     actions = parser.add_subparsers(dest="aggregator_action", metavar="ACTION")
     status = actions.add_parser("status", help="rounds and versions in a state file")
-    status.add_argument("--state", type=Path, required=True)
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--state", type=Path, required=True, help="the state file")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
     export = actions.add_parser("export", help="write a global version as a bundle")
-    export.add_argument("--state", type=Path, required=True)
+    export.add_argument("--state", type=Path, required=True, help="the state file")
     export.add_argument("--version", type=int, help="global version (default: latest)")
     export.add_argument("--bundle", type=Path, required=True, help="bundle to copy the rest from")
-    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--out", type=Path, required=True, help="bundle directory to write")
     export.add_argument(
         "--signing-key", type=Path, help="Ed25519 key to sign (default: a new one, said so)"
     )

@@ -35,9 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " flags given on the command line win",
     )
     parser.add_argument("--broker", help="mqtt://HOST:PORT")
-    parser.add_argument("--fleet")
-    parser.add_argument("--device-id")
-    parser.add_argument("--bundle", type=Path)
+    parser.add_argument("--fleet", help="fleet name (topic namespace)")
+    parser.add_argument("--device-id", help="this device's id (as registered)")
+    parser.add_argument("--bundle", type=Path, help="the installed bundle directory")
     parser.add_argument("--store", type=Path, help="the device's SQLite sample store")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--replay", type=Path, help="window dataset .npz to replay with labels")
@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-windows", action="store_true", help="store raw windows too")
     parser.add_argument("--min-samples", type=int, default=16, help="labelled windows to join")
     parser.add_argument("--max-rounds", type=int, help="exit after this many accepted rounds")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="local training seed")
     parser.add_argument(
         "--poison", action="store_true", help="experiments: send sign-flipped deltas x10"
     )
@@ -68,15 +68,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_local_dp_arguments(parser)
     actions = parser.add_subparsers(dest="edge_action", metavar="ACTION")
     status = actions.add_parser("status", help="store contents, model version, last rounds")
-    status.add_argument("--store", type=Path, required=True)
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--store", type=Path, required=True, help="the sample store")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
     label = actions.add_parser("label", help="label the windows of a time range")
-    label.add_argument("--store", type=Path, required=True)
+    label.add_argument("--store", type=Path, required=True, help="the sample store")
     label.add_argument("--from", dest="t0", type=float, required=True, help="unix seconds")
     label.add_argument("--to", dest="t1", type=float, required=True, help="unix seconds")
     label.add_argument("--label", required=True, help="class name or index")
     keygen = actions.add_parser("keygen", help="create (or show) the device's signing key")
-    keygen.add_argument("--store", type=Path, required=True)
+    keygen.add_argument("--store", type=Path, required=True, help="the sample store")
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:

@@ -20,7 +20,7 @@ HELP = "manage the device registry (device id -> Ed25519 public key, revoked fla
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="fleet_action", metavar="ACTION", required=True)
     add = actions.add_parser("add", help="register a device and its public key")
-    add.add_argument("device_id")
+    add.add_argument("device_id", help="the device's id")
     key = add.add_mutually_exclusive_group(required=True)
     key.add_argument("--public-key", help="64 hex chars (printed by `iomt edge keygen`)")
     key.add_argument(
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--replace", action="store_true", help="allow giving a registered device a new key"
     )
     revoke = actions.add_parser("revoke", help="refuse a device's updates from now on")
-    revoke.add_argument("device_id")
+    revoke.add_argument("device_id", help="the device's id")
     listing = actions.add_parser("list", help="show registered devices")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     for sub in (add, revoke, listing):

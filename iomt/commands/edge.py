@@ -77,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     label.add_argument("--label", required=True, help="class name or index")
     keygen = actions.add_parser("keygen", help="create (or show) the device's signing key")
     keygen.add_argument("--store", type=Path, required=True, help="the sample store")
+    keygen.add_argument(
+        "--out", type=Path, help="also write the public key as PEM (for `iomt fleet add`)"
+    )
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
@@ -248,6 +251,12 @@ def _keygen(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from edge_runtime.device_loop import device_directory
     from edge_runtime.fed_client import load_or_create_key
 
+    if args.out is not None and args.out.exists():
+        raise UsageError(f"{args.out} already exists")
     key = load_or_create_key(device_directory(args.store))
+    if args.out is not None:
+        from bundle_format.signing import public_key_pem
+
+        args.out.write_bytes(public_key_pem(key))
     env.print(_public_hex(key))
     return ExitStatus.SUCCESS

@@ -150,3 +150,18 @@ def test_report_names_the_patient_and_its_charts_have_axes(tmp_path: Path) -> No
     assert bars.count('text-anchor="end"') == 5 and "hour (UTC)" in bars  # minute ticks
     assert "time (UTC)" in timeline and timeline.count("<text") == 6  # 5 times + axis label
     assert time.strftime("%m-%d %H:%M", time.gmtime(summary.start_ts)) in timeline
+
+
+def test_a_signing_key_is_refused_as_a_report_recipient(tmp_path: Path) -> None:
+    from bundle_format.signing import write_key_pair
+
+    signing = write_key_pair(tmp_path / "signing")  # Ed25519, PEM
+    (tmp_path / "raw.pub").write_bytes(b"\x01" * 32)  # raw bytes could be any kind of key
+    _fill_store(tmp_path / "samples.sqlite")
+    store = str(tmp_path / "samples.sqlite")
+    for recipient, why in ((signing.public_path, "is not an X25519 public key"),
+                           (tmp_path / "raw.pub", "is not a PEM public key")):  # fmt: skip
+        argv = ["--recipient", str(recipient), "--out", str(tmp_path / "r.enc")]
+        code, _, err = _run("report", "--device-store", store, *argv)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and why in err
+        assert not (tmp_path / "r.enc").exists()

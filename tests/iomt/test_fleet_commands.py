@@ -25,6 +25,7 @@ def test_fleet_add_takes_the_pem_public_key_iomt_keys_writes(tmp_path: Path) -> 
     assert _run("keys", "--out", str(tmp_path / "k"))[0] == 0
     public = str(tmp_path / "k" / "bundle_signing.pub")
     code, out, _ = _run("fleet", "add", "dev7", "--public-key-file", public, "--registry", registry)
+    assert Path(public).read_bytes().startswith(b"-----BEGIN PUBLIC KEY")
     assert code == 0 and out.startswith("added dev7 ")
 
 
@@ -95,3 +96,12 @@ def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     process.stdout.close()  # like `| head -0`: the reader is gone before the first line
     code, err = process.wait(timeout=60), process.stderr.read()
     assert (code, err) == (0, b"")
+
+
+def test_edge_keygen_pem_is_what_fleet_add_reads(tmp_path: Path) -> None:
+    code, printed, _ = _run("edge", "keygen", "--store", str(tmp_path / "d.sqlite"),
+                            "--out", str(tmp_path / "dev7.pub"))  # fmt: skip
+    assert code == 0 and (tmp_path / "dev7.pub").read_bytes().startswith(b"-----BEGIN PUBLIC")
+    code, out, _ = _run("fleet", "add", "dev7", "--public-key-file", str(tmp_path / "dev7.pub"),
+                        "--registry", str(tmp_path / "fleet.json"))  # fmt: skip
+    assert code == 0 and out.split()[-1] == printed.strip()

@@ -19,13 +19,13 @@ from collections.abc import Iterator
 NOISE = re.compile(rb"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$")
 
 
-def keep_line(line: bytes) -> bool:
+def keep_line(line: bytes, noise: re.Pattern[bytes] = NOISE) -> bool:
     """Whether a line a native library wrote is worth showing."""
-    return NOISE.match(line.rstrip(b"\r\n")) is None
+    return noise.match(line.rstrip(b"\r\n")) is None
 
 
 @contextlib.contextmanager
-def quiet_native_stderr() -> Iterator[None]:
+def quiet_native_stderr(noise: re.Pattern[bytes] = NOISE) -> Iterator[None]:
     """Run the block with fd 2 captured; replay what is not known noise when it ends."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -38,6 +38,6 @@ def quiet_native_stderr() -> Iterator[None]:
             os.dup2(saved, 2)
             os.close(saved)
             captured.seek(0)
-            kept = b"".join(line for line in captured if keep_line(line))
+            kept = b"".join(line for line in captured if keep_line(line, noise))
             if kept:
                 os.write(2, kept)

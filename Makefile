@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .PHONY: simulate test lint bench install-workstation install-dev install-bench mosquitto \
-	firmware firmware-toolchain pi-deps pi-check
+	firmware firmware-toolchain pi-deps pi-check chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,14 @@ mosquitto:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients; \
 	  else sudo apt-get install -y mosquitto mosquitto-clients; fi; }
 
-test: mosquitto firmware lint
+# The live fleet page's test takes a screenshot with headless Chromium.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else sudo apt-get install -y chromium; fi; }
+
+test: mosquitto firmware chromium lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 

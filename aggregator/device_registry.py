@@ -81,11 +81,17 @@ class DeviceRegistry:
         }
         _write_atomically(self.path, json.dumps(document, indent=2) + "\n")
 
-    def add(self, device_id: str, public_key: bytes, now: float | None = None) -> DeviceEntry:
-        """Register (or re-key and un-revoke) a device."""
+    def add(
+        self, device_id: str, public_key: bytes, now: float | None = None, *, replace: bool = False
+    ) -> DeviceEntry:
+        """Register a device (or un-revoke it); giving it another key needs `replace`, so a
+        typo in a device id never silently takes over another device's identity."""
         validate_device_id(device_id)
         if len(public_key) != ED25519_PUBLIC_KEY_BYTES:
             raise RegistryError("public key must be 32 bytes")
+        known = self.entries.get(device_id)
+        if known is not None and known.public_key != public_key and not replace:
+            raise RegistryError(f"{device_id} is registered with another key; --replace to re-key")
         entry = DeviceEntry(device_id, public_key.hex(), False, now or time.time())
         self.entries[device_id] = entry
         return entry

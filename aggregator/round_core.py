@@ -29,7 +29,9 @@ from aggregator.round_events import (
     RoundMetrics,
     RoundStatus,
     StoreAcceptedUpdate,
+    StoreCandidate,
     StoreClosedRound,
+    StoreDeviceStatus,
     StoreOpenedRound,
     StoreRejection,
     StoreTraffic,
@@ -42,7 +44,7 @@ from aggregator.secure_aggregation.service_round import (
     SecureCollection,
     SecureRound,
 )
-from aggregator.state_store import AcceptedUpdate, RoundRecord
+from aggregator.state_store import AcceptedUpdate, DeviceRecord, RoundRecord
 from aggregator.update_bounds import (
     BoundsPolicy,
     UpdateBounds,
@@ -103,6 +105,17 @@ class AggregatorConfig:
     max_update_bytes: int = MAX_UPDATE_BYTES
     bounds: BoundsPolicy = field(default_factory=BoundsPolicy)
     rate_limit: RateLimit = field(default_factory=RateLimit)
+    promotion_margin: float | None = None  # publish only if holdout accuracy >= best - margin
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The promotion gate's finding: accuracy published, of the candidate, and why it waits."""
+
+    published: float | None = None
+    candidate: float | None = None
+    held_back: str = ""
+    best: float | None = None  # best published accuracy, this round's head included
 
 
 @dataclass(frozen=True)
@@ -213,6 +226,16 @@ class AggregatorCore:
     def waiting_for(self) -> set[str]:
         """Devices known to be online that have not sent this round's update yet."""
         return set() if self._round is None else self.online - self._round.participants
+
+    def waiting_line(self, now: float) -> str | None:
+        """The operator's view of the open round: who it waits for, quorum, deadline."""
+        round_ = self._round
+        if round_ is None or not self.waiting_for:
+            return None
+        names = ", ".join(sorted(self.waiting_for))
+        have, quorum = len(round_.participants), round_.memory.record.quorum
+        return (f"round {round_.round_id}: waiting for {names} ({have}/{quorum} for quorum,"
+                f" deadline in {max(0.0, round_.deadline - now):.0f}s)")  # fmt: skip
 
     def _emit(self, *effects: Effect) -> None:
         self._out.extend(effects)
@@ -343,12 +366,26 @@ class AggregatorCore:
         except FederationError:
             self.online.discard(device_id)
             return
-        if isinstance(status, DeviceStatus) and status.online and status.device_id == device_id:
+        if not isinstance(status, DeviceStatus) or status.device_id != device_id:
+            self.online.discard(device_id)
+            return
+        if status.online:
             self.online.add(device_id)
             if self._round is not None:
                 self._round.seen_online.add(device_id)
         else:
             self.online.discard(device_id)
+        self._emit(StoreDeviceStatus(_device_record(status, self._now)))
+        self._note_version_ahead(status)
+
+    def _note_version_ahead(self, status: DeviceStatus) -> None:
+        """A device above every version we have: it must rejoin on ours (docs: rejoin policy)."""
+        latest = self.memory.latest
+        installed = status.model_version
+        if latest is not None and installed is not None and installed > latest.version:
+            self._emit(Log(f"device {status.device_id}: installed version {installed} is above"
+                           f" the aggregator's latest {latest.version}; it should rejoin on"
+                           f" {latest.version}"))  # fmt: skip
 
     def _on_update(self, round_: _OpenRound, device_id: str, payload: bytes) -> None:
         if round_.secure is not None:  # a masked round takes only phase messages
@@ -430,7 +467,7 @@ class AggregatorCore:
         if self._round is not None:
             rejected = self._round.memory.rejected
             rejected[reason] = rejected.get(reason, 0) + 1
-        self._emit(StoreRejection(round_id, reason),
+        self._emit(StoreRejection(round_id, reason, device_id=device_id),
                    Log(f"round {round_id}: rejected update ({reason}): {why}"))  # fmt: skip
         self._ack(device_id, update, False, reason)
 
@@ -481,13 +518,20 @@ class AggregatorCore:
         record = round_.memory.record
         quorum_met = len(round_.participants) >= record.quorum
         weights = self._finish(round_) if quorum_met else None
-        stored = None if weights is None else self._new_version(round_, weights)
+        verdict = self._promotion(round_, weights)
+        stored = (
+            None if weights is None or verdict.held_back else self._new_version(round_, weights)
+        )
         version = round_.base.version if stored is None else stored.version
         status: RoundStatus = "below_quorum"
         if quorum_met:
             status = "aggregated" if stored is not None else "aggregation_failed"
+        if verdict.held_back and weights is not None:
+            status = "held_back"
+            sha = message_sha256(weights)
+            self._emit(StoreCandidate(record.round_id, weights, sha, verdict.candidate or 0.0))
         model_effects = [] if stored is None else self._model_effects(stored)
-        metrics = self._metrics(round_, version, status, weights)
+        metrics = self._metrics(round_, version, status, verdict)
         carry = None if stored is None else self.strategy.state_to_arrays()
         self._emit(StoreClosedRound(record.round_id, metrics, self._now, stored, carry),
                    *model_effects,
@@ -498,11 +542,28 @@ class AggregatorCore:
             self.memory.latest = stored
             self.memory.version_sha256[stored.version] = stored.sha256
             self.memory.strategy_carry = carry
+        self.memory.best_accuracy = verdict.best
         self.memory.closed_rounds += 1
         self.memory.last_round = replace(record, status="closed", closed_unix=self._now)
         self.memory.open_round = self.memory.open_round_base = None
         self._round = None
         self._advance()
+
+    def _promotion(self, round_: _OpenRound, weights: Weights | None) -> Verdict:
+        """Score the new aggregate (and the head it would replace); hold it back if worse."""
+        if self._evaluate is None:
+            return Verdict(best=self.memory.best_accuracy)
+        base = float(self._evaluate(round_.base.weights))
+        best = max(self.memory.best_accuracy or base, base)
+        if weights is None:
+            return Verdict(published=base, best=best)
+        candidate = float(self._evaluate(weights))
+        margin = self.config.promotion_margin
+        if margin is None or candidate >= best - margin:
+            return Verdict(published=candidate, candidate=candidate, best=max(best, candidate))
+        why = (f"holdout accuracy {candidate:.4f} is more than {margin:g} below the best"
+               f" {best:.4f}")  # fmt: skip
+        return Verdict(published=base, candidate=candidate, held_back=why, best=best)
 
     def _new_version(self, round_: _OpenRound, weights: Weights) -> StoredVersion:
         latest = self.memory.latest
@@ -536,15 +597,10 @@ class AggregatorCore:
         return None
 
     def _metrics(
-        self, round_: _OpenRound, version: int, status: RoundStatus, weights: Weights | None
+        self, round_: _OpenRound, version: int, status: RoundStatus, verdict: Verdict
     ) -> RoundMetrics:
         memory = round_.memory
         expected = self.online | round_.seen_online | round_.participants
-        accuracy = None
-        if self._evaluate is not None:
-            accuracy = float(
-                self._evaluate(weights if weights is not None else round_.base.weights)
-            )
         return RoundMetrics(
             round=memory.record.round_id,
             base_version=round_.base.version,
@@ -556,7 +612,10 @@ class AggregatorCore:
             rejected=dict(sorted(memory.rejected.items())),
             resent=round_.resent,
             round_time_s=round(self._now - memory.record.opened_unix, 3),
-            accuracy=accuracy,
+            accuracy=verdict.published,
+            candidate_accuracy=verdict.candidate if verdict.held_back else None,
+            held_back=verdict.held_back,
+            best_accuracy=verdict.best,
             bytes_in=memory.bytes_in,
             bytes_out=memory.bytes_out,
             extra=dict(self.strategy.round_report()),
@@ -592,3 +651,10 @@ class AggregatorCore:
             self._publish(model_topic(self.config.fleet, stale), b"", retain=True)
         effects, self._out = self._out, before
         return effects
+
+
+def _device_record(status: DeviceStatus, now: float) -> DeviceRecord:
+    return DeviceRecord(
+        status.device_id, status.online, now, status.model_version, status.free_disk_bytes,
+        status.cpu_temp_c, status.store_bytes, status.outbox_backlog,
+    )  # fmt: skip

@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from aggregator.round_memory import StoredVersion
-from aggregator.state_store import AcceptedUpdate, RoundRecord
+from aggregator.state_store import AcceptedUpdate, DeviceRecord, RoundRecord
 from fleet_protocol.publish import Publish
 from fleet_protocol.types import ArrayState, Weights
 
-RoundStatus = Literal["aggregated", "below_quorum", "aggregation_failed"]
+RoundStatus = Literal["aggregated", "below_quorum", "aggregation_failed", "held_back"]
 
 
 # events ---------------------------------------------------------------------------------------
@@ -66,11 +66,20 @@ class StoreAcceptedUpdate:
 
 @dataclass(frozen=True)
 class StoreRejection:
-    """Count refused messages by reason (one, or a batch the gate dropped unread)."""
+    """Count refused messages by reason (one, or a batch the gate dropped unread), and by
+    device when the topic named one."""
 
     round_id: int
     reason: str
     count: int = 1
+    device_id: str = ""
+
+
+@dataclass(frozen=True)
+class StoreDeviceStatus:
+    """Remember what a device last said about itself, for `iomt fleet status`."""
+
+    device: DeviceRecord
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,16 @@ class StoreClosedRound:
 
 
 @dataclass(frozen=True)
+class StoreCandidate:
+    """Keep an aggregate the promotion gate did not publish, for the operator to inspect."""
+
+    round_id: int
+    weights: Weights
+    sha256: str
+    accuracy: float
+
+
+@dataclass(frozen=True)
 class Log:
     """One line for the operator."""
 
@@ -113,8 +132,10 @@ Effect = (
     | StoreOpenedRound
     | StoreAcceptedUpdate
     | StoreRejection
+    | StoreDeviceStatus
     | StoreTraffic
     | StoreClosedRound
+    | StoreCandidate
     | Log
     | RoundClosed
 )
@@ -134,7 +155,10 @@ class RoundMetrics:
     rejected: dict[str, int]
     resent: int
     round_time_s: float
-    accuracy: float | None = None
+    accuracy: float | None = None  # on the holdout, of the head published after this round
+    candidate_accuracy: float | None = None  # of the aggregate the promotion gate held back
+    held_back: str = ""  # why the aggregate was not published (promotion gate)
+    best_accuracy: float | None = None  # the best published head's accuracy after this round
     bytes_in: int = 0
     bytes_out: int = 0
     extra: dict[str, Any] = field(default_factory=dict)  # strategy reports (DP epsilon, ...)

@@ -51,6 +51,7 @@ class RoundMemory:
     last_sequences: dict[str, int] = field(default_factory=dict)
     version_sha256: dict[int, str] = field(default_factory=dict)  # every version's hash
     refused_versions: list[int] = field(default_factory=list)  # stored heads never to serve
+    best_accuracy: float | None = None  # best holdout accuracy of a published head so far
 
 
 def read_snapshot(store: StateStore) -> RoundMemory:
@@ -68,6 +69,7 @@ def read_snapshot(store: StateStore) -> RoundMemory:
         last_sequences=store.last_sequences(),
         version_sha256={v.version: v.sha256 for v in store.versions()},
         refused_versions=refused,
+        best_accuracy=_best_accuracy(rounds, after_round=store.last_rollback_round()),
     )
 
 
@@ -80,6 +82,14 @@ def _last_good_version(store: StateStore) -> tuple[StoredVersion | None, list[in
             return stored, refused
         refused.append(record.version)
     return None, refused
+
+
+def _best_accuracy(rounds: list[RoundRecord], after_round: int) -> float | None:
+    """The promotion gate's bar: the best holdout accuracy a head published since the last
+    rollback reached (an operator who rolled back chose a new bar)."""
+    scores = [r.metrics["best_accuracy"] for r in rounds if r.metrics and r.round_id > after_round
+              and r.metrics.get("best_accuracy") is not None]  # fmt: skip
+    return max(scores) if scores else None
 
 
 def _stored_version(

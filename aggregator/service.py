@@ -25,7 +25,9 @@ from aggregator.round_events import (
     MessageArrived,
     RoundClosed,
     StoreAcceptedUpdate,
+    StoreCandidate,
     StoreClosedRound,
+    StoreDeviceStatus,
     StoreOpenedRound,
     StoreRejection,
     StoreTraffic,
@@ -43,6 +45,7 @@ from fleet_protocol.wire import VerifyKey
 
 POLL_S = 0.2
 COUNTER_FLUSH_S = 1.0  # counters (traffic, rejections) reach the state file at least this often
+WAITING_LOG_S = 30.0  # repeat "waiting for ..." this often while nothing changes
 
 
 class Link(Protocol):
@@ -85,9 +88,10 @@ class AggregatorService:
             trust=Trust(verify_key, signing_key), evaluate=evaluate, secure_agg=secure_agg,
         )  # fmt: skip
         self._closed_here: list[dict[str, Any]] = []
-        self._counters: list[StoreTraffic | StoreRejection] = []
+        self._counters: list[StoreTraffic | StoreRejection | StoreDeviceStatus] = []
         self._counters_flushed = 0.0
         self._link_dropped = 0
+        self._waiting: tuple[str | None, float] = (None, 0.0)  # last line logged, when
 
     def run(self) -> list[dict[str, Any]]:
         """Resume or start rounds until all are closed; the metrics of each closed here."""
@@ -103,6 +107,7 @@ class AggregatorService:
                     self._carry_out(self.core.handle(TimePassed(), now))
                 if now - self._counters_flushed >= COUNTER_FLUSH_S:
                     self._flush_counters()
+                self._log_waiting(now)
         finally:
             self._flush_counters()
         return self._closed_here
@@ -128,6 +133,18 @@ class AggregatorService:
             for effect in counters:
                 apply_to_store(self.store, effect, self._counters_flushed)
 
+    def _log_waiting(self, now: float) -> None:
+        """Say which devices the open round waits for: when that changes, then now and again."""
+        line = self.core.waiting_line(now)
+        last_line, logged_at = self._waiting
+        if line is None:
+            self._waiting = (None, 0.0)
+            return
+        same = last_line is not None and line.split(" (")[0] == last_line.split(" (")[0]
+        if not same or now - logged_at >= WAITING_LOG_S:
+            self._log(line)
+            self._waiting = (line, now)
+
     def _wait_s(self) -> float:
         wake = self.core.wake_at()
         return POLL_S if wake is None else min(POLL_S, max(0.0, wake - self._clock()))
@@ -140,8 +157,8 @@ class AggregatorService:
                 self._log(effect.line)
             elif isinstance(effect, RoundClosed):
                 self._report(effect.metrics.to_dict())
-            elif isinstance(effect, StoreTraffic | StoreRejection):
-                self._counters.append(effect)
+            elif isinstance(effect, StoreTraffic | StoreRejection | StoreDeviceStatus):
+                self._counters.append(effect)  # informational: batched, one commit a second
             else:
                 self._flush_counters()  # keep the store's order: counters before what follows
                 apply_to_store(self.store, effect, self._clock())
@@ -167,6 +184,12 @@ def apply_to_store(store: StateStore, effect: Effect, now: float) -> None:
         store.accept_update(effect.update, effect.strategy_state, effect.received_unix)
     elif isinstance(effect, StoreRejection):
         store.count_rejection(effect.round_id, effect.reason, effect.count)
+        if effect.device_id:
+            store.count_device_rejection(effect.device_id, effect.reason)
+    elif isinstance(effect, StoreDeviceStatus):
+        store.record_device(effect.device)
+    elif isinstance(effect, StoreCandidate):
+        store.add_candidate(effect.round_id, effect.weights, effect.sha256, effect.accuracy)
     elif isinstance(effect, StoreOpenedRound):
         new = effect.record
         store.open_round(new.round_id, new.base_version, new.opened_unix, new.deadline_unix,

@@ -13,7 +13,7 @@ import io
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,19 @@ CREATE TABLE IF NOT EXISTS rejections (
     PRIMARY KEY (round_id, reason));
 CREATE TABLE IF NOT EXISTS traffic (
     round_id INTEGER PRIMARY KEY, bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (
+    device_id TEXT PRIMARY KEY, online INTEGER NOT NULL, last_seen_unix REAL NOT NULL,
+    model_version INTEGER, free_disk_bytes INTEGER, cpu_temp_c REAL, store_bytes INTEGER,
+    outbox_backlog INTEGER);
+CREATE TABLE IF NOT EXISTS candidates (
+    round_id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL, weights BLOB NOT NULL,
+    accuracy REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS rollbacks (
+    version INTEGER PRIMARY KEY, source_version INTEGER NOT NULL, after_round INTEGER NOT NULL,
+    abandoned_round INTEGER, created_unix REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS device_rejections (
+    device_id TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (device_id, reason));
 """
 
 MIGRATIONS = (Migration(1, script(SCHEMA)),)
@@ -89,6 +102,29 @@ class AcceptedUpdate:
     num_examples: int
     payload_bytes: int
     payload_sha256: str
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    """What the aggregator last heard from one device (its retained status and its updates)."""
+
+    device_id: str
+    online: bool
+    last_seen_unix: float
+    model_version: int | None = None
+    free_disk_bytes: int | None = None
+    cpu_temp_c: float | None = None
+    store_bytes: int | None = None
+    outbox_backlog: int | None = None
+    last_round: int | None = None
+    rejections: dict[str, int] = field(default_factory=dict)
+
+
+_HEALTH_COLUMNS = ("free_disk_bytes", "cpu_temp_c", "store_bytes", "outbox_backlog")
+_DEVICE_COLUMNS = (
+    "device_id, online, last_seen_unix, model_version, free_disk_bytes, cpu_temp_c,"
+    " store_bytes, outbox_backlog"
+)
 
 
 def weights_to_bytes(weights: Weights) -> bytes:
@@ -324,6 +360,96 @@ class StateStore:
             " bytes_in=bytes_in+excluded.bytes_in, bytes_out=bytes_out+excluded.bytes_out",
             (round_id, bytes_in, bytes_out),
         )
+
+    # promotion gate and rollbacks
+    def add_candidate(self, round_id: int, weights: Weights, sha256: str, accuracy: float) -> None:
+        """Keep an aggregate the promotion gate held back."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO candidates VALUES (?, ?, ?, ?)",
+            (round_id, sha256, weights_to_bytes(weights), accuracy),
+        )
+
+    def candidates(self) -> dict[int, float]:
+        """Round id -> holdout accuracy of each held-back aggregate."""
+        rows = self._db.execute("SELECT round_id, accuracy FROM candidates ORDER BY round_id")
+        return {int(round_id): float(accuracy) for round_id, accuracy in rows}
+
+    def roll_back(self, source: int, now: float) -> int:
+        """Publish `source`'s weights again as the newest version; abandon an open round.
+
+        A new version number (not the old one) is what makes every device follow: each
+        installs the highest version it is offered. Returns the new version.
+        """
+        weights, record = self.load_weights(source), self.latest_version()
+        assert record is not None  # load_weights found a version
+        version = record.version + 1
+        with self._transaction():
+            open_round = self.open_round_record()
+            abandoned = None if open_round is None else open_round.round_id
+            if abandoned is not None:
+                self._db.execute(
+                    "UPDATE rounds SET status='closed', result_version=base_version,"
+                    " closed_unix=?, metrics=? WHERE round_id=?",
+                    (now, json.dumps({"round": abandoned, "status": "abandoned"}), abandoned),
+                )
+                self._db.execute("DELETE FROM strategy_state WHERE round_id=?", (abandoned,))
+            last = self._db.execute("SELECT MAX(round_id) FROM rounds").fetchone()[0] or 0
+            sha = self._db.execute("SELECT sha256 FROM versions WHERE version=?", (source,))
+            self.add_version(version, weights, source, None, sha.fetchone()[0], now)
+            self._db.execute("INSERT INTO rollbacks VALUES (?, ?, ?, ?, ?)",
+                             (version, source, last, abandoned, now))  # fmt: skip
+        return version
+
+    def last_rollback_round(self) -> int:
+        """The last round closed before the newest rollback (0: never rolled back)."""
+        row = self._db.execute("SELECT MAX(after_round) FROM rollbacks").fetchone()
+        return int(row[0] or 0)
+
+    # devices
+    def record_device(self, record: DeviceRecord) -> None:
+        """Remember a device's latest status; health it did not report this time stays as
+        last reported (last round and rejections are kept apart)."""
+        self._db.execute(
+            f"INSERT INTO devices ({_DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (device_id) DO UPDATE SET online=excluded.online,"
+            " last_seen_unix=excluded.last_seen_unix, model_version=excluded.model_version,"
+            + ",".join(f" {c}=COALESCE(excluded.{c}, {c})" for c in _HEALTH_COLUMNS),
+            astuple(record)[:8],
+        )
+
+    def count_device_rejection(self, device_id: str, reason: str) -> None:
+        self._db.execute(
+            "INSERT INTO device_rejections VALUES (?, ?, 1)"
+            " ON CONFLICT (device_id, reason) DO UPDATE SET count=count+1",
+            (device_id, reason),
+        )
+
+    def devices(self) -> list[DeviceRecord]:
+        """Every device heard of (by status, update or rejection), sorted by id."""
+        rows = {r[0]: r for r in self._db.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices")}
+        updates = dict(self._db.execute(
+            "SELECT device_id, MAX(received_unix) FROM updates GROUP BY device_id"))  # fmt: skip
+        last_rounds = dict(self._db.execute(
+            "SELECT device_id, MAX(round_id) FROM updates GROUP BY device_id"))  # fmt: skip
+        rejections: dict[str, dict[str, int]] = {}
+        for device, reason, count in self._db.execute(
+            "SELECT device_id, reason, count FROM device_rejections ORDER BY reason"
+        ):
+            rejections.setdefault(device, {})[reason] = int(count)
+        records = []
+        for device in sorted({*rows, *updates, *rejections}):
+            row = rows.get(device) or (device, 0, 0.0, None, None, None, None, None)
+            seen = max(float(row[2]), float(updates.get(device) or 0.0))
+            version, disk, temperature, size, backlog = row[3:8]
+            records.append(DeviceRecord(device, bool(row[1]), seen, version, disk, temperature,
+                                        size, backlog, last_rounds.get(device),
+                                        rejections.get(device, {})))  # fmt: skip
+        return records
+
+    def rejection_totals(self) -> dict[str, int]:
+        """Refused updates by reason over every round (the open one included)."""
+        rows = self._db.execute("SELECT reason, SUM(count) FROM rejections GROUP BY reason")
+        return {str(reason): int(count) for reason, count in rows}
 
     def traffic(self, round_id: int) -> tuple[int, int]:
         row = self._db.execute(

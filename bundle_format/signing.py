@@ -68,8 +68,20 @@ def public_key_fingerprint(raw_public_key: bytes) -> str:
     return hashlib.sha256(raw_public_key).hexdigest()[:16]
 
 
+def public_key_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
+    """The public key as PEM (SubjectPublicKeyInfo): the one key file format of every tool."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
 def write_key_pair(directory: str | Path, key: Ed25519PrivateKey | None = None) -> KeyPair:
-    """Write `bundle_signing.key` (0600) and `bundle_signing.pub`; refuse to overwrite."""
+    """Write `bundle_signing.key` (PEM, 0600) and `bundle_signing.pub` (PEM); never overwrite.
+
+    PEM names its key type, so a tool given the wrong kind of key refuses it in one line
+    (older raw 32-byte files are still read).
+    """
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     private_path, public_path = root / PRIVATE_KEY_FILE, root / PUBLIC_KEY_FILE
@@ -77,11 +89,12 @@ def write_key_pair(directory: str | Path, key: Ed25519PrivateKey | None = None) 
         raise SigningKeyError(f"{private_path} already exists; not overwriting a signing key")
     key = key or generate_private_key()
     descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())  # fmt: skip
     with os.fdopen(descriptor, "wb") as handle:
-        handle.write(private_key_bytes(key))
-    public = public_key_bytes(key)
-    public_path.write_bytes(public)
-    return KeyPair(private_path, public_path, public)
+        handle.write(pem)
+    public_path.write_bytes(public_key_pem(key))
+    return KeyPair(private_path, public_path, public_key_bytes(key))
 
 
 def load_private_key(path: str | Path) -> Ed25519PrivateKey:

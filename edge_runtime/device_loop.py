@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bundle_format.reader import Bundle, load_bundle
+from edge_runtime.device_health import read_health
 from edge_runtime.errors import EdgeRuntimeError
 from edge_runtime.fed_client import (
     FedClient,
@@ -35,8 +36,11 @@ from edge_runtime.sample_store import SampleStore
 from edge_runtime.secure_agg_device import SecureAggDevice
 from edge_runtime.streaming import WindowAssembler, WindowSpec
 from fleet_protocol.differential_privacy import DpConfig
-from fleet_protocol.mqtt_link import LinkConfig, MqttLink, TlsFiles
+from fleet_protocol.messages import DeviceStatus
+from fleet_protocol.mqtt_link import LinkConfig, LinkEvent, MqttLink, MqttLinkError, TlsFiles
 from fleet_protocol.signing import public_key_from_bytes
+from fleet_protocol.topics import status_topic
+from fleet_protocol.wire import encode_message
 from hardware.sensors.wrist_frame import MODEL_WRIST, to_model_wrist
 
 if TYPE_CHECKING:
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
     from firmware_bridge.protocol.commands import SensorFrame
 
 POLL_S = 0.05
+HEALTH_S = 60.0  # how often a device refreshes the health in its retained status
 POISON_SCALE = -10.0  # sign-flipped and scaled x10, the robustness benchmark's attack
 
 
@@ -126,6 +131,8 @@ class ReplaySource:
         with np.load(path, allow_pickle=False) as data:
             every = np.arange(len(data["y"]))
             chosen = every if subject is None else np.flatnonzero(data["subject"] == subject)
+            if len(chosen) == 0:
+                raise EdgeRuntimeError(_no_windows(path, subject, data["subject"]))
             self._X, self._y = data["X"][chosen], data["y"][chosen].astype(np.int64)
             rate = float(data["sample_rate_hz"])
         self._bundle, self._start, self._speed = bundle, start, speed
@@ -150,6 +157,14 @@ class ReplaySource:
 
     def close(self) -> None:
         return None
+
+
+def _no_windows(path: Path, subject: int | None, subjects: NDArray[np.int64]) -> str:
+    known = np.unique(subjects)
+    span = f"{known.min()}-{known.max()}" if len(known) else "none"
+    if subject is None:
+        return f"{path} holds no windows"
+    return f"--subject {subject}: no windows in {path} (its subjects: {span})"
 
 
 class SerialSource:
@@ -254,6 +269,12 @@ class DeviceLoop:
         self.key = load_or_create_key(self.directory)
         self.source: ReplaySource | SerialSource | None = None
         self.windows_seen = 0
+        self._stop_requested = False
+        self._health_due = 0.0
+
+    def request_stop(self) -> None:
+        """Finish the current step, publish offline and return from `run` (SIGTERM does this)."""
+        self._stop_requested = True
 
     def run(self) -> int:
         """Connect, follow rounds, feed samples; returns the number of rounds acked here."""
@@ -281,13 +302,15 @@ class DeviceLoop:
                            aggregator_key=aggregator_key)  # fmt: skip
         secure = SecureAggDevice(client, aggregator_key, self._log) if o.secure_agg else None
         try:
-            while not self._finished(client):
+            while not self._stop_requested and not self._finished(client):
                 event = link.next_event(POLL_S)
                 if event is not None and secure is not None and secure.wants(event):
                     secure.handle(event)
                 elif event is not None:
                     client.handle(event)
+                    self._on_link_event(event, client, link)
                 self._feed_due_windows()
+                self._refresh_health(client, link)
                 if secure is None:  # secure rounds send no delta in clear
                     client.tick()
             client.publish_status(False)
@@ -297,6 +320,34 @@ class DeviceLoop:
                 self.source.close()
             self.store.close()
         return client.rounds_acked
+
+    def _on_link_event(self, event: LinkEvent, client: FedClient, link: MqttLink) -> None:
+        if event.kind == "connected":
+            self._log({"event": "connected", "broker": self.options.broker_url,
+                       "model_version": client.installed_version})  # fmt: skip
+            self._health_due = 0.0  # the client just published a status without health
+        elif event.kind == "message" and "/model/" in event.topic:
+            self._health_due = 0.0  # a new head: the client re-publishes its status, as do we
+
+    def _refresh_health(self, client: FedClient, link: MqttLink) -> None:
+        """Re-publish the retained online status with the device's health, now and then."""
+        now = self._clock()
+        if now < self._health_due or not link.connected.is_set():
+            return
+        self._health_due = now + HEALTH_S
+        o = self.options
+        health = read_health(
+            o.store_path,
+            client.outbox,
+            lambda round_id: self.store.get_meta(f"ack:{round_id}") is not None,
+        )
+        status = DeviceStatus(o.fleet, o.device_id, True, client.installed_version, "",
+                              health.free_disk_bytes, health.cpu_temp_c, health.store_bytes,
+                              health.outbox_backlog)  # fmt: skip
+        try:
+            link.publish(status_topic(o.fleet, o.device_id), encode_message(status), retain=True)
+        except MqttLinkError as exc:
+            self._log({"event": "status_pending", "error": str(exc)})
 
     def _finished(self, client: FedClient) -> bool:
         """Done after `max_rounds` accepted rounds, once the last of them is over.

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge_runtime.errors import InferenceError, ModelLoadError
+from edge_runtime.native_output import quiet_native_stderr
 
 _BACKENDS: tuple[tuple[str, str, str], ...] = (
     # (name, package looked up at import, module:attribute loaded on first use)
@@ -124,11 +125,12 @@ class Int8Model:
         if not content:
             raise ModelLoadError(f"model {source} is empty")
         backend = interpreter_class()
-        try:
-            interpreter = backend(model_content=bytes(content), num_threads=num_threads)
-        except (RuntimeError, ValueError) as exc:
-            raise ModelLoadError(f"corrupt model {source}: {_first_line(exc)}") from exc
-        return cls(interpreter, source)
+        with quiet_native_stderr():  # LiteRT announces its CPU delegate on every creation
+            try:
+                interpreter = backend(model_content=bytes(content), num_threads=num_threads)
+            except (RuntimeError, ValueError) as exc:
+                raise ModelLoadError(f"corrupt model {source}: {_first_line(exc)}") from exc
+            return cls(interpreter, source)
 
     @property
     def interpreter(self) -> Any:

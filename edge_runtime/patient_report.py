@@ -158,6 +158,7 @@ def stacked_bars_svg(summary: PatientSummary, width: int = 720, height: int = 26
     bar_w = (width - 60) / max(len(buckets), 1)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 40}"'
              ' role="img" aria-label="minutes per class over time">']  # fmt: skip
+    parts += _minute_ticks(peak, width, height)  # grid first: the bars cover it
     for i, key in enumerate(buckets):
         y = float(height)
         for name, minutes in sorted(summary.minutes_per_bucket[key].items()):
@@ -168,16 +169,30 @@ def stacked_bars_svg(summary: PatientSummary, width: int = 720, height: int = 26
                          f"<title>{html.escape(key)} {html.escape(name)}: {minutes:.1f} min"
                          "</title></rect>")  # fmt: skip
         if len(buckets) <= 31 or i % max(1, len(buckets) // 12) == 0:
-            label = html.escape(key[-5:])
+            label = html.escape(key[5:] if summary.bucket == "hour" else key[-5:])
             parts.append(f'<text x="{50 + i * bar_w:.1f}" y="{height + 15}" font-size="10">'
                          f"{label}</text>")  # fmt: skip
-    parts.append(f'<text x="0" y="12" font-size="11">{peak:.0f} min</text>')
-    parts.append(f'<line x1="48" y1="{height}" x2="{width}" y2="{height}" stroke="#333"/></svg>')
+    parts.append(f'<line x1="48" y1="{height}" x2="{width}" y2="{height}" stroke="#333"/>')
+    parts.append(f'<text x="{width / 2:.0f}" y="{height + 34}" font-size="11"'
+                 f' text-anchor="middle">{summary.bucket} (UTC)</text></svg>')  # fmt: skip
     return "".join(parts)
 
 
-def stress_timeline_svg(summary: PatientSummary, width: int = 720, height: int = 60) -> str:
-    """Stress episodes on a time line (inline SVG)."""
+def _minute_ticks(peak: float, width: int, height: int) -> list[str]:
+    """Five y ticks from 0 to the tallest bar, with faint grid lines, in minutes."""
+    ticks = []
+    for i in range(5):
+        value = peak * i / 4
+        y = height - value / peak * (height - 20)
+        ticks.append(f'<line x1="48" y1="{y:.1f}" x2="{width}" y2="{y:.1f}" stroke="#ddd"/>'
+                     f'<text x="44" y="{y + 4:.1f}" font-size="10" text-anchor="end">'
+                     f"{value:.0f}</text>")  # fmt: skip
+    ticks.append('<text x="0" y="10" font-size="10">min</text>')
+    return ticks
+
+
+def stress_timeline_svg(summary: PatientSummary, width: int = 720, height: int = 80) -> str:
+    """Stress episodes on a time line with a time axis (inline SVG)."""
     span = max(summary.end_ts - summary.start_ts, 1.0)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
              ' role="img" aria-label="stress episodes over time">',
@@ -185,14 +200,32 @@ def stress_timeline_svg(summary: PatientSummary, width: int = 720, height: int =
     for episode in summary.stress_episodes:
         x = (episode.start_ts - summary.start_ts) / span * width
         w = max(2.0, episode.minutes * 60 / span * width)
-        parts.append(f'<rect x="{x:.1f}" y="20" width="{w:.1f}" height="20" fill="#e15759">'
+        colour = _colour(summary.stress_class or "", summary)
+        parts.append(f'<rect x="{x:.1f}" y="20" width="{w:.1f}" height="20" fill="{colour}">'
                      f"<title>{episode.minutes:.1f} min</title></rect>")  # fmt: skip
+    parts += _time_ticks(summary.start_ts, span, width)
     parts.append("</svg>")
     return "".join(parts)
 
 
-def render_html(summary: PatientSummary, title: str, generated_ts: float) -> str:
-    """The whole report: one HTML page, no external resources."""
+def _time_ticks(start_ts: float, span: float, width: int) -> list[str]:
+    """Five time labels under the line (date and time when the span crosses days)."""
+    fmt = "%H:%M" if span < 86400 else "%m-%d %H:%M"
+    ticks = []
+    for i in range(5):
+        x = i / 4 * width
+        anchor = "start" if i == 0 else "end" if i == 4 else "middle"  # ends stay inside
+        label = time.strftime(fmt, time.gmtime(start_ts + span * i / 4))
+        ticks.append(f'<line x1="{x:.1f}" y1="40" x2="{x:.1f}" y2="45" stroke="#333"/>'
+                     f'<text x="{x:.1f}" y="58" font-size="10" text-anchor="{anchor}">{label}'
+                     "</text>")  # fmt: skip
+    ticks.append(f'<text x="{width / 2:.0f}" y="74" font-size="11" text-anchor="middle">'
+                 "time (UTC)</text>")  # fmt: skip
+    return ticks
+
+
+def render_html(summary: PatientSummary, title: str, generated_ts: float, patient: str = "") -> str:
+    """The whole report: one HTML page, no external resources; `patient` names whose it is."""
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(generated_ts))
     period = " to ".join(time.strftime("%Y-%m-%d %H:%M", time.gmtime(t))
                          for t in (summary.start_ts, summary.end_ts))  # fmt: skip
@@ -204,7 +237,9 @@ def render_html(summary: PatientSummary, title: str, generated_ts: float) -> str
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif;max-width:760px;margin:2em auto}"
         "td{padding:2px 12px}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><p>Period {period} (UTC). Generated {when}.</p>"
+        f"<h1>{html.escape(title)}</h1>"
+        + (f"<p><b>Patient / device: {html.escape(patient)}</b></p>" if patient else "")
+        + f"<p>Period {period} (UTC). Generated {when}.</p>"
         f"<p>{legend}; the rest are the model's predictions.</p>"
         f"<h2>Activity minutes per class</h2><table><tr><th>class</th><th>minutes</th></tr>"
         f"{rows}</table><h2>Minutes per class per {summary.bucket}</h2>"

@@ -100,13 +100,13 @@ def write_clinician_keys(directory: Path) -> ClinicianKeyFiles:
 
 
 def load_public_key(path: Path) -> X25519PublicKey:
-    """An X25519 public key from PEM or 32 raw bytes."""
+    """An X25519 public key from PEM (raw 32 bytes are refused: an Ed25519 key looks the same)."""
     data = _read(path)
     try:
-        key = (X25519PublicKey.from_public_bytes(data) if len(data) == 32
-               else serialization.load_pem_public_key(data))  # fmt: skip
-    except ValueError as exc:
-        raise ReportCryptoError(f"{path} is not a public key: {exc}") from None
+        key = serialization.load_pem_public_key(data)
+    except ValueError:
+        raise ReportCryptoError(f"{path} is not a PEM public key (`iomt report keygen` writes"
+                                " clinician.pub)") from None  # fmt: skip
     if not isinstance(key, X25519PublicKey):
         raise ReportCryptoError(f"{path} is not an X25519 public key")
     return key

@@ -78,13 +78,21 @@ class UpdateAck:
 
 @dataclass(frozen=True)
 class DeviceStatus:
-    """Device -> fleet (retained on `status/{device_id}`, also the last will): online or not."""
+    """Device -> fleet (retained on `status/{device_id}`, also the last will): online or not.
+
+    The health fields are optional on the wire (absent when unknown), so a device that sends
+    none and an aggregator that reads none stay compatible with this version.
+    """
 
     fleet: str
     device_id: str
     online: bool
     model_version: int | None = None
     detail: str = ""
+    free_disk_bytes: int | None = None
+    cpu_temp_c: float | None = None
+    store_bytes: int | None = None
+    outbox_backlog: int | None = None
 
 
 Message = Union[RoundAnnouncement, GlobalModel, ModelUpdate, UpdateAck, DeviceStatus]  # noqa: UP007

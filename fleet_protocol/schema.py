@@ -60,6 +60,10 @@ def _optional_int(value: Any) -> int | None:
     return None if value is None else _int(value)
 
 
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else _float(value)
+
+
 def _float(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise MalformedMessageError(f"expected a number, got {type(value).__name__}")
@@ -132,6 +136,15 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "config": _fit_config,
 }
 _OPTIONAL_INT_FIELDS = {(DeviceStatus, "model_version")}
+OMITTED_WHEN_NONE: dict[type, dict[str, Callable[[Any], Any]]] = {
+    DeviceStatus: {
+        "free_disk_bytes": _optional_int,
+        "cpu_temp_c": _optional_float,
+        "store_bytes": _optional_int,
+        "outbox_backlog": _optional_int,
+    },
+}
+"""Fields added after a message's first version: absent on the wire means None (compatible)."""
 
 
 def _scalar_field_names(cls: type) -> list[str]:
@@ -140,14 +153,17 @@ def _scalar_field_names(cls: type) -> list[str]:
 
 
 def _parse_fields(cls: type, raw: Any) -> dict[str, Any]:
-    names = _scalar_field_names(cls)
-    if not isinstance(raw, dict) or set(raw) != set(names):
+    optional = OMITTED_WHEN_NONE.get(cls, {})
+    names = [name for name in _scalar_field_names(cls) if name not in optional]
+    if not isinstance(raw, dict) or not set(names) <= set(raw) <= {*names, *optional}:
         got = sorted(map(str, raw)) if isinstance(raw, dict) else type(raw).__name__
         raise MalformedMessageError(f"{cls.__name__} needs fields {sorted(names)}, got {got}")
     parsed = {}
     for name in names:
         parser = _optional_int if (cls, name) in _OPTIONAL_INT_FIELDS else _PARSERS[name]
         parsed[name] = parser(raw[name])
+    for name, parser in optional.items():
+        parsed[name] = parser(raw.get(name))
     return parsed
 
 
@@ -160,8 +176,11 @@ def fields_to_wire(message: Message) -> dict[str, Any]:
     """The scalar fields of a message as msgpack-ready values (tensors excluded)."""
     cls = type(message)
     out: dict[str, Any] = {}
+    optional = OMITTED_WHEN_NONE.get(cls, {})
     for name in _scalar_field_names(cls):
         value = getattr(message, name)
+        if name in optional and value is None:
+            continue  # older receivers know no such field: leave it out
         if isinstance(value, FitConfig):
             value = {f.name: getattr(value, f.name) for f in dataclass_fields(FitConfig)}
         elif isinstance(value, dict):

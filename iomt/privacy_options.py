@@ -22,11 +22,15 @@ def add_dp_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dp-clip", type=float, default=1.0, help="L2 clip norm of each update")
     group.add_argument("--dp-delta", type=float, default=1e-5, help="delta of (epsilon, delta)")
     group.add_argument("--dp-epsilon-budget", type=float, help="stop (or warn) beyond this epsilon")
-    group.add_argument("--dp-on-budget", choices=("stop", "warn"), default="stop")
+    group.add_argument(
+        "--dp-on-budget", choices=("stop", "warn"), default="stop", help="when epsilon is spent"
+    )
     group.add_argument(
         "--dp-sampling-rate", type=float, default=1.0, help="fraction of the fleet per round"
     )
-    group.add_argument("--dp-accountant", choices=("rdp", "pld"), default="rdp")
+    group.add_argument(
+        "--dp-accountant", choices=("rdp", "pld"), default="rdp", help="privacy accountant"
+    )
 
 
 def dp_config_from_arguments(args: argparse.Namespace) -> DpConfig | None:

@@ -49,7 +49,7 @@ class PhaseProgress:
     def show(self, phase: str, step: int, total: int, status: str) -> None:
         """Advance `phase` to `step` of `total` with a ready-made status text."""
         if self._progress is None:
-            self._env.warn(f"{phase} {step}/{total}  {status}")
+            self._env.warn(f"{phase} {step}/{total}  {status}".rstrip())
             return
         if phase not in self._tasks:
             self._tasks[phase] = self._progress.add_task(phase, total=total, status="")

@@ -25,4 +25,5 @@ COMMANDS: dict[str, str] = {
     "simulate": "iomt.commands.simulate",
     "certs": "iomt.commands.certs",
     "report": "iomt.commands.report",
+    "mqtt": "iomt.commands.mqtt",
 }

@@ -35,19 +35,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fleet", help="fleet name (topic namespace)")
     parser.add_argument("--bundle", type=Path, help="bundle whose head is version 0")
     parser.add_argument("--state", type=Path, help="SQLite state file (resumes if it exists)")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5, help="rounds to close in all")
     parser.add_argument("--min-clients", type=int, default=2, help="quorum per round")
     parser.add_argument("--deadline", type=float, default=60.0, help="seconds per round")
-    parser.add_argument("--strategy", default="fedavg")
-    parser.add_argument("--codec", default="int8", choices=("int8", "float16", "float32"))
-    parser.add_argument("--local-epochs", type=int, default=5)
-    parser.add_argument("--learning-rate", type=float, default=0.1)
+    parser.add_argument("--strategy", default="fedavg", help="aggregation strategy")
+    parser.add_argument(
+        "--codec", default="int8", choices=("int8", "float16", "float32"), help="delta codec"
+    )
+    parser.add_argument("--local-epochs", type=int, default=5, help="devices' epochs")
+    parser.add_argument("--learning-rate", type=float, default=0.1, help="devices' SGD step")
     parser.add_argument("--momentum", type=float, default=0.9, help="devices' SGD momentum")
     parser.add_argument("--holdout", type=Path, help="window dataset .npz to evaluate each head")
+    parser.add_argument(
+        "--promotion-margin",
+        type=float,
+        help="with --holdout: publish a new head only if its accuracy is at most this far below"
+        " the best so far; otherwise keep it as a candidate (default: publish every head)",
+    )
     parser.add_argument(
         "--root-set", type=Path, help="fltrust: the server's small clean window dataset .npz"
     )
     parser.add_argument("--metrics-out", type=Path, help="append per-round metrics (JSON lines)")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics on /metrics and a read-only fleet page on / (default: off)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address for --metrics-port (default: %(default)s)",
+    )
     parser.add_argument("--registry", type=Path, help="device registry: refuse unsigned updates")
     parser.add_argument("--client-id", default=None, help="MQTT client id (default per fleet)")
     parser.add_argument("--json", action="store_true", help="log JSON lines to stdout")
@@ -80,14 +98,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dp_arguments(parser)
     actions = parser.add_subparsers(dest="aggregator_action", metavar="ACTION")
     status = actions.add_parser("status", help="rounds and versions in a state file")
-    status.add_argument("--state", type=Path, required=True)
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--state", type=Path, required=True, help="the state file")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
     export = actions.add_parser("export", help="write a global version as a bundle")
-    export.add_argument("--state", type=Path, required=True)
+    export.add_argument("--state", type=Path, required=True, help="the state file")
     export.add_argument("--version", type=int, help="global version (default: latest)")
     export.add_argument("--bundle", type=Path, required=True, help="bundle to copy the rest from")
-    export.add_argument("--out", type=Path, required=True)
-    export.add_argument("--signing-key", type=Path, help="Ed25519 key to sign (default: new)")
+    export.add_argument("--out", type=Path, required=True, help="bundle directory to write")
+    export.add_argument(
+        "--signing-key", type=Path, help="Ed25519 key to sign (default: a new one, said so)"
+    )
+    rollback = actions.add_parser(
+        "rollback", help="publish an earlier version again as the newest (devices follow)"
+    )
+    rollback.add_argument("target_version", metavar="VERSION", type=int, help="version to restore")
+    rollback.add_argument("--state", type=Path, required=True, help="the aggregator's state file")
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
@@ -96,9 +121,13 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         return _status(env, args)
     if action == "export":
         return _export(env, args)
+    if action == "rollback":
+        return _rollback(env, args)
     missing = [f"--{name}" for name in _RUN_REQUIRED if getattr(args, name) is None]
     if missing:
         raise UsageError(f"missing {', '.join(missing)}")
+    if args.promotion_margin is not None and (args.holdout is None or args.promotion_margin < 0):
+        raise UsageError("--promotion-margin needs --holdout and a margin >= 0")
     if args.strategy == "fltrust" and args.root_set is None:
         raise UsageError("--strategy fltrust needs --root-set D.npz (the server's clean data)")
     _check_run_arguments(args)
@@ -155,6 +184,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
         args.fleet, args.rounds, args.min_clients, args.deadline, args.codec, fit,
         bounds=BoundsPolicy(args.max_update_norm, args.max_update_value),
         rate_limit=RateLimit(args.device_rate, args.device_burst),
+        promotion_margin=args.promotion_margin,
     )  # fmt: skip
     evaluate = _holdout_evaluator(parts, args.holdout) if args.holdout else None
     client_id = args.client_id or f"aggregator-{args.fleet}"
@@ -170,7 +200,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     if args.secure_agg and args.strategy not in SECURE_AGG_STRATEGIES:
         allowed = " / ".join(SECURE_AGG_STRATEGIES)
         raise UsageError(f"--secure-agg folds one mean per round: use --strategy {allowed}")
-    with StateStore(args.state) as store, MqttLink(link_config) as link:
+    with StateStore(args.state) as store, MqttLink(link_config) as link, _live_page(args, log):
         strategy: Any = dp_strategy(dp_config, store) if dp_config else _strategy(args, parts, fit)
         on_metrics = _metrics_writer(env, args.metrics_out, args.json)
         if dp_config is not None:  # epsilon per round in the metrics, budget policy applied
@@ -189,6 +219,22 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
             return ExitStatus.SUCCESS
     log(f"done: {len(closed)} rounds closed in this run")
     return ExitStatus.SUCCESS
+
+
+def _live_page(args: argparse.Namespace, log: Any) -> Any:
+    """The metrics endpoint and fleet page while the aggregator runs (a no-op without a port)."""
+    import contextlib
+
+    if args.metrics_port is None:
+        return contextlib.nullcontext()
+    from aggregator.live_page import LivePage
+
+    try:
+        page = LivePage(args.state, args.metrics_port, args.metrics_host)
+    except OSError as exc:
+        raise UsageError(f"--metrics-port {args.metrics_port}: {exc.strerror}") from exc
+    log(f"fleet page on {page.url}/ and Prometheus metrics on {page.url}/metrics")
+    return page
 
 
 def _secure_topics(args: argparse.Namespace) -> tuple[str, ...]:
@@ -290,9 +336,13 @@ def _holdout_evaluator(parts: Any, holdout: Path) -> Any:
 
 
 def _logger(env: Environment, as_json: bool) -> Any:
+    import time
+
+    from iomt.log_lines import json_line
+
     def log(line: str) -> None:
         if as_json:
-            env.print(json.dumps({"event": "log", "message": line}))
+            env.print(json_line("log", {"message": line}, time.time()))
         else:
             env.warn(f"aggregator: {line}")
 
@@ -301,13 +351,16 @@ def _logger(env: Environment, as_json: bool) -> Any:
 
 def _metrics_writer(env: Environment, path: Path | None, as_json: bool) -> Any:
     """Per-round metrics to `--metrics-out` and, with `--json`, as a `round_closed` event."""
+    import time
+
+    from iomt.log_lines import json_line
 
     def write(metrics: dict[str, Any]) -> None:
         if path is not None:
             with path.open("a") as stream:
                 stream.write(json.dumps(metrics, sort_keys=True) + "\n")
         if as_json:
-            env.print(json.dumps({"event": "round_closed", **metrics}, sort_keys=True))
+            env.print(json_line("round_closed", dict(sorted(metrics.items())), time.time()))
 
     return write
 
@@ -346,8 +399,29 @@ def _export(env: Environment, args: argparse.Namespace) -> ExitStatus:
             raise UsageError(str(exc.args[0])) from exc
     if args.out.exists():
         raise UsageError(f"{args.out} already exists")
+    if args.signing_key is None:
+        env.warn(f"iomt aggregator export: no --signing-key: {args.out} is signed with a new,"
+                 " throwaway key that no device trusts unless you give it that key")  # fmt: skip
     _write_bundle_with_head(args.bundle, weights, version, args.out, args.signing_key)
     env.print(str(args.out))
+    return ExitStatus.SUCCESS
+
+
+def _rollback(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    """Record VERSION's weights as a new, newest version; the aggregator publishes it at start."""
+    import time
+
+    from aggregator.state_store import StateStore
+
+    if not args.state.exists():
+        raise UsageError(f"no state file {args.state}")
+    with StateStore(args.state) as store:
+        known = [v.version for v in store.versions()]
+        if args.target_version not in known:
+            raise UsageError(f"no version {args.target_version} in {args.state} (has {known})")
+        version = store.roll_back(args.target_version, time.time())
+    env.print(f"version {version} = version {args.target_version}; start the aggregator"
+              " to publish it (devices install it as the newest)")  # fmt: skip
     return ExitStatus.SUCCESS
 
 

@@ -62,10 +62,8 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     with PhaseProgress(env) as progress:
         counter = iter(range(1, STEPS + 1))
 
-        def step(name: str) -> None:
-            progress.update("convert", next(counter, STEPS), STEPS, {})
-            if not env.interactive:
-                env.warn(f"convert: {name}")
+        def step(name: str) -> None:  # one line per step off a terminal: "convert 2/7  int8 model"
+            progress.show("convert", next(counter, STEPS), STEPS, name)
 
         converted = convert_run(request, announce=env.warn, step=step)
     summary = _summary(converted, args)

@@ -6,7 +6,6 @@ import argparse
 import json
 import signal
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from iomt.commands.certs import add_tls_arguments, tls_from_arguments
@@ -30,10 +29,16 @@ LABELS_META = "labels"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", action="store_true", help="print the interpreter backend")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="TOML file of options (keys as the flags without --, e.g. device-id = 'dev7');"
+        " flags given on the command line win",
+    )
     parser.add_argument("--broker", help="mqtt://HOST:PORT")
-    parser.add_argument("--fleet")
-    parser.add_argument("--device-id")
-    parser.add_argument("--bundle", type=Path)
+    parser.add_argument("--fleet", help="fleet name (topic namespace)")
+    parser.add_argument("--device-id", help="this device's id (as registered)")
+    parser.add_argument("--bundle", type=Path, help="the installed bundle directory")
     parser.add_argument("--store", type=Path, help="the device's SQLite sample store")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--replay", type=Path, help="window dataset .npz to replay with labels")
@@ -49,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-windows", action="store_true", help="store raw windows too")
     parser.add_argument("--min-samples", type=int, default=16, help="labelled windows to join")
     parser.add_argument("--max-rounds", type=int, help="exit after this many accepted rounds")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="local training seed")
     parser.add_argument(
         "--poison", action="store_true", help="experiments: send sign-flipped deltas x10"
     )
@@ -65,15 +70,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_local_dp_arguments(parser)
     actions = parser.add_subparsers(dest="edge_action", metavar="ACTION")
     status = actions.add_parser("status", help="store contents, model version, last rounds")
-    status.add_argument("--store", type=Path, required=True)
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--store", type=Path, required=True, help="the sample store")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
     label = actions.add_parser("label", help="label the windows of a time range")
-    label.add_argument("--store", type=Path, required=True)
+    label.add_argument("--store", type=Path, required=True, help="the sample store")
     label.add_argument("--from", dest="t0", type=float, required=True, help="unix seconds")
     label.add_argument("--to", dest="t1", type=float, required=True, help="unix seconds")
     label.add_argument("--label", required=True, help="class name or index")
     keygen = actions.add_parser("keygen", help="create (or show) the device's signing key")
-    keygen.add_argument("--store", type=Path, required=True)
+    keygen.add_argument("--store", type=Path, required=True, help="the sample store")
+    keygen.add_argument(
+        "--out", type=Path, help="also write the public key as PEM (for `iomt fleet add`)"
+    )
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
@@ -86,6 +94,10 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     handlers = {"status": _status, "label": _label, "keygen": _keygen}
     if action in handlers:
         return handlers[action](env, args)
+    if args.config is not None:
+        from iomt.config_file import apply_config_file
+
+        apply_config_file(args, args.config, add_arguments)
     missing = [f"--{n.replace('_', '-')}" for n in _RUN_REQUIRED if getattr(args, n) is None]
     if missing:
         raise UsageError(f"missing {', '.join(missing)}")
@@ -103,18 +115,15 @@ def _check_run_arguments(args: argparse.Namespace) -> None:
     check_number("--max-rounds", args.max_rounds)
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from edge_runtime.device_loop import DeviceLoop, DeviceOptions
     from edge_runtime.errors import EdgeRuntimeError
     from hardware.sensors.wrist_frame import MODEL_WRIST
 
-    signal.signal(signal.SIGTERM, _interrupt)
     if args.wrist is not None and args.serial is None:
         raise UsageError("--wrist applies to a --serial sensor; datasets are already in one frame")
+    if args.replay is not None:
+        _check_replay(args.replay, args.subject)
     options = DeviceOptions(
         args.broker, args.fleet, args.device_id, args.bundle, args.store,
         replay_path=args.replay, serial_port=args.serial, subject=args.subject,
@@ -133,12 +142,28 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
         loop = DeviceLoop(options, log=log)
     except EdgeRuntimeError as exc:
         raise UsageError(str(exc)) from exc
+    # systemd stops a device with SIGTERM: leave the loop, publish offline, exit 0
+    signal.signal(signal.SIGTERM, lambda signum, frame: loop.request_stop())
     loop.store.set_meta(LABELS_META, json.dumps(list(loop.parts.bundle.labels)))
     source = "replay" if args.replay else "serial" if args.serial else "none"
     log({"event": "start", "public_key": _public_hex(loop.key), "source": source})
     acked = loop.run()
     log({"event": "stop", "rounds_acked": acked, "windows": loop.windows_seen})
     return ExitStatus.SUCCESS
+
+
+def _check_replay(path: Path, subject: int | None) -> None:
+    """Refuse a replay that would feed no window, before anything is created or connected."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            subjects = np.unique(data["subject"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise UsageError(f"--replay {path}: not a window dataset ({exc})") from exc
+    if subject is not None and subject not in subjects:
+        span = f"{subjects.min()}-{subjects.max()}" if len(subjects) else "none"
+        raise UsageError(f"--subject {subject}: no windows in {path} (subjects {span})")
 
 
 def _aggregator_key(path: Path | None) -> bytes | None:
@@ -153,12 +178,20 @@ def _aggregator_key(path: Path | None) -> bytes | None:
 
 
 def _logger(env: Environment, as_json: bool, device_id: str) -> Callable[[LogRecord], None]:
+    """JSON lines on stdout (every event), or one readable line per round on stderr."""
+    import time
+
+    from iomt.log_lines import device_text_line, json_line
+
     def log(record: LogRecord) -> None:
         record = {"device": device_id, **record}
         if as_json:
-            env.print(json.dumps(record, default=str))
-        else:
-            env.warn(" ".join(f"{k}={v}" for k, v in record.items()))
+            fields = {k: v for k, v in record.items() if k != "event"}
+            env.print(json_line(str(record.get("event")), fields, time.time()))
+            return
+        line = device_text_line(record)
+        if line is not None:
+            env.warn(line)
 
     return log
 
@@ -232,6 +265,12 @@ def _keygen(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from edge_runtime.device_loop import device_directory
     from edge_runtime.fed_client import load_or_create_key
 
+    if args.out is not None and args.out.exists():
+        raise UsageError(f"{args.out} already exists")
     key = load_or_create_key(device_directory(args.store))
+    if args.out is not None:
+        from bundle_format.signing import public_key_pem
+
+        args.out.write_bytes(public_key_pem(key))
     env.print(_public_hex(key))
     return ExitStatus.SUCCESS

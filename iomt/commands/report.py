@@ -16,7 +16,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device-store", type=Path, help="the device's SQLite sample store")
     parser.add_argument("--recipient", type=Path, help="clinician's public key (clinician.pub)")
     parser.add_argument("--out", type=Path, help="encrypted report to write (report.enc)")
-    parser.add_argument("--title", default="Patient activity and stress summary")
+    parser.add_argument(
+        "--title",
+        default="Patient activity and stress summary",
+        help="report heading (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--patient",
+        help="patient or device id printed on the report (default: the store's file name)",
+    )
     parser.add_argument("--bucket", choices=("day", "hour"), help="default: by the period")
     actions = parser.add_subparsers(dest="report_action", metavar="ACTION")
     keygen = actions.add_parser("keygen", help="make the clinician's X25519 key pair")
@@ -84,7 +92,8 @@ def _build(env: Environment, args: argparse.Namespace) -> ExitStatus:
     recipient = load_public_key(args.recipient)  # before reading anything sensitive
     windows, names = read_report_windows(args.device_store)
     summary = summarize(windows, names, args.bucket)
-    document = render_html(summary, args.title, time.time()).encode()
+    patient = args.patient or args.device_store.stem
+    document = render_html(summary, args.title, time.time(), patient).encode()
     device_key = load_or_create_key(device_directory(args.device_store))  # its update key
     sealed = seal(sign_document(document, device_key), recipient)
     args.out.write_bytes(sealed)  # the HTML exists only in memory here

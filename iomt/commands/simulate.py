@@ -22,14 +22,18 @@ def _ids(text: str) -> tuple[int, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", choices=("har", "stress"), default="har")
+    parser.add_argument("--task", choices=("har", "stress"), default="har", help="what to simulate")
     parser.add_argument("--devices", type=int, help="edge processes (default: per task)")
-    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=20, help="federated rounds")
     parser.add_argument("--data", type=Path, help="window dataset (default: the task's source)")
     parser.add_argument("--broker", help="use this broker (default: start one on loopback)")
     parser.add_argument("--strategy", default="fedavg", help="aggregation strategy")
-    parser.add_argument("--codec", default="int8", choices=("int8", "float16", "float32"))
-    parser.add_argument("--partition", default="subject", choices=("subject", "dirichlet"))
+    parser.add_argument(
+        "--codec", default="int8", choices=("int8", "float16", "float32"), help="delta codec"
+    )
+    parser.add_argument(
+        "--partition", default="subject", choices=("subject", "dirichlet"), help="data per device"
+    )
     parser.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration")
     parser.add_argument("--pretrain-subjects", type=_ids, help="public subjects for the backbone")
     parser.add_argument("--test-subjects", type=_ids, help="held-out subjects (scored only)")
@@ -38,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--min-agreement", type=float, default=0.98, help="int8/float agreement conversion needs"
     )
-    parser.add_argument("--local-epochs", type=int, default=5)
-    parser.add_argument("--learning-rate", type=float, default=0.1)
+    parser.add_argument("--local-epochs", type=int, default=5, help="devices' epochs")
+    parser.add_argument("--learning-rate", type=float, default=0.1, help="devices' SGD step")
     parser.add_argument("--momentum", type=float, default=0.9, help="devices' SGD momentum")
     parser.add_argument("--deadline", type=float, default=20.0, help="seconds per round at most")
     parser.add_argument(
@@ -63,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, help="report directory (default runs/sim-TASK)")
     parser.add_argument("--cache-dir", type=Path, help="data and bundle cache")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--json", action="store_true", help="print report.json to stdout")
 
 

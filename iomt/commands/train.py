@@ -26,16 +26,16 @@ def _subject_list(text: str) -> list[int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="window dataset .npz")
-    parser.add_argument("--arch", required=True, choices=["lstm-fcn", "bilstm"])
+    parser.add_argument("--arch", required=True, choices=["lstm-fcn", "bilstm"], help="backbone")
     parser.add_argument("--out", required=True, type=Path, help="run directory to write")
     parser.add_argument("--size", default="pi", choices=["pi", "mcu"], help="model width")
     parser.add_argument("--sparsity", type=float, default=0.5, help="pruning target (0 = none)")
     parser.add_argument(
         "--epochs", type=int, default=30, help="dense epochs (early stopping, unless --refit)"
     )
-    parser.add_argument("--prune-epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--prune-epochs", type=int, default=10, help="pruning epochs")
+    parser.add_argument("--batch-size", type=int, default=32, help="training batch")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam step")
     parser.add_argument("--patience", type=int, default=10, help="early-stopping patience")
     parser.add_argument("--no-augment", action="store_true", help="switch augmentation off")
     parser.add_argument(
@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the full --epochs schedule without early stopping, report validation, then "
         "retrain the same schedule on train + val subjects",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--json", action="store_true", help="print metrics.json to stdout")
 
 

@@ -160,58 +160,78 @@ def _plots(out: Path, report: dict[str, Any]) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    figures = {
+        "accuracy_per_round.png": accuracy_figure(report),
+        "bytes_per_round.png": bytes_figure(report),
+        "personalisation.png": personalisation_figure(report),
+    }
+    paths = []
+    for name, figure in figures.items():
+        figure.savefig(out / name, dpi=110, bbox_inches="tight")  # nothing clipped at the edges
+        plt.close(figure)
+        paths.append(out / name)
+    return paths
+
+
+def accuracy_figure(report: dict[str, Any]) -> Any:
+    """Test accuracy per round from round 0 (the pretrained head) on a full 0-1 axis."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    rows, summary = report["rounds"], report["summary"]
+    rounds = [0] + [r["round"] for r in rows]
+    scores = [summary["pretrained"]] + [
+        r["accuracy"] if r["accuracy"] is not None else np.nan for r in rows
+    ]
+    figure, axes = plt.subplots(figsize=(6, 4))
+    axes.plot(rounds, scores, marker="o", label="federated global head (round 0: pretrained)")
+    for key, style in (("pooled_upper_bound", "--"), ("local_only", "-.")):
+        axes.axhline(summary[key], linestyle=style, color="grey", label=key.replace("_", " "))
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set(title="Test accuracy per federated round", xlabel="round", ylabel="test accuracy",
+             ylim=(0, 1.02), xlim=(-0.3, max(rounds) + 0.3))  # fmt: skip
+    axes.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
+def bytes_figure(report: dict[str, Any]) -> Any:
+    """Kilobytes up (device updates) and down (models, announcements) per round."""
+    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     rows = report["rounds"]
-    rounds = [r["round"] for r in rows]
-    summary = report["summary"]
-    paths = [
-        out / "accuracy_per_round.png",
-        out / "bytes_per_round.png",
-        out / "personalisation.png",
-    ]
-
-    figure, axes = plt.subplots(figsize=(6, 4))
-    axes.plot(
-        rounds,
-        [r["accuracy"] if r["accuracy"] is not None else np.nan for r in rows],
-        marker="o",
-        label="federated global head",
-    )
-    for key, style in (("pretrained", ":"), ("pooled_upper_bound", "--"), ("local_only", "-.")):
-        axes.axhline(summary[key], linestyle=style, color="grey", label=key.replace("_", " "))
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_xlabel("round")
-    axes.set_ylabel("test accuracy")
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(paths[0], dpi=110)
-    plt.close(figure)
-
-    figure, axes = plt.subplots(figsize=(6, 4))
+    rounds = np.array([r["round"] for r in rows])
     width = 0.4
-    axes.bar(np.array(rounds) - width / 2, [r["bytes_up"] for r in rows], width, label="up")
-    axes.bar(np.array(rounds) + width / 2, [r["bytes_down"] for r in rows], width, label="down")
-    axes.set_xlabel("round")
-    axes.set_ylabel("bytes through the broker")
-    axes.legend()
+    figure, axes = plt.subplots(figsize=(6, 4))
+    axes.bar(rounds - width / 2, [r["bytes_up"] / 1e3 for r in rows], width, label="up (updates)")
+    axes.bar(rounds + width / 2, [r["bytes_down"] / 1e3 for r in rows], width,
+             label="down (models, rounds, acks)")  # fmt: skip
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set(title="Traffic through the broker per round", xlabel="round",
+             ylabel="kilobytes")  # fmt: skip
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8)
     figure.tight_layout()
-    figure.savefig(paths[1], dpi=110)
-    plt.close(figure)
+    return figure
+
+
+def personalisation_figure(report: dict[str, Any]) -> Any:
+    """Per device: federated head, personalised head and a head trained on its data alone."""
+    import matplotlib.pyplot as plt
 
     devices = report["devices"]
-    figure, axes = plt.subplots(figsize=(6, 4))
     names = list(devices)
     x = np.arange(len(names))
-    axes.bar(x - width / 2, [devices[n]["global"] for n in names], width, label="federated")
-    axes.bar(
-        x + width / 2, [devices[n]["personalised"] for n in names], width, label="+ personalised"
-    )
+    width = 0.27
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for offset, key, label in ((-width, "global", "federated"),
+                               (0.0, "personalised", "+ personalised"),
+                               (width, "local_only", "local only")):  # fmt: skip
+        axes.bar(x + offset, [devices[n][key] for n in names], width, label=label)
     axes.set_xticks(x, names, rotation=45, ha="right")
-    axes.set_ylabel("accuracy on own later windows")
-    axes.set_ylim(0, 1)
-    axes.legend(loc="lower right", framealpha=0.9)
+    axes.set(title="Accuracy on each device's own later windows", xlabel="device",
+             ylabel="accuracy", ylim=(0, 1.05))  # fmt: skip
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3, fontsize=8)
     figure.tight_layout()
-    figure.savefig(paths[2], dpi=110)
-    plt.close(figure)
-    return paths
+    return figure

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,29 @@ def test_report_commands_end_to_end(tmp_path: Path) -> None:
                         str(tmp_path / "doctor" / "clinician.key"), "--device-key", other,
                         "--out", str(tmp_path / "x.html"))  # fmt: skip
     assert wrong_device[0] != 0 and "not yours" in wrong_device[2]
+
+
+def test_report_names_the_patient_and_its_charts_have_axes(tmp_path: Path) -> None:
+    _fill_store(tmp_path / "samples.sqlite")
+    summary = summarize(*read_report_windows(tmp_path / "samples.sqlite"), bucket="hour")
+    page = render_html(summary, "Summary", DAY0, patient="dev7")
+    assert "Patient / device: dev7" in page
+    bars, timeline = page.split("<svg")[1:]
+    assert bars.count('text-anchor="end"') == 5 and "hour (UTC)" in bars  # minute ticks
+    assert "time (UTC)" in timeline and timeline.count("<text") == 6  # 5 times + axis label
+    assert time.strftime("%m-%d %H:%M", time.gmtime(summary.start_ts)) in timeline
+
+
+def test_a_signing_key_is_refused_as_a_report_recipient(tmp_path: Path) -> None:
+    from bundle_format.signing import write_key_pair
+
+    signing = write_key_pair(tmp_path / "signing")  # Ed25519, PEM
+    (tmp_path / "raw.pub").write_bytes(b"\x01" * 32)  # raw bytes could be any kind of key
+    _fill_store(tmp_path / "samples.sqlite")
+    store = str(tmp_path / "samples.sqlite")
+    for recipient, why in ((signing.public_path, "is not an X25519 public key"),
+                           (tmp_path / "raw.pub", "is not a PEM public key")):  # fmt: skip
+        argv = ["--recipient", str(recipient), "--out", str(tmp_path / "r.enc")]
+        code, _, err = _run("report", "--device-store", store, *argv)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and why in err
+        assert not (tmp_path / "r.enc").exists()

@@ -91,7 +91,8 @@ def test_full_round_three_devices_no_raw_windows_on_the_wire(
     assert not any(fp in wire for fp in _window_fingerprints(tiny_task.data))
     for device in range(DEVICES):
         lines = started[device + 1].output()
-        assert any('"event": "installed", "version": 2' in line for line in lines)
+        records = [json.loads(line) for line in lines]
+        assert any(r["event"] == "installed" and r["version"] == 2 for r in records)
     _check_status_and_export(tmp_path, tiny_task.bundle_path)
 
 

@@ -84,3 +84,39 @@ def test_report_says_what_the_pooled_bound_is_and_whether_it_bounded(tmp_path: P
         assert "trained centrally on every window the devices hold" in text
     assert "0.020 above the federated head" in texts[0.82]
     assert "beat it by 0.020" in texts[0.78] and "not an upper bound" in texts[0.78]
+
+
+def _report() -> dict:  # type: ignore[type-arg]
+    summary = Summary(0.6, 0.8, 0.9, 0.85, 0.82, 0.75)
+    rows = round_rows([{"round": r, "accuracy": 0.7 + r / 100, "participants": 2,
+                        "bytes_in": 2500 * r, "bytes_out": 900} for r in (1, 2, 3)])  # fmt: skip
+    devices = {f"dev-0{i}": {"subject": i, "global": 0.8, "personalised": 1.0, "local_only": 0.7}
+               for i in (1, 2)}  # fmt: skip
+    return build_report({}, rows, summary, devices, {}, {})
+
+
+def test_every_plot_has_a_title_and_labelled_axes() -> None:
+    from iomt.simulation.report import accuracy_figure, bytes_figure, personalisation_figure
+
+    for make in (accuracy_figure, bytes_figure, personalisation_figure):
+        axes = make(_report()).axes[0]
+        assert axes.get_title() and axes.get_xlabel() and axes.get_ylabel(), make.__name__
+
+
+def test_accuracy_starts_at_round_zero_on_a_full_axis() -> None:
+    from iomt.simulation.report import accuracy_figure
+
+    axes = accuracy_figure(_report()).axes[0]
+    line = axes.get_lines()[0]
+    assert list(line.get_xdata()) == [0, 1, 2, 3] and line.get_ydata()[0] == 0.6
+    assert axes.get_ylim()[0] == 0 and axes.get_ylim()[1] >= 1.0
+
+
+def test_personalisation_shows_local_only_and_bars_at_one_are_not_clipped() -> None:
+    from iomt.simulation.report import personalisation_figure
+
+    axes = personalisation_figure(_report()).axes[0]
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == [
+        "federated", "+ personalised", "local only"
+    ]  # fmt: skip
+    assert axes.get_ylim()[1] > 1.0

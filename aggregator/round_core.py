@@ -11,14 +11,12 @@ the strategy (how deltas fold), the secure-aggregation coordinator (phases of a 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
+from aggregator.core_config import AggregatorConfig, Evaluate, Strategy, Trust
+from aggregator.device_statuses import read_status
 from aggregator.message_gate import MessageGate
-from aggregator.rate_limit import RateLimit
+from aggregator.promotion import Verdict, promotion_verdict
 from aggregator.round_events import (
     Effect,
     Event,
@@ -44,9 +42,8 @@ from aggregator.secure_aggregation.service_round import (
     SecureCollection,
     SecureRound,
 )
-from aggregator.state_store import AcceptedUpdate, DeviceRecord, RoundRecord
+from aggregator.state_store import AcceptedUpdate, RoundRecord
 from aggregator.update_bounds import (
-    BoundsPolicy,
     UpdateBounds,
     bounds_for_head,
     candidate_violation,
@@ -62,8 +59,6 @@ from aggregator.update_validation import (
 from fleet_protocol.chunking import ChunkAssembler, is_chunk
 from fleet_protocol.errors import FederationError, TopicError
 from fleet_protocol.messages import (
-    DeviceStatus,
-    FitConfig,
     GlobalModel,
     Message,
     ModelUpdate,
@@ -72,58 +67,8 @@ from fleet_protocol.messages import (
 )
 from fleet_protocol.secure_aggregation.transport import is_phase_topic
 from fleet_protocol.topics import ack_topic, model_topic, parse_topic, round_topic
-from fleet_protocol.types import ArrayState, Weights
-from fleet_protocol.wire import VerifyKey, decode_message, encode_message, message_sha256
-
-MAX_UPDATE_BYTES = 8 * 1024 * 1024
-Evaluate = Callable[[Weights], float]
-
-
-class Strategy(Protocol):
-    """What the core needs of an `aggregator.strategies` strategy."""
-
-    def configure_fit(self, config: FitConfig) -> FitConfig: ...
-    def begin_round(self, global_weights: Weights) -> None: ...
-    def accumulate(self, delta: Weights, num_examples: int, device_id: str) -> None: ...
-    def finish_round(self, global_weights: Weights) -> Weights: ...
-    def state_to_arrays(self) -> ArrayState: ...
-    def state_from_arrays(self, state: ArrayState) -> None: ...
-    def round_report(self) -> dict[str, float | int]: ...
-
-
-@dataclass(frozen=True)
-class AggregatorConfig:
-    """What the operator chose on the command line."""
-
-    fleet: str
-    rounds: int
-    min_clients: int
-    deadline_s: float
-    codec: str = "int8"
-    fit: FitConfig = field(default_factory=FitConfig)
-    keep_model_versions: int = 2
-    max_update_bytes: int = MAX_UPDATE_BYTES
-    bounds: BoundsPolicy = field(default_factory=BoundsPolicy)
-    rate_limit: RateLimit = field(default_factory=RateLimit)
-    promotion_margin: float | None = None  # publish only if holdout accuracy >= best - margin
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The promotion gate's finding: accuracy published, of the candidate, and why it waits."""
-
-    published: float | None = None
-    candidate: float | None = None
-    held_back: str = ""
-    best: float | None = None  # best published accuracy, this round's head included
-
-
-@dataclass(frozen=True)
-class Trust:
-    """Keys: who may send updates (`verify_key`), what signs our own messages (`signing_key`)."""
-
-    verify_key: VerifyKey | None = None
-    signing_key: Ed25519PrivateKey | None = None
+from fleet_protocol.types import Weights
+from fleet_protocol.wire import decode_message, encode_message, message_sha256
 
 
 @dataclass
@@ -361,31 +306,18 @@ class AggregatorCore:
         if verify is not None and verify(device_id) is None:
             self._gate.count("unknown_device")  # with a registry only its devices count online
             return
-        try:
-            status = decode_message(payload, expected_type=DeviceStatus)
-        except FederationError:
+        latest = self.memory.latest.version if self.memory.latest else None
+        reading = read_status(device_id, payload, self._now, latest)
+        if not reading.online:
             self.online.discard(device_id)
-            return
-        if not isinstance(status, DeviceStatus) or status.device_id != device_id:
-            self.online.discard(device_id)
-            return
-        if status.online:
+        else:
             self.online.add(device_id)
             if self._round is not None:
                 self._round.seen_online.add(device_id)
-        else:
-            self.online.discard(device_id)
-        self._emit(StoreDeviceStatus(_device_record(status, self._now)))
-        self._note_version_ahead(status)
-
-    def _note_version_ahead(self, status: DeviceStatus) -> None:
-        """A device above every version we have: it must rejoin on ours (docs: rejoin policy)."""
-        latest = self.memory.latest
-        installed = status.model_version
-        if latest is not None and installed is not None and installed > latest.version:
-            self._emit(Log(f"device {status.device_id}: installed version {installed} is above"
-                           f" the aggregator's latest {latest.version}; it should rejoin on"
-                           f" {latest.version}"))  # fmt: skip
+        if reading.record is not None:
+            self._emit(StoreDeviceStatus(reading.record))
+        if reading.ahead_of_latest:
+            self._emit(Log(reading.ahead_of_latest))
 
     def _on_update(self, round_: _OpenRound, device_id: str, payload: bytes) -> None:
         if round_.secure is not None:  # a masked round takes only phase messages
@@ -553,17 +485,8 @@ class AggregatorCore:
         """Score the new aggregate (and the head it would replace); hold it back if worse."""
         if self._evaluate is None:
             return Verdict(best=self.memory.best_accuracy)
-        base = float(self._evaluate(round_.base.weights))
-        best = max(self.memory.best_accuracy or base, base)
-        if weights is None:
-            return Verdict(published=base, best=best)
-        candidate = float(self._evaluate(weights))
-        margin = self.config.promotion_margin
-        if margin is None or candidate >= best - margin:
-            return Verdict(published=candidate, candidate=candidate, best=max(best, candidate))
-        why = (f"holdout accuracy {candidate:.4f} is more than {margin:g} below the best"
-               f" {best:.4f}")  # fmt: skip
-        return Verdict(published=base, candidate=candidate, held_back=why, best=best)
+        best, margin = self.memory.best_accuracy, self.config.promotion_margin
+        return promotion_verdict(self._evaluate, round_.base.weights, weights, best, margin)
 
     def _new_version(self, round_: _OpenRound, weights: Weights) -> StoredVersion:
         latest = self.memory.latest
@@ -651,10 +574,3 @@ class AggregatorCore:
             self._publish(model_topic(self.config.fleet, stale), b"", retain=True)
         effects, self._out = self._out, before
         return effects
-
-
-def _device_record(status: DeviceStatus, now: float) -> DeviceRecord:
-    return DeviceRecord(
-        status.device_id, status.online, now, status.model_version, status.free_disk_bytes,
-        status.cpu_temp_c, status.store_bytes, status.outbox_backlog,
-    )  # fmt: skip

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from aggregator.round_core import AggregatorConfig, AggregatorCore, Evaluate, Strategy, Trust
+from aggregator.core_config import AggregatorConfig, Evaluate, Strategy, Trust
+from aggregator.round_core import AggregatorCore
 from aggregator.round_events import (
     Effect,
     Log,

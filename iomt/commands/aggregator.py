@@ -164,8 +164,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    from aggregator.core_config import AggregatorConfig
     from aggregator.rate_limit import RateLimit
-    from aggregator.round_core import AggregatorConfig
     from aggregator.service import AggregatorService, link_subscriptions
     from aggregator.state_store import StateStore
     from aggregator.strategies.dp_fedavg import with_privacy_report

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aggregator.core_config import AggregatorConfig
 from aggregator.device_registry import DeviceEntry
 from aggregator.fleet_view import fleet_rows, format_row
-from aggregator.round_core import AggregatorConfig, AggregatorCore
+from aggregator.round_core import AggregatorCore
 from aggregator.round_events import (
     Effect,
     Log,

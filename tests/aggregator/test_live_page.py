@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from aggregator.core_config import AggregatorConfig
 from aggregator.fleet_snapshot import FleetSnapshot, read_fleet_snapshot
 from aggregator.live_page import LivePage, render_page
-from aggregator.round_core import AggregatorConfig, AggregatorCore
+from aggregator.round_core import AggregatorCore
 from aggregator.round_events import Effect, MessageArrived
 from aggregator.round_memory import read_snapshot
 from aggregator.service import apply_to_store

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from aggregator.core_config import AggregatorConfig, Trust
 from aggregator.rate_limit import RateLimit, RateLimiter
-from aggregator.round_core import AggregatorConfig, AggregatorCore, Trust
+from aggregator.round_core import AggregatorCore
 from aggregator.round_events import Effect, MessageArrived, StoreRejection, TimePassed
 from aggregator.round_memory import RoundMemory
 from aggregator.strategies import make_strategy

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aggregator.round_core import AggregatorConfig, AggregatorCore, Trust
+from aggregator.core_config import AggregatorConfig, Trust
+from aggregator.round_core import AggregatorCore
 from aggregator.round_events import (
     Effect,
     MessageArrived,

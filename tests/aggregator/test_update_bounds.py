@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aggregator.round_core import AggregatorConfig, AggregatorCore
+from aggregator.core_config import AggregatorConfig
+from aggregator.round_core import AggregatorCore
 from aggregator.round_events import (
     Effect,
     MessageArrived,

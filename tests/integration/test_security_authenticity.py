@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from aggregator.broker import LocalBroker
+from aggregator.core_config import AggregatorConfig
 from aggregator.device_registry import DeviceRegistry
-from aggregator.round_core import AggregatorConfig
 from aggregator.service import AggregatorService, link_subscriptions
 from aggregator.state_store import StateStore
 from aggregator.strategies import make_strategy

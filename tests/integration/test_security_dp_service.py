@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from aggregator.broker import LocalBroker
-from aggregator.round_core import AggregatorConfig
+from aggregator.core_config import AggregatorConfig
 from aggregator.service import AggregatorService, link_subscriptions
 from aggregator.state_store import StateStore
 from aggregator.strategies.dp_fedavg import DpFedAvg, with_privacy_report

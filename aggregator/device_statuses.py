@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from aggregator.state_store import DeviceRecord
 from fleet_protocol.errors import FederationError
 from fleet_protocol.messages import DeviceStatus
-from fleet_protocol.wire import decode_message
+from fleet_protocol.wire import VerifyKey, decode_message
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class StatusReading:
 
     record: DeviceRecord | None = None
     ahead_of_latest: str = ""  # a line for the operator when the device is ahead of us
+    refused: str = ""  # why a status was not accepted (signature, ...), counted by the core
 
     @property
     def online(self) -> bool:
@@ -28,13 +29,20 @@ class StatusReading:
 
 
 def read_status(
-    device_id: str, payload: bytes, now: float, latest_version: int | None
+    device_id: str,
+    payload: bytes,
+    now: float,
+    latest_version: int | None,
+    verify_key: VerifyKey | None = None,
 ) -> StatusReading:
-    """Decode a status published on `device_id`'s topic; a forged or broken one is no status."""
+    """Decode a status published on `device_id`'s topic; a forged or broken one is no status.
+
+    With `verify_key` (a registry) the status must be signed by that device's own key.
+    """
     try:
-        status = decode_message(payload, expected_type=DeviceStatus)
-    except FederationError:
-        return StatusReading()
+        status = decode_message(payload, expected_type=DeviceStatus, verify_key=verify_key)
+    except FederationError as exc:
+        return StatusReading(refused=exc.reason if verify_key is not None else "")
     if not isinstance(status, DeviceStatus) or status.device_id != device_id:
         return StatusReading()
     record = DeviceRecord(

@@ -307,7 +307,9 @@ class AggregatorCore:
             self._gate.count("unknown_device")  # with a registry only its devices count online
             return
         latest = self.memory.latest.version if self.memory.latest else None
-        reading = read_status(device_id, payload, self._now, latest)
+        reading = read_status(device_id, payload, self._now, latest, verify)
+        if reading.refused:
+            self._gate.count(f"status_{reading.refused}")
         if not reading.online:
             self.online.discard(device_id)
         else:

@@ -284,7 +284,7 @@ class DeviceLoop:
             f"{o.fleet}-{o.device_id}",
             client_subscriptions(o.fleet, o.device_id)
             + (SecureAggDevice.subscriptions(o.fleet, o.device_id) if o.secure_agg else ()),
-            last_will(o.fleet, o.device_id),
+            last_will(o.fleet, o.device_id, self.key),
             tls=o.tls,
         )
         bundle = self.parts.bundle
@@ -345,7 +345,8 @@ class DeviceLoop:
                               health.free_disk_bytes, health.cpu_temp_c, health.store_bytes,
                               health.outbox_backlog)  # fmt: skip
         try:
-            link.publish(status_topic(o.fleet, o.device_id), encode_message(status), retain=True)
+            payload = encode_message(status, signing_key=self.key)
+            link.publish(status_topic(o.fleet, o.device_id), payload, retain=True)
         except MqttLinkError as exc:
             self._log({"event": "status_pending", "error": str(exc)})
 

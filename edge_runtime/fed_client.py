@@ -78,9 +78,10 @@ def client_subscriptions(fleet: str, device_id: str) -> tuple[str, ...]:
     return (round_topic(fleet), subscription_topic(fleet, "model"), ack_topic(fleet, device_id))
 
 
-def last_will(fleet: str, device_id: str) -> LastWill:
-    """What the broker publishes for us if we vanish."""
-    return LastWill(status_topic(fleet, device_id), status_payload(fleet, device_id, False, None))
+def last_will(fleet: str, device_id: str, signing_key: Ed25519PrivateKey | None = None) -> LastWill:
+    """What the broker publishes for us if we vanish (signed like every status)."""
+    payload = status_payload(fleet, device_id, False, None, signing_key)
+    return LastWill(status_topic(fleet, device_id), payload)
 
 
 def load_or_create_key(directory: Path) -> Ed25519PrivateKey:
@@ -134,7 +135,7 @@ class FedClient:
         self.outbox = heads_dir.parent / "outbox"
         # with the aggregator's key, unsigned or forged rounds, models and acks are refused
         verify = aggregator_verifier(aggregator_key) if aggregator_key else None
-        self.core = RoundCore(config, read_snapshot(store, heads_dir), verify)
+        self.core = RoundCore(config, read_snapshot(store, heads_dir), verify, signing_key)
 
     # state, as the device loop and `iomt edge` read it
     @property

@@ -13,6 +13,8 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from edge_runtime.round_events import (
     Connected,
     CountLabelled,
@@ -78,9 +80,19 @@ def round_seed(seed: int, device_id: str, round_id: int) -> int:
     return (seed * 1_000_003 + zlib.crc32(device_id.encode()) + round_id) % 2**32
 
 
-def status_payload(fleet: str, device_id: str, online: bool, version: int | None) -> bytes:
-    """Encoded retained status (also used, with online=False, as the last will)."""
-    return encode_message(DeviceStatus(fleet, device_id, online, version))
+def status_payload(
+    fleet: str,
+    device_id: str,
+    online: bool,
+    version: int | None,
+    signing_key: Ed25519PrivateKey | None = None,
+) -> bytes:
+    """Encoded retained status (also the last will, offline), signed with the device's key.
+
+    An aggregator with a registry counts a device online only on a status its key signed.
+    """
+    status = DeviceStatus(fleet, device_id, online, version)
+    return encode_message(status, signing_key=signing_key)
 
 
 @dataclass
@@ -99,9 +111,13 @@ class RoundCore:
     """One device's round participation; feed it events, carry out what it returns."""
 
     def __init__(
-        self, config: ClientConfig, snapshot: DeviceSnapshot, verify_key: VerifyKey | None = None
+        self,
+        config: ClientConfig,
+        snapshot: DeviceSnapshot,
+        verify_key: VerifyKey | None = None,
+        signing_key: Ed25519PrivateKey | None = None,
     ) -> None:
-        self.config, self._verify = config, verify_key
+        self.config, self._verify, self._signing_key = config, verify_key, signing_key
         self.installed_version = snapshot.installed_version
         self._installed_shapes = snapshot.installed_shapes
         self._progress = _Progress(set(snapshot.sent_rounds), set(snapshot.settled_rounds))
@@ -128,7 +144,7 @@ class RoundCore:
     def status(self, online: bool) -> Publish:
         """The retained status message with the installed version."""
         fleet, device = self.config.fleet, self.config.device_id
-        payload = status_payload(fleet, device, online, self.installed_version)
+        payload = status_payload(fleet, device, online, self.installed_version, self._signing_key)
         return Publish(status_topic(fleet, device), payload, retain=True)
 
     def handle(self, event: Event, now: float) -> list[Effect]:

@@ -381,3 +381,24 @@ def test_secure_round_gives_up_at_the_round_deadline() -> None:
     _route(core, participants, core.start(1.0), 1.0, never)
     assert _closed(core.handle(TimePassed(), 1.0 + 4.0)) == []
     assert core.wake_at() == 1.0 + 5.0  # the phase deadline comes before the round's
+
+
+def test_with_a_registry_only_statuses_the_device_signed_count_it_online() -> None:
+    # Prepare
+    own, other = generate_signing_key(), generate_signing_key()
+    keys = {"a": own.public_key(), "b": other.public_key()}
+    core = _core(trust=Trust(verify_key=keys.get))
+    core.start(0.0)
+
+    def status(device: str, key: object) -> MessageArrived:
+        payload = encode_message(DeviceStatus(FLEET, device, True, 0), signing_key=key)  # type: ignore[arg-type]
+        return MessageArrived(status_topic(FLEET, device), payload)
+
+    # Execute
+    core.handle(status("a", None), 1.0)  # unsigned
+    core.handle(status("a", other), 2.0)  # signed by b's key
+    unsigned_or_forged = set(core.online)
+    core.handle(status("a", own), 3.0)
+
+    # Assert
+    assert unsigned_or_forged == set() and core.online == {"a"}

@@ -82,17 +82,20 @@ def read_bundle_parts(path: Path, trusted_keys: Iterable[TrustedKey] | None = No
     return BundleParts(bundle, Head.from_npz(bundle.verified_head_path))
 
 
-def check_replay_labels(path: Path, num_classes: int) -> None:
-    """A replayed dataset must label every window with one of the model's classes."""
+def check_labelled_windows(flag: str, path: Path, num_classes: int) -> None:
+    """A labelled window dataset (`--replay`, `--holdout`, ...): one label per window, each a
+    class of the model; `EdgeRuntimeError` with one line otherwise."""
     try:
         with np.load(path, allow_pickle=False) as data:
             windows, labels = len(data["X"]), np.asarray(data["y"])
     except (OSError, ValueError, KeyError) as exc:
-        raise EdgeRuntimeError(f"--replay {path} is not a window dataset: {exc}") from exc
+        raise EdgeRuntimeError(
+            f"{flag} {path} is not a window dataset (.npz with X, y): {exc}"
+        ) from exc
     if labels.ndim != 1 or len(labels) != windows:
-        raise EdgeRuntimeError(f"--replay {path} has {len(labels)} labels for {windows} windows")
+        raise EdgeRuntimeError(f"{flag} {path} has {len(labels)} labels for {windows} windows")
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        raise EdgeRuntimeError(f"--replay {path} has labels outside 0..{num_classes - 1} "
+        raise EdgeRuntimeError(f"{flag} {path} has labels outside 0..{num_classes - 1} "
                                f"(the model has {num_classes} classes)")  # fmt: skip
 
 
@@ -260,7 +263,7 @@ class DeviceLoop:
         self.options, self._clock, self._log = options, clock, log
         self.parts = read_bundle_parts(options.bundle_path, options.trusted_keys)
         if options.replay_path is not None:  # before anything is written for this device
-            check_replay_labels(options.replay_path, len(self.parts.bundle.labels))
+            check_labelled_windows("--replay", options.replay_path, len(self.parts.bundle.labels))
         self.backbone = self.parts.backbone()
         self.directory = device_directory(options.store_path)
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -79,15 +79,10 @@ def check_window_dataset(flag: str, path: Path | None, num_classes: int) -> None
     """A labelled window dataset: one label per window, every label a class of the model."""
     if path is None:
         return
-    import numpy as np
+    from edge_runtime.device_loop import check_labelled_windows
+    from edge_runtime.errors import EdgeRuntimeError
 
     try:
-        with np.load(path, allow_pickle=False) as data:
-            windows, labels = len(data["X"]), np.asarray(data["y"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise UsageError(f"{flag} {path} is not a window dataset (.npz with X, y): {exc}") from exc
-    if labels.ndim != 1 or len(labels) != windows:
-        raise UsageError(f"{flag} {path} has {len(labels)} labels for {windows} windows")
-    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        raise UsageError(f"{flag} {path} has labels outside 0..{num_classes - 1} "
-                         f"(the model has {num_classes} classes)")  # fmt: skip
+        check_labelled_windows(flag, path, num_classes)
+    except EdgeRuntimeError as exc:
+        raise UsageError(str(exc)) from exc

@@ -45,7 +45,7 @@ def _phasic_bursts(rhythm: HeartRhythm, grid: np.ndarray, rng: np.random.Generat
     return out
 
 
-def _ornstein_uhlenbeck(
+def ornstein_uhlenbeck(
     num: int, step_s: float, sd: float, tau_s: float, rng: np.random.Generator
 ) -> np.ndarray:
     """Mean-reverting random wander with stationary standard deviation `sd`."""
@@ -80,9 +80,9 @@ def beat_times(rhythm: HeartRhythm, duration_s: float, rng: np.random.Generator)
     """Times (s) of every heartbeat in [0, duration_s)."""
     grid_step = 0.5
     grid = np.arange(0.0, duration_s + 5.0, grid_step)
-    drift = _ornstein_uhlenbeck(grid.size, grid_step, rhythm.drift_bpm, rhythm.drift_tau_s, rng)
+    drift = ornstein_uhlenbeck(grid.size, grid_step, rhythm.drift_bpm, rhythm.drift_tau_s, rng)
     drift += _phasic_bursts(rhythm, grid, rng)
-    breathing_wander = _ornstein_uhlenbeck(grid.size, grid_step, 0.06, 30.0, rng)
+    breathing_wander = ornstein_uhlenbeck(grid.size, grid_step, 0.06, 30.0, rng)
     breath_phase = (
         2 * np.pi * np.cumsum(rhythm.breathing_per_min / 60.0 * (1 + breathing_wander)) * grid_step
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hardware.sensors.cardiac import ornstein_uhlenbeck
 from training.datasets.stress_person import StressPerson
 
 GRID_STEP_S = 0.5
@@ -122,16 +123,6 @@ def _bursts(
     return out
 
 
-def _ornstein_uhlenbeck(num: int, sd: float, tau_s: float, rng: np.random.Generator) -> np.ndarray:
-    decay = np.exp(-GRID_STEP_S / tau_s)
-    shocks = rng.normal(0.0, sd * np.sqrt(1.0 - decay**2), size=num)
-    values = np.empty(num)
-    values[0] = rng.normal(0.0, sd)
-    for i in range(1, num):
-        values[i] = decay * values[i - 1] + shocks[i]
-    return values
-
-
 @dataclass
 class _Effects:
     """Accumulators for one session's physiology, offsets from the person's resting state."""
@@ -194,7 +185,7 @@ def _add_block(
 
 def _add_background(effects: _Effects, grid: np.ndarray, rng: np.random.Generator) -> None:
     """Slow wander, spontaneous accelerations and, in half the sessions, a caffeine-like drift."""
-    effects.hr += _ornstein_uhlenbeck(grid.size, 2.5, 180.0, rng)
+    effects.hr += ornstein_uhlenbeck(grid.size, GRID_STEP_S, 2.5, 180.0, rng)
     effects.hr += _bursts(grid, -20.0, float(grid[-1]), 0.1, rng.uniform(2.0, 5.0), rng)
     if rng.uniform() < 0.3:
         onset = rng.uniform(0.0, float(grid[-1]))

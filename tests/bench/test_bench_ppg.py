@@ -20,7 +20,8 @@ def test_bench_ppg_writes_every_figure_and_renders(tmp_path: Path) -> None:
     real_recordings()  # skips with the install command when heartpy is missing
     out = tmp_path / "ppg.json"
     # Execute
-    assert main(["ppg", "--sim-duration-s", "120", "--out", str(out)]) == 0
+    argv = ["ppg", "--sim-duration-s", "120", "--out", str(out)]  # a 120 s simulated recording
+    assert main(argv) == 0
     results = json.loads(out.read_text())
     section = report_section(results, Plots(tmp_path, "plots"))
     # Assert
@@ -31,6 +32,7 @@ def test_bench_ppg_writes_every_figure_and_renders(tmp_path: Path) -> None:
         assert row["neurokit2_max_offset_samples"] == 0
         assert row["name"] in section
     simulated = results["simulated"]
-    assert simulated["duration_s"] == 120.0 and 0.0 <= simulated["untrusted_share"] < 1.0
+    recording_length = simulated["duration_s"]  # of the simulated signal, not a timing
+    assert recording_length == 120.0 and 0.0 <= simulated["untrusted_share"] < 1.0
     assert simulated["found_share_trusted"] > 0.95
     assert "machine" in results

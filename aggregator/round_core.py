@@ -240,8 +240,12 @@ class AggregatorCore:
         return _OpenRound(memory, latest, deadline, bounds, set(self.online))
 
     def _announce(self, round_: _OpenRound) -> None:
+        announcement = self._announcement(round_)
+        self._publish(round_topic(self.config.fleet), self._encode(announcement), retain=True)
+
+    def _announcement(self, round_: _OpenRound) -> RoundAnnouncement:
         record = round_.memory.record
-        announcement = RoundAnnouncement(
+        return RoundAnnouncement(
             fleet=self.config.fleet,
             round_id=record.round_id,
             model_version=round_.base.version,
@@ -251,7 +255,6 @@ class AggregatorCore:
             config=self.strategy.configure_fit(self.config.fit),
             codec=self.config.codec,
         )
-        self._publish(round_topic(self.config.fleet), self._encode(announcement), retain=True)
 
     def _announce_finished(self) -> None:
         """Re-announce the last round with its deadline passed, so no device trains for it."""

@@ -16,6 +16,7 @@ REJECTION_REASONS = (
     "wrong_shape",
     "unauthenticated",
     "stale",
+    "too_stale",  # asynchronous mode: trained on a version older than the staleness cap
     "duplicate",
     "replayed",
     "wrong_topic",

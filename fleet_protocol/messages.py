@@ -37,6 +37,7 @@ class RoundAnnouncement:
     quorum: int
     config: FitConfig = field(default_factory=FitConfig)
     codec: str = "int8"
+    max_staleness: int | None = None  # asynchronous mode: accepted up to this many versions old
 
 
 @dataclass(frozen=True, eq=False)

@@ -19,6 +19,7 @@ from fleet_protocol.messages import (
     GlobalModel,
     Message,
     ModelUpdate,
+    RoundAnnouncement,
 )
 from fleet_protocol.tensor_codecs import CODEC_DTYPES
 from fleet_protocol.topics import validate_device_id, validate_fleet
@@ -137,6 +138,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
 }
 _OPTIONAL_INT_FIELDS = {(DeviceStatus, "model_version")}
 OMITTED_WHEN_NONE: dict[type, dict[str, Callable[[Any], Any]]] = {
+    RoundAnnouncement: {"max_staleness": _optional_int},
     DeviceStatus: {
         "free_disk_bytes": _optional_int,
         "cpu_temp_c": _optional_float,

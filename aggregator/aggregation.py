@@ -129,6 +129,17 @@ class WeightedMeanAccumulator:
         self.total_examples += num_examples
         self.count += 1
 
+    def add_sum(self, weighted_sum: np.ndarray, total_examples: int, count: int,
+                shapes: list[tuple[int, ...]]) -> None:  # fmt: skip
+        """Fold in a sum of `num_examples * update` over `count` updates made elsewhere."""
+        if self._sum is None:
+            self._sum = np.zeros(weighted_sum.size, dtype=np.float64)
+            self._scratch = np.empty(weighted_sum.size, dtype=np.float64)
+            self._shapes = list(shapes)
+        self._sum += weighted_sum
+        self.total_examples += total_examples
+        self.count += count
+
     def result(self) -> Weights:
         """The weighted mean as float32 tensors; `NoUpdatesError` if nothing was added."""
         return [tensor.astype(np.float32) for tensor in self.exact_result()]

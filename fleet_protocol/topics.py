@@ -11,8 +11,8 @@ TOPIC_ROOT = "iomt/v1"
 AGGREGATOR_ID = "aggregator"
 """Signer id of messages the aggregator sends; reserved, never a device id."""
 
-TOPIC_KINDS = ("round", "model", "update", "status", "ack")
-_KINDS_WITH_ARG = frozenset({"model", "update", "status", "ack"})
+TOPIC_KINDS = ("round", "model", "update", "status", "ack", "partial")
+_KINDS_WITH_ARG = frozenset({"model", "update", "status", "ack", "partial"})
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -72,6 +72,11 @@ def status_topic(fleet: str, device_id: str) -> str:
 def ack_topic(fleet: str, device_id: str) -> str:
     """Where the aggregator acknowledges (or rejects) a device's update."""
     return f"{TOPIC_ROOT}/{validate_fleet(fleet)}/ack/{validate_device_id(device_id)}"
+
+
+def partial_topic(fleet: str, signer_id: str) -> str:
+    """Retained signed partial sum of a worker or a site aggregator (`partial_sum`)."""
+    return f"{TOPIC_ROOT}/{validate_fleet(fleet)}/partial/{validate_device_id(signer_id)}"
 
 
 def subscription_topic(fleet: str, kind: str) -> str:

@@ -130,6 +130,34 @@ def decode_message(
     return message
 
 
+def seal_envelope(body: bytes, signer: str | None, signing_key: Ed25519PrivateKey | None) -> bytes:
+    """Wrap an already packed body in the versioned envelope (signed as `signer`, given a key).
+
+    For messages outside `Message` that still travel in the one envelope (a partial sum).
+    """
+    envelope: dict[str, Any] = {"v": PROTOCOL_VERSION, "body": body}
+    if signing_key is not None and signer is not None:
+        envelope["signer"] = signer
+        envelope["sig"] = sign_body(signing_key, PROTOCOL_VERSION, signer, body)
+    return bytes(msgpack.packb(envelope, use_bin_type=True))
+
+
+def open_envelope(
+    data: bytes, *, max_bytes: int, verify_key: VerifyKey | None
+) -> tuple[str | None, dict[str, Any]]:
+    """Check size, envelope and (given `verify_key`) signature; return (signer, unpacked body)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise MalformedMessageError(f"expected bytes, got {type(data).__name__}")
+    if len(data) > max_bytes:
+        raise MessageTooLargeError(f"message of {len(data)} bytes exceeds {max_bytes}")
+    envelope = _unpack_map(bytes(data), "envelope")
+    body = _check_envelope(envelope)
+    if verify_key is not None:
+        _verify_signature(envelope, body, verify_key)
+    signer = envelope.get("signer")
+    return (signer if isinstance(signer, str) else None), _unpack_map(body, "body")
+
+
 def _reject_ext(code: int, data: bytes) -> Any:
     raise MalformedMessageError(f"msgpack extension type {code} is not allowed")
 

@@ -155,6 +155,26 @@ class StreamingStrategy(Strategy):
     def _add(self, delta: Weights, flat: np.ndarray, num_examples: int, device_id: str) -> None:
         self.mean.add_flat(flat, num_examples, self.shapes or [])
 
+    def accumulate_sum(
+        self, weighted_sum: np.ndarray, total_weight: int, device_ids: list[str]
+    ) -> None:
+        """Fold in other processes' sum of `num_examples * delta` (partial sums of workers).
+
+        Only strategies whose `_add` is the plain weighted sum can take a sum made elsewhere.
+        """
+        if type(self)._add is not StreamingStrategy._add:
+            raise AggregationError(f"{type(self).__name__} cannot fold partial sums")
+        if self.shapes is None:
+            raise AggregationError("accumulate_sum() before begin_round()")
+        twice = self._seen_devices.intersection(device_ids)
+        if twice:
+            raise DuplicateUpdateError(f"devices {sorted(twice)} already contributed this round")
+        if device_ids:
+            self.mean.add_sum(weighted_sum, total_weight, len(device_ids), self.shapes)
+        self._seen_devices.update(device_ids)
+        self.device_ids.extend(device_ids)
+        self.num_examples.append(total_weight)  # one entry per folded sum
+
     def mean_delta(self) -> list[np.ndarray]:
         """The weighted mean delta of the round, float64."""
         return self.mean.exact_result()

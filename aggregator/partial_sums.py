@@ -13,9 +13,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from aggregator.core_config import Strategy
+from aggregator.round_events import Log
 from aggregator.strategies.base import StreamingStrategy
-from fleet_protocol.errors import AggregationError
+from fleet_protocol.errors import AggregationError, FederationError
 from fleet_protocol.partial_sum import PartialSum
+from fleet_protocol.wire import VerifyKey
+
+
+@dataclass(frozen=True)
+class Coordination:
+    """A coordinator's trust in partial sums: whose signatures (None: unsigned fleet)."""
+
+    verify_key: VerifyKey | None = None
 
 
 @dataclass(frozen=True)
@@ -108,3 +118,29 @@ def fold_into(strategy: StreamingStrategy, combined: CombinedSum) -> None:
     """Add the combined partial sums to the strategy's round (before `finish_round`)."""
     strategy.accumulate_sum(combined.weighted_sum, combined.total_weight,
                             list(combined.participants))  # fmt: skip
+
+
+def fold_partial_sums(strategy: Strategy, book: PartialSumBook, round_id: int) -> list[Log]:
+    """At a round's close: settle what is still held twice, fold the rest; lines to log."""
+    lines = []
+    left_out = book.without_unresolved()
+    if left_out:
+        lines.append(Log(f"round {round_id}: partial sums of {', '.join(left_out)} left out: they"
+                         " still hold devices a worker with a smaller id holds"))  # fmt: skip
+    if not book.latest:
+        return lines
+    try:
+        if not isinstance(strategy, StreamingStrategy):
+            raise AggregationError(f"{type(strategy).__name__} cannot fold partial sums")
+        combined = book.combined()
+        fold_into(strategy, combined)
+    except FederationError as exc:
+        book.latest.clear()
+        return [*lines, Log(f"round {round_id}: partial sums not folded ({exc.reason}): {exc}")]
+    lines.append(
+        Log(
+            f"round {round_id}: {len(combined.participants)} updates from"
+            f" {len(book.latest)} partial sums ({', '.join(sorted(book.latest))})"
+        )
+    )
+    return lines

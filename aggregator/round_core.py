@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from aggregator.core_config import AggregatorConfig, Evaluate, Strategy, Trust
 from aggregator.device_statuses import read_status
 from aggregator.message_gate import MessageGate
+from aggregator.partial_sums import Coordination, PartialSumBook, fold_partial_sums
 from aggregator.promotion import Verdict, promotion_verdict
 from aggregator.round_events import (
     Effect,
@@ -65,6 +66,7 @@ from fleet_protocol.messages import (
     RoundAnnouncement,
     UpdateAck,
 )
+from fleet_protocol.partial_sum import decode_partial_sum
 from fleet_protocol.secure_aggregation.transport import is_phase_topic
 from fleet_protocol.topics import ack_topic, model_topic, parse_topic, round_topic
 from fleet_protocol.types import Weights
@@ -83,6 +85,7 @@ class _OpenRound:
     participants: set[str] = field(default_factory=set)  # devices whose data is in the sum
     resent: int = 0
     secure: SecureCollection | None = None
+    partials: PartialSumBook | None = None  # a coordinator's workers' (or sites') sums
 
     @property
     def round_id(self) -> int:
@@ -102,8 +105,11 @@ class AggregatorCore:
         trust: Trust | None = None,
         evaluate: Evaluate | None = None,
         secure_agg: SecureAggOptions | None = None,
+        coordination: Coordination | None = None,
     ) -> None:
+        """With `coordination` it adds workers' or sites' partial sums into each round."""
         self.config, self.strategy, self.memory = config, strategy, memory
+        self._coordination = coordination
         self._initial_weights = initial_weights
         self._trust = trust or Trust()
         self._evaluate, self._secure_agg = evaluate, secure_agg
@@ -197,6 +203,11 @@ class AggregatorCore:
             return
         stored = self.memory.open_round
         self._round = self._resume(stored) if stored else self._open_new()
+        if self._coordination is not None:
+            base = self._round.base
+            shapes = [tuple(w.shape) for w in base.weights]
+            self._round.partials = PartialSumBook(self.config.fleet, self._round.round_id,
+                                                  base.version, shapes)  # fmt: skip
         self._announce(self._round)
         if self._secure_agg is not None:
             self._round.secure = SecureCollection.start(
@@ -294,6 +305,20 @@ class AggregatorCore:
             self._on_status(parsed.arg, payload)
         elif parsed.kind == "update" and parsed.arg and self._round is not None:
             self._on_update(self._round, parsed.arg, payload)
+        elif parsed.kind == "partial" and self._round and self._round.partials is not None:
+            self._on_partial(self._round, self._round.partials, payload)
+
+    def _on_partial(self, round_: _OpenRound, book: PartialSumBook, payload: bytes) -> None:
+        assert self._coordination is not None
+        try:
+            partial = decode_partial_sum(payload, verify_key=self._coordination.verify_key,
+                                         expected_shapes=book.shapes)  # fmt: skip
+        except FederationError as exc:
+            self._gate.count(f"partial_{exc.reason}")
+            return
+        refused = book.offer(partial)
+        if refused is None:
+            round_.participants |= set(partial.participants)
 
     def _flush_quiet_drops(self) -> None:
         """Store what the gate dropped without a word, one row per reason."""
@@ -452,6 +477,9 @@ class AggregatorCore:
     # closing -------------------------------------------------------------------------------------
     def _close(self, round_: _OpenRound) -> None:
         self._flush_quiet_drops()
+        if round_.partials is not None:
+            self._emit(*fold_partial_sums(self.strategy, round_.partials, round_.round_id))
+            round_.participants = set(round_.memory.accepted) | round_.partials.participants
         record = round_.memory.record
         quorum_met = len(round_.participants) >= record.quorum
         weights = self._finish(round_) if quorum_met else None
@@ -535,7 +563,8 @@ class AggregatorCore:
             model_version=version,
             status=status,
             participants=len(round_.participants),
-            num_examples=sum(u.num_examples for u in memory.accepted.values()),
+            num_examples=sum(u.num_examples for u in memory.accepted.values())
+            + (round_.partials.total_weight if round_.partials else 0),
             dropped=len(expected - round_.participants),
             rejected=dict(sorted(memory.rejected.items())),
             resent=round_.resent,

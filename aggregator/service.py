@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from aggregator.core_config import AggregatorConfig, Evaluate, Strategy, Trust
+from aggregator.partial_sums import Coordination
 from aggregator.round_core import AggregatorCore
 from aggregator.round_events import (
     Effect,
@@ -58,8 +59,10 @@ class Link(Protocol):
     def next_event(self, timeout_s: float) -> LinkEvent | None: ...
 
 
-def link_subscriptions(fleet: str) -> tuple[str, ...]:
-    """The topics the aggregator follows."""
+def link_subscriptions(fleet: str, *, coordinator: bool = False) -> tuple[str, ...]:
+    """The topics the aggregator follows (a coordinator takes partial sums, not updates)."""
+    if coordinator:
+        return (subscription_topic(fleet, "partial"), subscription_topic(fleet, "status"))
     return (subscription_topic(fleet, "update"), subscription_topic(fleet, "status"))
 
 
@@ -81,12 +84,14 @@ class AggregatorService:
         log: Callable[[str], None] = lambda line: None,
         signing_key: Ed25519PrivateKey | None = None,
         secure_agg: SecureAggOptions | None = None,
+        coordination: Coordination | None = None,
     ) -> None:
         self.link, self.store, self._clock = link, store, clock
         self._on_metrics, self._log = on_metrics, log
         self.core = AggregatorCore(
             config, strategy, read_snapshot(store), initial_weights,
             trust=Trust(verify_key, signing_key), evaluate=evaluate, secure_agg=secure_agg,
+            coordination=coordination,
         )  # fmt: skip
         self._closed_here: list[dict[str, Any]] = []
         self._counters: list[StoreTraffic | StoreRejection | StoreDeviceStatus] = []

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from iomt.commands.aggregator_roles import add_role_arguments, check_role_arguments, coordination
 from iomt.commands.certs import add_tls_arguments, tls_from_arguments
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
@@ -28,6 +29,7 @@ SECURE_AGG_STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi")
 ROOT_SET_SEED = 0
 HELP = "run the federated aggregator (or: status / export of its state file)"
 _RUN_REQUIRED = ("broker", "fleet", "bundle", "state")
+_WORKER_REQUIRED = ("broker", "fleet", "state")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_tls_arguments(parser)
     add_trust_arguments(parser)
+    add_role_arguments(parser)
     parser.add_argument(
         "--secure-agg", action="store_true", help="secure aggregation: see only the devices' sum"
     )
@@ -123,9 +126,18 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         return _export(env, args)
     if action == "rollback":
         return _rollback(env, args)
-    missing = [f"--{name}" for name in _RUN_REQUIRED if getattr(args, name) is None]
+    required = _WORKER_REQUIRED if args.role == "worker" else _RUN_REQUIRED
+    missing = [f"--{name}" for name in required if getattr(args, name) is None]
     if missing:
         raise UsageError(f"missing {', '.join(missing)}")
+    check_role_arguments(args)
+    if args.role == "worker":
+        from iomt.commands.aggregator_roles import run_worker
+
+        _check_run_arguments(args)
+        signal.signal(signal.SIGTERM, _interrupt)
+        key = _model_signing_key(args.model_signing_key)
+        return run_worker(args, _logger(env, args.json), _verify_key(args.registry), key)
     if args.promotion_margin is not None and (args.holdout is None or args.promotion_margin < 0):
         raise UsageError("--promotion-margin needs --holdout and a margin >= 0")
     if args.strategy == "fltrust" and args.root_set is None:
@@ -188,8 +200,10 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     )  # fmt: skip
     evaluate = _holdout_evaluator(parts, args.holdout) if args.holdout else None
     client_id = args.client_id or f"aggregator-{args.fleet}"
+    coordinator = args.role == "coordinator"
     link_config = LinkConfig(
-        args.broker, client_id, link_subscriptions(args.fleet) + _secure_topics(args),
+        args.broker, client_id,
+        link_subscriptions(args.fleet, coordinator=coordinator) + _secure_topics(args),
         tls=tls_from_arguments(args, "aggregator"),
     )  # fmt: skip
     log = _logger(env, args.json)
@@ -205,12 +219,13 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
         on_metrics = _metrics_writer(env, args.metrics_out, args.json)
         if dp_config is not None:  # epsilon per round in the metrics, budget policy applied
             on_metrics = with_privacy_report(strategy, on_metrics, log)
+        signing_key = _model_signing_key(args.model_signing_key)
         service = AggregatorService(
             config, link, store, strategy, parts.head.weights,
             evaluate=evaluate, verify_key=_verify_key(args.registry),
-            on_metrics=on_metrics, log=log,
-            signing_key=_model_signing_key(args.model_signing_key),
+            on_metrics=on_metrics, log=log, signing_key=signing_key,
             secure_agg=_secure_options(args),
+            coordination=coordination(signing_key) if coordinator else None,
         )  # fmt: skip
         try:
             closed = service.run()

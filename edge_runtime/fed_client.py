@@ -58,6 +58,7 @@ from fleet_protocol.aggregator_identity import aggregator_verifier
 from fleet_protocol.differential_privacy import gaussian_epsilon, privatize_on_device
 from fleet_protocol.messages import ModelUpdate, RoundAnnouncement
 from fleet_protocol.mqtt_link import LastWill, LinkEvent, MqttLinkError
+from fleet_protocol.portable_rng import PortableRng
 from fleet_protocol.publish import Publish
 from fleet_protocol.signing import generate_signing_key, private_key_from_bytes
 from fleet_protocol.signing import private_key_to_bytes as _key_bytes
@@ -252,7 +253,7 @@ class FedClient:
                               self.config.device_id, sequence, update.num_examples, delta,
                               update.metrics())  # fmt: skip
         payload = encode_message(message, codec=round_.codec, signing_key=self.signing_key,
-                                 rng=np.random.default_rng(seed))  # fmt: skip
+                                 rng=PortableRng(seed))  # fmt: skip
         return UpdateEncoded(round_.round_id, round_.model_version, sequence,
                              update.num_examples, payload)  # fmt: skip
 

@@ -6,6 +6,9 @@ Loss per batch, matching Keras so the two can be compared step by step:
     + l2 * sum_i ||kernel_i||^2                                    (Keras `l2(l2)` on kernels)
     + proximal_mu / 2 * ||w - w_global||^2                         (FedProx, all weights)
 
+Batches are shuffled each epoch by `fleet_protocol.portable_rng` from `seed`, the stream the
+firmware's trainer (`firmware/core/iomt_head_train.c`) draws too.
+
 Optimisers follow tf_keras: SGD `v = momentum * v - lr * g; w += v`, and Adam with
 beta_1=0.9, beta_2=0.999, epsilon=1e-7 and bias correction folded into the step size.
 """
@@ -21,6 +24,7 @@ from numpy.typing import NDArray
 
 from edge_runtime.errors import FineTuneError
 from edge_runtime.head import Weights, apply_activation, softmax, validate_head
+from fleet_protocol.portable_rng import PortableRng
 
 ADAM_BETA_1 = 0.9
 ADAM_BETA_2 = 0.999
@@ -72,7 +76,7 @@ def fine_tune(
     anchor = _proximal_anchor(weights, global_weights, config)
     per_class = class_weight_vector(labels, int(weights[-1].shape[0]), config.class_weights)
     optimiser = _Optimiser(config, weights)
-    rng = np.random.default_rng(config.seed)
+    rng = PortableRng(config.seed)  # the firmware shuffles with the same stream
     history = []
     for _ in range(config.epochs):
         batch_losses = []
@@ -228,9 +232,7 @@ class _Optimiser:
             weights[i] -= step_size * self.first[i] / (np.sqrt(self.second[i]) + ADAM_EPSILON)
 
 
-def _batches(
-    num_examples: int, config: FineTuneConfig, rng: np.random.Generator
-) -> list[NDArray[np.intp]]:
+def _batches(num_examples: int, config: FineTuneConfig, rng: PortableRng) -> list[NDArray[np.intp]]:
     order = rng.permutation(num_examples) if config.shuffle else np.arange(num_examples)
     return [order[i : i + config.batch_size] for i in range(0, num_examples, config.batch_size)]
 

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fleet_protocol.errors import CodecError, MalformedMessageError, NonFiniteValueError
+from fleet_protocol.portable_rng import PortableRng
 from fleet_protocol.types import ArrayState, Weights
 
 CODEC_DTYPES: dict[str, np.dtype[np.generic]] = {
@@ -22,6 +23,10 @@ CODEC_DTYPES: dict[str, np.dtype[np.generic]] = {
     "int8": np.dtype("i1"),
 }
 """Each codec's on-wire element type (little-endian)."""
+
+Rounding = np.random.Generator | PortableRng
+"""Where stochastic rounding draws its uniforms; a device passes `PortableRng(seed)` so the
+firmware's codec (`firmware/core/iomt_int8_codec.c`) rounds the same elements up."""
 
 _SMALL_INDEX = np.dtype("<u2")
 _LARGE_INDEX = np.dtype("<u4")
@@ -53,7 +58,7 @@ class EncodedTensor:
         return math.prod(self.shape)
 
 
-def stochastic_round(x: NDArray[np.floating], rng: np.random.Generator) -> NDArray[np.float64]:
+def stochastic_round(x: NDArray[np.floating], rng: Rounding) -> NDArray[np.float64]:
     """Round up with probability equal to the fractional part: unbiased, E[result] = x."""
     x64 = np.asarray(x, dtype=np.float64)
     floor = np.floor(x64)
@@ -61,7 +66,7 @@ def stochastic_round(x: NDArray[np.floating], rng: np.random.Generator) -> NDArr
 
 
 def quantize_int8(
-    x: NDArray[np.floating], rng: np.random.Generator | None = None
+    x: NDArray[np.floating], rng: Rounding | None = None
 ) -> tuple[NDArray[np.int8], float]:
     """Quantise to int8 with a per-tensor scale max|x|/127; stochastic if `rng` is given."""
     x64 = np.asarray(x, dtype=np.float64)
@@ -75,7 +80,7 @@ def quantize_int8(
 
 
 def encode_tensor(
-    array: NDArray[np.floating], codec: str, rng: np.random.Generator | None = None
+    array: NDArray[np.floating], codec: str, rng: Rounding | None = None
 ) -> EncodedTensor:
     """Encode one float tensor; raise `CodecError` for unknown codecs or unrepresentable values."""
     if codec not in CODEC_DTYPES:
@@ -97,7 +102,7 @@ def encode_tensor(
 
 
 def _encode_values(
-    flat: NDArray[np.float32], codec: str, rng: np.random.Generator | None
+    flat: NDArray[np.float32], codec: str, rng: Rounding | None
 ) -> tuple[bytes, float]:
     if codec == "int8":
         quantised, scale = quantize_int8(flat, rng)

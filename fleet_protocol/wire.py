@@ -39,6 +39,7 @@ from fleet_protocol.signing import sign_body, verify_body
 from fleet_protocol.tensor_codecs import (
     CODEC_DTYPES,
     EncodedTensor,
+    Rounding,
     decode_tensor,
     encode_tensor,
 )
@@ -70,7 +71,7 @@ def encode_message(
     *,
     codec: str = "float32",
     signing_key: Ed25519PrivateKey | None = None,
-    rng: np.random.Generator | None = None,
+    rng: Rounding | None = None,
 ) -> bytes:
     """Encode (and sign, given a key) a message; tensors use `codec` (int8 rounds via `rng`)."""
     name = MESSAGE_TYPE_NAMES.get(type(message))

@@ -43,17 +43,33 @@ from firmware_bridge.protocol.model_messages import (
     ModelChunk,
     ModelCommit,
 )
+from firmware_bridge.protocol.training_messages import (
+    DeltaChunk,
+    DeltaForm,
+    DeltaRead,
+    EmbedPush,
+    EmbedReset,
+    InferLabel,
+    TrainResult,
+    TrainRound,
+)
 
 __all__ = [
     "MESSAGE_CLASSES",
     "REPLY_TYPES",
     "Ack",
     "DType",
+    "DeltaChunk",
+    "DeltaForm",
+    "DeltaRead",
+    "EmbedPush",
+    "EmbedReset",
     "ErrorCode",
     "ErrorReply",
     "HeadGet",
     "HeadSet",
     "Hello",
+    "InferLabel",
     "InferRequest",
     "InferResult",
     "Info",
@@ -71,6 +87,8 @@ __all__ = [
     "SensorFrame",
     "StreamStart",
     "StreamStop",
+    "TrainResult",
+    "TrainRound",
     "dtype_code",
     "message_from_frame",
     "message_to_frame",
@@ -98,6 +116,13 @@ MESSAGE_CLASSES: dict[int, type[Message]] = {
         ModelCommit,
         HeadGet,
         HeadSet,
+        EmbedReset,
+        EmbedPush,
+        InferLabel,
+        TrainRound,
+        TrainResult,
+        DeltaRead,
+        DeltaChunk,
     )
 }
 

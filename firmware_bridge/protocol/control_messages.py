@@ -48,6 +48,7 @@ class Info(Message):
     num_channels: int = 0
     num_classes: int = 0
     sample_rate_hz: float = 0.0
+    training_version: int = 0  # 0: cannot train; else the version of the training messages
 
     _LAYOUT: ClassVar[str] = "IIBHHHf"
 
@@ -64,6 +65,8 @@ class Info(Message):
             self.num_classes,
             self.sample_rate_hz,
         )
+        if self.training_version:  # a trailing byte firmware without training leaves out
+            writer.pack("B", self.training_version)
         return writer.to_bytes()
 
     @classmethod
@@ -71,6 +74,7 @@ class Info(Message):
         reader = PayloadReader(payload, "INFO")
         board, firmware, digest = reader.text(), reader.text(), reader.take(32)
         arena, size, dtype, length, channels, classes, rate = reader.unpack(cls._LAYOUT)
+        training = reader.u8() if reader.rest_length() else 0
         reader.done()
         return cls(
             board=board,
@@ -83,6 +87,7 @@ class Info(Message):
             num_channels=int(channels),  # type: ignore[call-overload]
             num_classes=int(classes),  # type: ignore[call-overload]
             sample_rate_hz=float(rate),  # type: ignore[arg-type]
+            training_version=training,
         )
 
     @property

@@ -35,6 +35,13 @@ class MessageType(enum.IntEnum):
     MODEL_COMMIT = 0x32
     HEAD_GET = 0x40
     HEAD_SET = 0x41
+    EMBED_RESET = 0x50
+    EMBED_PUSH = 0x51
+    INFER_LABEL = 0x52
+    TRAIN_ROUND = 0x53
+    TRAIN_RESULT = 0x54
+    DELTA_READ = 0x55
+    DELTA_CHUNK = 0x56
 
 
 class ErrorCode(enum.IntEnum):
@@ -76,6 +83,8 @@ REPLY_TYPES = frozenset(
         MessageType.ERROR,
         MessageType.INFER_RESULT,
         MessageType.HEAD_SET,
+        MessageType.TRAIN_RESULT,
+        MessageType.DELTA_CHUNK,
     }
 )
 

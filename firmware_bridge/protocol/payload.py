@@ -71,6 +71,10 @@ class PayloadReader:
         self._offset += size
         return chunk
 
+    def rest_length(self) -> int:
+        """How many bytes are not read yet."""
+        return len(self._data) - self._offset
+
     def rest(self) -> bytes:
         """Everything not read yet."""
         chunk = self._data[self._offset :]

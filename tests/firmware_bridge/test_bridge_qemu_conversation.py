@@ -58,7 +58,7 @@ def test_hello_answers_info_bytes(link: socket.socket) -> None:
     # Prepare
     info = cmd.Info(
         board="qemu-mps2-an386",
-        firmware_version="iomt-fw-1.0",
+        firmware_version="iomt-fw-1.1",
         model_sha256=hashlib.sha256(MODEL).digest(),
         arena_bytes=0,
         model_bytes=len(MODEL),
@@ -67,6 +67,7 @@ def test_hello_answers_info_bytes(link: socket.socket) -> None:
         num_channels=3,
         num_classes=3,
         sample_rate_hz=200.0,
+        training_version=1,
     )
     # Execute
     link.sendall(gen_message(0, cmd.Hello()))

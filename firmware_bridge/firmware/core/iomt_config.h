@@ -23,6 +23,6 @@ extern const iomt_bundle_config iomt_bundle;
 }
 #endif
 
-#define IOMT_FIRMWARE_VERSION "iomt-fw-1.0"
+#define IOMT_FIRMWARE_VERSION "iomt-fw-1.1"
 
 #endif

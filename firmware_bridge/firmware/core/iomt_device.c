@@ -11,6 +11,7 @@
 #include "iomt_hal.h"
 #include "iomt_model.h"
 #include "iomt_stream.h"
+#include "iomt_training.h"
 #include "iomt_tx.h"
 
 enum {
@@ -66,7 +67,8 @@ static void send_info(uint8_t seq) {
     iomt_put_u16(p + n + 11, info ? info->channels : 0);
     iomt_put_u16(p + n + 13, info ? iomt_model_classes() : 0);
     iomt_put_f32(p + n + 15, iomt_hal_sensor_channels() ? iomt_hal_sensor_rate_hz() : 0.0f);
-    iomt_tx_send(INFO, seq, (uint16_t)(n + 19));
+    p[n + 19] = IOMT_TRAINING_VERSION;
+    iomt_tx_send(INFO, seq, (uint16_t)(n + 20));
 }
 
 static int bad_payload(const char *what) { return iomt_fail(IOMT_E_BAD_PAYLOAD, "%s: bad payload length", what); }
@@ -176,7 +178,9 @@ static int answer(const iomt_frame_t *frame) {
     case MODEL_COMMIT: return on_model_commit(frame);
     case HEAD_GET: return on_head_get(frame);
     case HEAD_SET: return on_head_set(frame);
-    default: return iomt_fail(IOMT_E_UNKNOWN_TYPE, "unknown type 0x%02x", frame->type);
+    default:
+        if (iomt_training_handles(frame->type)) return iomt_training_answer(frame);
+        return iomt_fail(IOMT_E_UNKNOWN_TYPE, "unknown type 0x%02x", frame->type);
     }
 }
 

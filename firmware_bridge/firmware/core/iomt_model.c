@@ -23,6 +23,7 @@ static int has_head;
 static int8_t input[IOMT_MAX_INPUT];
 static int8_t embedding_q[IOMT_MAX_EMBEDDING];
 static float embedding[IOMT_MAX_EMBEDDING];
+static int inferred; /* embedding_q holds the last window's embedding */
 
 static uint32_t round_up(uint32_t value, uint32_t step) { return (value + step - 1) / step * step; }
 
@@ -36,6 +37,7 @@ static void layout(void) {
 }
 
 static int bind_image(const uint8_t *image, uint32_t size) {
+    inferred = 0;
     iomt_backbone_info candidate;
     bound = 0;
     if (iomt_backbone_bind(image, size, &candidate) != 0) return -1;
@@ -176,6 +178,10 @@ int iomt_model_set_head(const uint8_t *payload, uint32_t len, uint32_t *version)
     return 0;
 }
 
+const iomt_head *iomt_model_current_head(void) { return has_head ? &head : NULL; }
+
+const int8_t *iomt_model_last_embedding(void) { return inferred && bound ? embedding_q : NULL; }
+
 const uint8_t *iomt_model_head(uint32_t *len) {
     if (!has_head) {
         *len = 0;
@@ -226,8 +232,10 @@ int iomt_model_infer(uint8_t dtype, uint16_t time, uint16_t channels, const uint
     int status = prepare_window(dtype, time, channels, data);
     if (status != 0) return status;
     uint64_t started = iomt_hal_micros();
+    inferred = 0;
     int invoked = iomt_backbone_invoke(input, embedding_q);
     if (invoked != 0) return iomt_fail(IOMT_E_INVOKE_FAILED, "backbone invoke failed (%d)", invoked);
+    inferred = 1;
     for (uint32_t i = 0; i < info.embedding_len; i++) {
         embedding[i] = info.output_scale * (float)(embedding_q[i] - info.output_zero_point);
     }

@@ -37,6 +37,10 @@ void iomt_model_abort(void);
 /* Replace the head (stored in flash, applied at once); the current head's HEAD_SET payload. */
 int iomt_model_set_head(const uint8_t *payload, uint32_t len, uint32_t *version);
 const uint8_t *iomt_model_head(uint32_t *len);
+/* The current head parsed (NULL when none): the global head a training round starts from. */
+const iomt_head *iomt_model_current_head(void);
+/* The int8 embedding of the last window inferred (NULL when none since boot or a new model). */
+const int8_t *iomt_model_last_embedding(void);
 
 /* dtype 0: int8 window fed as is; dtype 2: float32 in sensor units, normalised and quantised. */
 int iomt_model_infer(uint8_t dtype, uint16_t time, uint16_t channels, const uint8_t *data,

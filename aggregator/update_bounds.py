@@ -58,7 +58,11 @@ def bounds_for_head(base: Weights, policy: BoundsPolicy = BoundsPolicy()) -> Upd
 
 def update_violation(delta: Weights, bounds: UpdateBounds) -> str | None:
     """Why a delta is out of bounds (one line), or None when it is within them."""
-    flat = _flat64(delta)
+    return flat_violation(_flat64(delta), bounds)
+
+
+def flat_violation(flat: np.ndarray, bounds: UpdateBounds) -> str | None:
+    """`update_violation` of a delta already flattened to one float64 vector."""
     with np.errstate(over="ignore", invalid="ignore"):
         peak = float(np.max(np.abs(flat))) if flat.size else 0.0
         norm = float(np.linalg.norm(flat))

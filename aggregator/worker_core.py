@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from aggregator.aggregation import flat_is_finite, flatten_weights
+from aggregator.aggregation import flatten_weights
 from aggregator.partial_sums import devices_to_drop
 from aggregator.round_events import Log
-from aggregator.update_bounds import BoundsPolicy, UpdateBounds, bounds_for_head, update_violation
+from aggregator.update_bounds import BoundsPolicy, UpdateBounds, bounds_for_head, flat_violation
 from aggregator.update_validation import DeviceHistory, OpenRound, check_update, reason_for_error
 from aggregator.worker_store import StoredUpdate, WorkerRound
 from fleet_protocol.errors import FederationError, TopicError
@@ -207,7 +207,7 @@ class WorkerCore:
         for row in self._stored_updates:
             update = self._decode(round_, row.payload, verify=False)
             if isinstance(update, ModelUpdate):
-                self._fold(round_, row, update)
+                self._fold(round_, row, flatten_weights(update.delta).astype(np.float64))
         round_.changes = stored.changes
         self._out.append(Log(f"round {stored.round_id}: resumed with {len(round_.held)} updates"))
 
@@ -248,13 +248,13 @@ class WorkerCore:
                 self._count("resent")
             self._ack(update.device_id, update, "" if resend else "duplicate")
             return
-        violation = None if reason else update_violation(update.delta, round_.bounds)
-        if reason or violation:
+        flat = None if reason else flatten_weights(update.delta).astype(np.float64)
+        if flat is None or flat_violation(flat, round_.bounds) is not None:
             self._ack(update.device_id, update, reason or "out_of_bounds")
             return
         row = StoredUpdate(announcement.round_id, update.device_id, update.sequence,
                            update.num_examples, digest, payload, now)  # fmt: skip
-        self._fold(round_, row, update)
+        self._fold(round_, row, flat)
         round_.changes += 1
         self._batch.append(row)
         self._ack(update.device_id, update, "")
@@ -273,11 +273,10 @@ class WorkerCore:
         return message
 
     # the sum ---------------------------------------------------------------------------------
-    def _fold(self, round_: _Round, row: StoredUpdate, update: ModelUpdate) -> None:
-        flat = flatten_weights(update.delta)
-        if not flat_is_finite(flat):
-            return  # `update_violation` refuses these first; a stored row cannot be one
-        round_.weighted_sum += flat * np.float64(row.num_examples)
+    def _fold(self, round_: _Round, row: StoredUpdate, flat: np.ndarray) -> None:
+        """Add `num_examples * delta` (float64, checked finite and in bounds when taken)."""
+        flat *= row.num_examples
+        round_.weighted_sum += flat
         round_.total_weight += row.num_examples
         round_.held[row.device_id] = row
 
@@ -285,7 +284,9 @@ class WorkerCore:
         row = round_.held.pop(device)
         update = self._decode(round_, row.payload, verify=False)
         assert isinstance(update, ModelUpdate)  # it decoded when it was taken
-        round_.weighted_sum -= flatten_weights(update.delta) * np.float64(row.num_examples)
+        flat = flatten_weights(update.delta).astype(np.float64)
+        flat *= row.num_examples
+        round_.weighted_sum -= flat
         round_.total_weight -= row.num_examples
         round_.changes += 1
         self._dropped.append(device)

@@ -126,3 +126,23 @@ def test_partial_topic_parses_back_to_its_signer() -> None:
     topic = partial_topic("ward-7", "worker-1")
     assert topic == "iomt/v1/ward-7/partial/worker-1"
     assert parse_topic(topic) == ("ward-7", "partial", "worker-1")
+
+
+@pytest.mark.parametrize("tamper", [False, True])
+def test_libsodium_and_openssl_agree_on_every_signature(tamper: bool) -> None:
+    from cryptography.exceptions import InvalidSignature
+
+    from fleet_protocol.signing import verify_with_openssl, verify_with_sodium
+
+    message = b"iomt-fl\x00" + bytes(range(200))
+    signature = bytearray(KEY.sign(message))
+    if tamper:
+        signature[10] ^= 0x04
+    verdicts = []
+    for verify in (verify_with_openssl, verify_with_sodium):
+        try:
+            verify(KEY.public_key(), bytes(signature), message)
+            verdicts.append(True)
+        except InvalidSignature:
+            verdicts.append(False)
+    assert verdicts == [not tamper, not tamper]

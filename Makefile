@@ -10,7 +10,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: simulate test lint bench install-workstation install-dev install-bench mosquitto \
+.PHONY: simulate test lint bench install-workstation install-dev install-bench mosquitto nats-server \
 	firmware firmware-toolchain pi-deps pi-check chromium
 
 $(BIN)/python:
@@ -55,6 +55,14 @@ mosquitto:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients; \
 	  else sudo apt-get install -y mosquitto mosquitto-clients; fi; }
 
+# The clustered-broker tests and `python -m bench cluster` run three nats-server nodes
+# (Debian's package, 2.9: JetStream and an MQTT 3.1.1 listener per node).
+nats-server:
+	@command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || { \
+	  if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server; \
+	  else sudo apt-get install -y nats-server; fi; }
+
 # The live fleet page's test takes a screenshot with headless Chromium.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
@@ -62,7 +70,7 @@ chromium:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else sudo apt-get install -y chromium; fi; }
 
-test: mosquitto firmware chromium lint
+test: mosquitto nats-server firmware chromium lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 

@@ -120,6 +120,7 @@ register(Part("fleet", "10 / 100 / 1,000 emulated devices", "bench.fleet_scale")
 register(Part("ppg", "heart rate from real and simulated PPG", "bench.ppg"))
 register(Part("firmware", "C model runner on Cortex-M4 (QEMU)", "bench.firmware"))
 register(Part("hostile", "3,000 hostile messages against a real aggregator", "bench.hostile"))
+register(Part("cluster", "3-node NATS cluster, a node killed mid-round", "bench.cluster"))
 
 
 def run_all(argv: list[str]) -> int:

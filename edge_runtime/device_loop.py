@@ -326,7 +326,7 @@ class DeviceLoop:
 
     def _on_link_event(self, event: LinkEvent, client: FedClient, link: MqttLink) -> None:
         if event.kind == "connected":
-            self._log({"event": "connected", "broker": self.options.broker_url,
+            self._log({"event": "connected", "broker": event.broker,
                        "model_version": client.installed_version})  # fmt: skip
             self._health_due = 0.0  # the client just published a status without health
         elif event.kind == "message" and "/model/" in event.topic:

@@ -69,7 +69,7 @@ class BoundedEventQueue(Generic[T]):
             if size >= 0:
                 self._messages -= 1
                 self._bytes -= size
-                left = self._key_bytes.pop(key) - size
+                left = self._key_bytes.pop(key, 0) - size  # empty payloads hold no bytes
                 if left > 0:
                     self._key_bytes[key] = left
             return item

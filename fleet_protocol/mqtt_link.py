@@ -9,6 +9,12 @@ persistent (MQTT v5, clean_start False + session expiry), every topic travels at
 message matters, and resends are recognised by sequence and hash, so at-least-once is what the
 round protocol wants), subscriptions are renewed on every (re)connect, and paho return codes
 become `MqttLinkError`.
+
+The broker may be a list (`mqtt://a:1883,mqtt://b:1883`: the nodes of one cluster). paho's own
+reconnect loop stays the only retry logic; when a connection drops or a connection attempt
+fails, the link points paho at the next node of the list before paho's next attempt, so a
+killed node costs one reconnect delay (`RECONNECT_MIN_S`) and the session continues on another
+node (the cluster keeps it: NATS in JetStream, EMQX/HiveMQ in their session stores).
 """
 
 from __future__ import annotations
@@ -76,6 +82,17 @@ class BrokerAddress:
         return cls(parsed.hostname, port, tls, version == "5")
 
 
+def broker_addresses(urls: str) -> tuple[BrokerAddress, ...]:
+    """The brokers of a comma-separated list (nodes of one cluster), in the order to try them."""
+    addresses = tuple(BrokerAddress.from_url(url.strip()) for url in urls.split(",") if url.strip())
+    if not addresses:
+        raise MqttLinkError("no MQTT broker URL given (expected mqtt://HOST:PORT[,...])")
+    first = addresses[0]
+    if any((a.tls, a.mqtt_v5) != (first.tls, first.mqtt_v5) for a in addresses):
+        raise MqttLinkError(f"the brokers of one list need one scheme and MQTT version: {urls!r}")
+    return addresses
+
+
 @dataclass(frozen=True)
 class LastWill:
     """Message the broker publishes for us when we vanish without disconnecting."""
@@ -124,6 +141,7 @@ class LinkEvent:
     retain: bool = False
     session_present: bool = False
     reason: str = ""
+    broker: str = ""  # `host:port` of the node a "connected" event is about
 
 
 @dataclass
@@ -136,6 +154,9 @@ class MqttLink:
     _client: paho.Client | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     bytes_out: int = 0
+    _addresses: tuple[BrokerAddress, ...] = ()
+    _address_index: int = 0
+    _stopping: bool = False
 
     def __post_init__(self) -> None:
         self.events = BoundedEventQueue(
@@ -149,7 +170,8 @@ class MqttLink:
 
     def start(self, timeout_s: float = 10.0) -> MqttLink:
         """Connect (in the background, retrying) and wait until the first CONNACK."""
-        address = BrokerAddress.from_url(self.config.broker_url)
+        self._addresses, self._stopping = broker_addresses(self.config.broker_url), False
+        address = self._addresses[0]
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.config.client_id,
@@ -159,6 +181,7 @@ class MqttLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_connect_fail = self._on_connect_fail
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.max_queued_messages_set(0)
         if self.config.tls is not None:
@@ -169,6 +192,17 @@ class MqttLink:
         if self.config.last_will is not None:
             will = self.config.last_will
             client.will_set(will.topic, will.payload, QOS, will.retain)
+        self._connect_async(client, address)
+        self._client = client
+        _check(client.loop_start(), "start the network loop")
+        if not self.connected.wait(timeout_s):
+            self.stop()
+            url = self.config.broker_url
+            raise MqttLinkError(_NOT_CONNECTED.format(url=url, timeout=timeout_s))
+        return self
+
+    def _connect_async(self, client: paho.Client, address: BrokerAddress) -> None:
+        """Tell paho where to connect; its network thread connects (and reconnects) there."""
         if address.mqtt_v5:
             client.connect_async(
                 address.host,
@@ -179,13 +213,6 @@ class MqttLink:
             )
         else:
             client.connect_async(address.host, address.port, keepalive=self.config.keepalive_s)
-        self._client = client
-        _check(client.loop_start(), "start the network loop")
-        if not self.connected.wait(timeout_s):
-            self.stop()
-            url = self.config.broker_url
-            raise MqttLinkError(_NOT_CONNECTED.format(url=url, timeout=timeout_s))
-        return self
 
     def _connect_properties(self) -> Properties:
         properties = Properties(PacketTypes.CONNECT)
@@ -240,6 +267,7 @@ class MqttLink:
         client, self._client = self._client, None
         if client is None:
             return
+        self._stopping = True  # no failover for our own disconnect
         client.disconnect()
         client.loop_stop()
         self.connected.clear()
@@ -252,7 +280,24 @@ class MqttLink:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # Callbacks: paho's thread. Only subscribe (non-blocking) and enqueue.
+    @property
+    def broker(self) -> str:
+        """`host:port` of the node the link is connected to, or will try next."""
+        address = self._addresses[self._address_index] if self._addresses else None
+        return f"{address.host}:{address.port}" if address else ""
+
+    def _fail_over(self, client: paho.Client) -> None:
+        """Point paho's next reconnect at the next node of the list (paho's thread, no I/O).
+
+        `connect_async` only records the address (and closes the dead socket); paho's loop
+        makes the attempt after its reconnect delay, as it would to the same node.
+        """
+        if len(self._addresses) < 2 or self._stopping:
+            return
+        self._address_index = (self._address_index + 1) % len(self._addresses)
+        self._connect_async(client, self._addresses[self._address_index])
+
+    # Callbacks: paho's thread. Only subscribe (non-blocking), re-point and enqueue.
     def _on_connect(
         self,
         client: paho.Client,
@@ -267,7 +312,8 @@ class MqttLink:
         for topic in self.config.subscriptions:
             client.subscribe(topic, qos=QOS)
         self.connected.set()
-        self.events.put_control(LinkEvent("connected", session_present=bool(flags.session_present)))
+        present = bool(flags.session_present)
+        self.events.put_control(LinkEvent("connected", session_present=present, broker=self.broker))
 
     def _on_disconnect(
         self,
@@ -278,7 +324,11 @@ class MqttLink:
         properties: Properties | None,
     ) -> None:
         self.connected.clear()
+        self._fail_over(client)
         self.events.put_control(LinkEvent("disconnected", reason=str(reason)))
+
+    def _on_connect_fail(self, client: paho.Client, userdata: object) -> None:
+        self._fail_over(client)
 
     def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
         payload = bytes(message.payload)

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from iomt.broker_option import add_broker_argument, check_broker
 from iomt.commands.aggregator_roles import add_role_arguments, check_role_arguments, coordination
 from iomt.commands.certs import add_tls_arguments, tls_from_arguments
 from iomt.environment import Environment, ExitStatus
@@ -33,7 +34,7 @@ _WORKER_REQUIRED = ("broker", "fleet", "state")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--broker", help="mqtt://HOST:PORT")
+    add_broker_argument(parser)
     parser.add_argument("--fleet", help="fleet name (topic namespace)")
     parser.add_argument("--bundle", type=Path, help="bundle whose head is version 0")
     parser.add_argument("--state", type=Path, help="SQLite state file (resumes if it exists)")
@@ -151,6 +152,7 @@ def _check_run_arguments(args: argparse.Namespace) -> None:
     from iomt.input_checks import check_appendable, check_ids, check_number
 
     check_ids(fleet=args.fleet)
+    check_broker(args.broker)
     for flag, value in (("--rounds", args.rounds), ("--min-clients", args.min_clients),
                         ("--local-epochs", args.local_epochs), ("--deadline", args.deadline),
                         ("--learning-rate", args.learning_rate),

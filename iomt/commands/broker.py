@@ -11,6 +11,7 @@ from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
 
 HELP = "run a local MQTT broker on 127.0.0.1 (Mosquitto if installed, else embedded amqtt)"
+NATS_NODES = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         help="fleet the --tls ACL covers (required with --tls; repeat for several)",
+    )
+    parser.add_argument(
+        "--nats-cluster",
+        type=Path,
+        metavar="DIR",
+        help="instead: a 3-node nats-server cluster on loopback (JetStream, MQTT 3.1.1 on each"
+        " node), node configs and stores written to DIR; prints the --broker list for clients",
     )
 
 
@@ -58,6 +66,8 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
 
     fleets = _acl_fleets(args)
     signal.signal(signal.SIGTERM, _interrupt)
+    if args.nats_cluster is not None:
+        return _run_nats_cluster(env, args)
     broker = LocalBroker(
         port=args.port,
         prefer="embedded" if args.embedded else "mosquitto",
@@ -71,4 +81,26 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         broker.wait()
     finally:
         broker.stop()
+    return ExitStatus.SUCCESS
+
+
+def _run_nats_cluster(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    """Write the node configs into DIR, run the nodes until Ctrl-C, print the broker list."""
+    from aggregator.nats_cluster import NatsCluster, find_nats_server
+
+    if args.tls is not None or args.embedded:
+        raise UsageError("--nats-cluster takes neither --tls nor --embedded")
+    if find_nats_server() is None:
+        raise UsageError("--nats-cluster needs nats-server (`make nats-server`, or apt-get)")
+    if args.nats_cluster.exists() and not args.nats_cluster.is_dir():
+        raise UsageError(f"--nats-cluster {args.nats_cluster}: not a directory")
+    cluster = NatsCluster(args.nats_cluster, NATS_NODES)
+    try:
+        cluster.start()
+        env.print(cluster.url)
+        env.warn(f"iomt broker: {NATS_NODES} nats-server nodes (configs and logs in "
+                 f"{args.nats_cluster}); Ctrl-C stops them")  # fmt: skip
+        cluster.wait()
+    finally:
+        cluster.stop()
     return ExitStatus.SUCCESS

@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from iomt.broker_option import add_broker_argument, check_broker
 from iomt.commands.certs import add_tls_arguments, tls_from_arguments
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="TOML file of options (keys as the flags without --, e.g. device-id = 'dev7');"
         " flags given on the command line win",
     )
-    parser.add_argument("--broker", help="mqtt://HOST:PORT")
+    add_broker_argument(parser)
     parser.add_argument("--fleet", help="fleet name (topic namespace)")
     parser.add_argument("--device-id", help="this device's id (as registered)")
     parser.add_argument("--bundle", type=Path, help="the installed bundle directory")
@@ -110,6 +111,7 @@ def _check_run_arguments(args: argparse.Namespace) -> None:
     from iomt.input_checks import check_ids, check_number
 
     check_ids(fleet=args.fleet, device_id=args.device_id)
+    check_broker(args.broker)
     check_number("--speed", args.speed, inclusive=True)
     check_number("--min-samples", args.min_samples)
     check_number("--max-rounds", args.max_rounds)

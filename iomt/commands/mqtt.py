@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from iomt.broker_option import add_broker_argument
 from iomt.commands.certs import add_tls_arguments, tls_from_arguments
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
@@ -15,7 +16,7 @@ HELP = "watch MQTT topics with the fleet's messages decoded (like mosquitto_sub 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="mqtt_action", metavar="ACTION", required=True)
     sub = actions.add_parser("sub", help="print every message as `topic type field=value ...`")
-    sub.add_argument("--broker", required=True, help="mqtt://HOST:PORT or mqtts://HOST:PORT")
+    add_broker_argument(sub, required=True)
     sub.add_argument("--fleet", default="+", help="fleet to watch (default: every fleet)")
     sub.add_argument(
         "--topic", help="MQTT topic filter (default: iomt/v1/FLEET/#, every fleet topic)"

@@ -28,3 +28,18 @@ def test_one_topic_cannot_crowd_out_the_others() -> None:
     assert flood.count(True) == 3 and honest
     assert [events.get(0.0) for _ in range(4)] == ["x", "x", "x", "valid"]
     assert events.put_message("x", 300, "update", key="update/evil")  # room again once read
+
+
+def test_two_empty_payloads_on_one_topic_are_both_delivered() -> None:
+    # Prepare: a cleared retained model arrives twice (session redelivery, then the retained
+    # copy on re-subscribing after a failover to another cluster node)
+    events: BoundedEventQueue[str] = BoundedEventQueue()
+    topic = "iomt/v1/f/model/0"
+
+    # Execute
+    queued = [events.put_message(f"empty{i}", 0, "model", key=topic) for i in range(2)]
+
+    # Assert
+    assert queued == [True, True]
+    assert [events.get(0.0), events.get(0.0)] == ["empty0", "empty1"]
+    assert events.queued_bytes == 0

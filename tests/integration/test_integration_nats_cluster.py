@@ -40,6 +40,15 @@ def _rotated(urls: list[str], start: int) -> str:
     return ",".join(urls[start:] + urls[:start])
 
 
+def _edge_args(broker: str, task, device: int, tmp_path: Path) -> list[str]:  # type: ignore[no-untyped-def]
+    return [
+        "edge", "--broker", broker, "--fleet", FLEET, "--device-id", f"dev{device}",
+        "--bundle", str(task.bundle_path), "--store", str(tmp_path / f"d{device}.sqlite"),
+        "--replay", str(task.data_path), "--subject", str(device), "--speed", "0",
+        "--max-rounds", str(ROUNDS), "--json",
+    ]  # fmt: skip
+
+
 def _acked(lines: list[str], device: str) -> set[tuple[str, int]]:
     """(device, round) of every update the device saw accepted."""
     events = [json.loads(line) for line in lines if line.startswith("{")]
@@ -57,34 +66,8 @@ def test_node_killed_mid_round_all_rounds_complete_nothing_acknowledged_lost(
         "--bundle", str(tiny_task.bundle_path), "--state", str(state), "--rounds", str(ROUNDS),
         "--min-clients", str(DEVICES), "--deadline", "120", "--json",
     ])  # fmt: skip
-    devices = [
-        processes.start(
-            f"d{d}",
-            [
-                "edge",
-                "--broker",
-                _rotated(urls, d),
-                "--fleet",
-                FLEET,
-                "--device-id",
-                f"dev{d}",
-                "--bundle",
-                str(tiny_task.bundle_path),
-                "--store",
-                str(tmp_path / f"d{d}.sqlite"),
-                "--replay",
-                str(tiny_task.data_path),
-                "--subject",
-                str(d),
-                "--speed",
-                "0",
-                "--max-rounds",
-                str(ROUNDS),
-                "--json",
-            ],
-        )  # fmt: skip
-        for d in range(DEVICES)
-    ]
+    devices = [processes.start(f"d{d}", _edge_args(_rotated(urls, d), tiny_task, d, tmp_path))
+               for d in range(DEVICES)]  # fmt: skip
 
     # Execute: the aggregator's (and device 0's) node dies once round 2 has an update
     aggregator.wait_for("round 2: accepted", timeout_s=180)

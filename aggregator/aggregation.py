@@ -8,9 +8,7 @@ service can persist before acknowledging an update.
 
 from __future__ import annotations
 
-import io
 import math
-from typing import Any
 
 import numpy as np
 
@@ -176,17 +174,3 @@ class WeightedMeanAccumulator:
             accumulator._sum = np.concatenate(sums, axis=None)
             accumulator._scratch = np.empty_like(accumulator._sum)
         return accumulator
-
-
-def arrays_to_bytes(state: ArrayState) -> bytes:
-    """Serialise named arrays as an uncompressed `.npz` (no pickle), e.g. for a SQLite blob."""
-    buffer = io.BytesIO()
-    save: Any = np.savez  # numpy's stub types **kwds as its allow_pickle flag
-    save(buffer, allow_pickle=False, **state)
-    return buffer.getvalue()
-
-
-def arrays_from_bytes(data: bytes) -> ArrayState:
-    """Inverse of `arrays_to_bytes`; object arrays are refused (allow_pickle=False)."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}

@@ -42,7 +42,7 @@ class AggregatorConfig:
     rounds: int
     min_clients: int
     deadline_s: float
-    codec: str = "int8"
+    codec: str = "int8"  # `--codec` text: int8, topk:0.05+zstd, ... (`update_encoding`)
     fit: FitConfig = field(default_factory=FitConfig)
     keep_model_versions: int = 2
     max_update_bytes: int = MAX_UPDATE_BYTES

@@ -70,6 +70,7 @@ from fleet_protocol.partial_sum import decode_partial_sum
 from fleet_protocol.secure_aggregation.transport import is_phase_topic
 from fleet_protocol.topics import ack_topic, model_topic, parse_topic, round_topic
 from fleet_protocol.types import Weights
+from fleet_protocol.update_encoding import parse_update_encoding
 from fleet_protocol.wire import decode_message, encode_message, message_sha256
 
 
@@ -123,6 +124,7 @@ class AggregatorCore:
             max_message_bytes=config.max_update_bytes, clock=lambda: self._now
         )
         self._gate = MessageGate(config.rate_limit)
+        self._encoding = parse_update_encoding(config.codec)  # announced with every round
 
     # entry points ------------------------------------------------------------------------------
     def start(self, now: float) -> list[Effect]:
@@ -264,7 +266,8 @@ class AggregatorCore:
             deadline_unix=round_.deadline,
             quorum=record.quorum,
             config=self.strategy.configure_fit(self.config.fit),
-            codec=self.config.codec,
+            codec=self._encoding.codec,
+            encoding=self._encoding.announced,
         )
 
     def _announce_finished(self) -> None:
@@ -277,7 +280,8 @@ class AggregatorCore:
         announcement = RoundAnnouncement(
             self.config.fleet, last.round_id, last.base_version, sha,
             min(self._now, last.deadline_unix), last.quorum,
-            self.strategy.configure_fit(self.config.fit), self.config.codec,
+            self.strategy.configure_fit(self.config.fit), self._encoding.codec,
+            encoding=self._encoding.announced,
         )  # fmt: skip
         self._publish(round_topic(self.config.fleet), self._encode(announcement), retain=True)
 

@@ -9,7 +9,6 @@ Arrays are stored as `np.save(..., allow_pickle=False)` bytes; never pickle.
 
 from __future__ import annotations
 
-import io
 import json
 import sqlite3
 import time
@@ -17,8 +16,12 @@ from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from fleet_protocol.array_blobs import (
+    arrays_from_bytes,
+    arrays_to_bytes,
+    weights_from_bytes,
+    weights_to_bytes,
+)
 from fleet_protocol.sqlite_migrations import Migration, migrate, script
 from fleet_protocol.sqlite_transaction import ImmediateTransaction
 from fleet_protocol.types import ArrayState, Weights
@@ -125,31 +128,6 @@ _DEVICE_COLUMNS = (
     "device_id, online, last_seen_unix, model_version, free_disk_bytes, cpu_temp_c,"
     " store_bytes, outbox_backlog"
 )
-
-
-def weights_to_bytes(weights: Weights) -> bytes:
-    """Tensors as one `.npz` blob (np.save per array, no pickle)."""
-    return arrays_to_bytes({f"w{i:03d}": np.asarray(w) for i, w in enumerate(weights)})
-
-
-def weights_from_bytes(blob: bytes) -> Weights:
-    """Inverse of `weights_to_bytes`."""
-    arrays = arrays_from_bytes(blob)
-    return [arrays[key].astype(np.float32) for key in sorted(arrays)]
-
-
-def arrays_to_bytes(arrays: ArrayState) -> bytes:
-    """Named arrays as an uncompressed `.npz` blob."""
-    buffer = io.BytesIO()
-    save: Any = np.savez  # numpy's stub cannot type **arrays next to allow_pickle
-    save(buffer, allow_pickle=False, **{k: np.asarray(v) for k, v in arrays.items()})
-    return buffer.getvalue()
-
-
-def arrays_from_bytes(blob: bytes) -> ArrayState:
-    """Inverse of `arrays_to_bytes` (refuses object arrays)."""
-    with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
 
 
 class StateStore:

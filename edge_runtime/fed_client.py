@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from edge_runtime.errors import EdgeRuntimeError, InstallError
 from edge_runtime.local_update import LocalUpdate, local_update
 from edge_runtime.model_install import current_head, install_head
+from edge_runtime.residual_store import PendingResidual, model_key
 from edge_runtime.round_core import (
     ClientConfig,
     DeviceSnapshot,
@@ -54,6 +55,7 @@ from edge_runtime.round_events import (
     WriteOutbox,
 )
 from edge_runtime.sample_store import SampleStore
+from edge_runtime.sparse_uplink import sparsify_delta
 from fleet_protocol.aggregator_identity import aggregator_verifier
 from fleet_protocol.differential_privacy import gaussian_epsilon, privatize_on_device
 from fleet_protocol.messages import ModelUpdate, RoundAnnouncement
@@ -63,6 +65,8 @@ from fleet_protocol.publish import Publish
 from fleet_protocol.signing import generate_signing_key, private_key_from_bytes
 from fleet_protocol.signing import private_key_to_bytes as _key_bytes
 from fleet_protocol.topics import ack_topic, round_topic, status_topic, subscription_topic
+from fleet_protocol.types import Weights
+from fleet_protocol.update_encoding import UpdateEncoding, announced_encoding
 from fleet_protocol.wire import encode_message
 
 KEY_FILE = "device.key"
@@ -134,6 +138,7 @@ class FedClient:
         self.heads_dir, self.signing_key = heads_dir, signing_key
         self._clock, self._log = clock, log
         self.outbox = heads_dir.parent / "outbox"
+        self._residuals: dict[int, PendingResidual] = {}  # committed with RecordRoundSent
         # with the aggregator's key, unsigned or forged rounds, models and acks are refused
         verify = aggregator_verifier(aggregator_key) if aggregator_key else None
         self.core = RoundCore(config, read_snapshot(store, heads_dir), verify, signing_key)
@@ -200,8 +205,9 @@ class FedClient:
         elif isinstance(effect, WriteOutbox):
             self._write_outbox(effect.round_id, effect.payload)
         elif isinstance(effect, RecordRoundSent):
+            residual = self._residuals.pop(effect.round_id, None)
             self.store.record_round_sent(effect.round_id, effect.base_version, effect.sequence,
-                                         effect.num_examples)  # fmt: skip
+                                         effect.num_examples, residual=residual)  # fmt: skip
         elif isinstance(effect, ReadOutbox):
             path = self._outbox_path(effect.round_id)
             return OutboxRead(effect.round_id, path.read_bytes() if path.exists() else None)
@@ -248,14 +254,25 @@ class FedClient:
         delta = update.delta
         if self.config.poison_scale is not None:  # a malicious device, for robustness tests
             delta = [(d * np.float32(self.config.poison_scale)).astype(np.float32) for d in delta]
+        encoding = announced_encoding(round_.codec, round_.encoding)
+        delta = self._sparse(round_.round_id, delta, encoding)
         sequence = self.store.next_sequence()
         message = ModelUpdate(self.config.fleet, round_.round_id, round_.model_version,
                               self.config.device_id, sequence, update.num_examples, delta,
                               update.metrics())  # fmt: skip
-        payload = encode_message(message, codec=round_.codec, signing_key=self.signing_key,
-                                 rng=PortableRng(seed))  # fmt: skip
+        payload = encode_message(message, codec=encoding.codec, signing_key=self.signing_key,
+                                 rng=PortableRng(seed), compact=encoding.compact,
+                                 zstd=encoding.zstd)  # fmt: skip
         return UpdateEncoded(round_.round_id, round_.model_version, sequence,
                              update.num_examples, payload)  # fmt: skip
+
+    def _sparse(self, round_id: int, delta: Weights, encoding: UpdateEncoding) -> Weights:
+        """Top-k with the stored residual; the new residual waits for `RecordRoundSent`."""
+        key = model_key(self.config.fleet, [tuple(d.shape) for d in delta])
+        result = sparsify_delta(delta, encoding, self.store.residual(key))
+        if result.changed:
+            self._residuals[round_id] = PendingResidual(key, result.residual)
+        return result.sent
 
     def _private(self, update: LocalUpdate) -> LocalUpdate:
         """The update with on-device DP applied (clipped and noised), if it is on."""

@@ -23,8 +23,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge_runtime.errors import StoreError
+from edge_runtime.residual_store import (
+    RESIDUALS_SCHEMA,
+    PendingResidual,
+    read_residual,
+    write_residual,
+)
 from fleet_protocol.sqlite_migrations import Migration, SchemaVersionError, migrate, script
 from fleet_protocol.sqlite_transaction import ImmediateTransaction
+from fleet_protocol.types import Weights
 
 LABEL_SOURCES = ("user", "button", "pseudo")
 CLASS_COUNT_META = "num_classes"
@@ -106,6 +113,7 @@ ALTER TABLE rounds_v2 RENAME TO rounds;
 MIGRATIONS = (
     Migration(1, script(_SCHEMA_V1)),
     Migration(2, script(_ROUND_IDS_AS_INTEGERS)),
+    Migration(3, script(RESIDUALS_SCHEMA)),  # top-k error-feedback residuals
 )
 """Ordered schema migrations; the last one's version is what this release writes."""
 _OUTCOME_PREFIX = "ack:"  # meta key of how a sent round ended
@@ -371,9 +379,13 @@ class SampleStore:
         sequence: int,
         num_examples: int | None = None,
         sent_at: float | None = None,
+        residual: PendingResidual | None = None,
     ) -> None:
-        """Remember that this device sent its update for `round_id` (survives restarts)."""
+        """Remember that this device sent its update for `round_id`, with the top-k residual
+        it leaves (one transaction: both survive a crash, or neither)."""
         with self._transaction():
+            if residual is not None:
+                write_residual(self._db, residual, round_id, self._clock())
             self._db.execute(
                 "INSERT INTO rounds (round_id, base_version, sequence, sent, sent_at, num_examples)"
                 " VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT(round_id) DO UPDATE SET"
@@ -387,6 +399,10 @@ class SampleStore:
                     num_examples,
                 ),
             )
+
+    def residual(self, model_key: str) -> Weights | None:
+        """The error-feedback residual committed with the last sent round of a model."""
+        return read_residual(self._db, model_key)
 
     def was_round_sent(self, round_id: int) -> bool:
         row = self._db.execute("SELECT sent FROM rounds WHERE round_id = ?", (round_id,)).fetchone()

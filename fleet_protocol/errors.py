@@ -31,6 +31,12 @@ class MalformedMessageError(ProtocolError):
     reason = "malformed"
 
 
+class SparseIndexError(MalformedMessageError):
+    """Sparse indices that are truncated, duplicated, out of range or not increasing."""
+
+    reason = "sparse_index"
+
+
 class MessageTypeError(ProtocolError):
     """Unknown message type, or not the type the caller expected."""
 

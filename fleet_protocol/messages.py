@@ -38,6 +38,7 @@ class RoundAnnouncement:
     config: FitConfig = field(default_factory=FitConfig)
     codec: str = "int8"
     max_staleness: int | None = None  # asynchronous mode: accepted up to this many versions old
+    encoding: str | None = None  # top-k / zstd (`update_encoding`); absent: plain `codec`
 
 
 @dataclass(frozen=True, eq=False)

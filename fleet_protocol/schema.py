@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
-from fleet_protocol.errors import MalformedMessageError, NonFiniteValueError, TopicError
+from fleet_protocol.errors import CodecError, MalformedMessageError, NonFiniteValueError, TopicError
 from fleet_protocol.messages import (
     DeviceStatus,
     FitConfig,
@@ -23,6 +23,7 @@ from fleet_protocol.messages import (
 )
 from fleet_protocol.tensor_codecs import CODEC_DTYPES
 from fleet_protocol.topics import validate_device_id, validate_fleet
+from fleet_protocol.update_encoding import parse_update_encoding
 
 MAX_TEXT_CHARS = 1024
 MAX_METRICS = 64
@@ -55,6 +56,15 @@ def _codec(value: Any) -> str:
     if not isinstance(value, str) or value not in CODEC_DTYPES:
         raise MalformedMessageError(f"unknown codec {value!r}")
     return str(value)
+
+
+def _optional_encoding(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        return parse_update_encoding(value).to_text()
+    except CodecError as error:
+        raise MalformedMessageError(str(error)) from None
 
 
 def _optional_int(value: Any) -> int | None:
@@ -138,7 +148,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
 }
 _OPTIONAL_INT_FIELDS = {(DeviceStatus, "model_version")}
 OMITTED_WHEN_NONE: dict[type, dict[str, Callable[[Any], Any]]] = {
-    RoundAnnouncement: {"max_staleness": _optional_int},
+    RoundAnnouncement: {"max_staleness": _optional_int, "encoding": _optional_encoding},
     DeviceStatus: {
         "free_disk_bytes": _optional_int,
         "cpu_temp_c": _optional_float,

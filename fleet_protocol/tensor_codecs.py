@@ -1,8 +1,10 @@
 """Tensor codecs (float32, float16, int8 with per-tensor scale) and top-k sparsification.
 
-Pure numpy. `encode_tensor` picks a sparse layout (flat uint16/uint32 indices + values) by itself
-when it is smaller than the dense one, so a top-k sparsified delta travels compactly with any
-codec. Randomness (stochastic rounding) comes only from the `rng` a caller passes in.
+Pure numpy. `encode_tensor` picks a sparse layout (indices + values) by itself when it is
+smaller than the dense one, so a top-k sparsified delta travels compactly with any codec. The
+indices are flat uint16/uint32 (`raw`, what every release reads) or, with `compact_indices`,
+delta varints or a bitmap (`fleet_protocol.sparse_indices`, whichever is smaller), named by the
+tensor's `index_coding`. Randomness (stochastic rounding) comes only from the `rng` passed in.
 """
 
 from __future__ import annotations
@@ -13,8 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from fleet_protocol.errors import CodecError, MalformedMessageError, NonFiniteValueError
+from fleet_protocol.errors import (
+    CodecError,
+    MalformedMessageError,
+    NonFiniteValueError,
+    SparseIndexError,
+)
 from fleet_protocol.portable_rng import PortableRng
+from fleet_protocol.sparse_indices import coded_count, decode_indices, encode_indices
 from fleet_protocol.types import ArrayState, Weights
 
 CODEC_DTYPES: dict[str, np.dtype[np.generic]] = {
@@ -28,6 +36,7 @@ Rounding = np.random.Generator | PortableRng
 """Where stochastic rounding draws its uniforms; a device passes `PortableRng(seed)` so the
 firmware's codec (`firmware/core/iomt_int8_codec.c`) rounds the same elements up."""
 
+RAW_INDICES = "raw"
 _SMALL_INDEX = np.dtype("<u2")
 _LARGE_INDEX = np.dtype("<u4")
 
@@ -51,6 +60,7 @@ class EncodedTensor:
     scale: float
     values: bytes
     indices: bytes | None = None
+    index_coding: str = RAW_INDICES
 
     @property
     def num_elements(self) -> int:
@@ -80,9 +90,17 @@ def quantize_int8(
 
 
 def encode_tensor(
-    array: NDArray[np.floating], codec: str, rng: Rounding | None = None
+    array: NDArray[np.floating],
+    codec: str,
+    rng: Rounding | None = None,
+    *,
+    compact_indices: bool = False,
 ) -> EncodedTensor:
-    """Encode one float tensor; raise `CodecError` for unknown codecs or unrepresentable values."""
+    """Encode one float tensor; raise `CodecError` for unknown codecs or unrepresentable values.
+
+    `compact_indices` codes sparse positions as varints or a bitmap: only for a receiver that
+    announced it reads them (an older one reads `raw` indices only).
+    """
     if codec not in CODEC_DTYPES:
         raise CodecError(f"unknown codec {codec!r}; expected one of {', '.join(CODEC_DTYPES)}")
     dense = np.asarray(array, dtype=np.float32)
@@ -93,12 +111,20 @@ def encode_tensor(
     flat = dense.reshape(-1)
     nonzero = np.flatnonzero(flat)
     itemsize = CODEC_DTYPES[codec].itemsize
-    index = index_dtype(flat.size)
-    sparse = nonzero.size * (itemsize + index.itemsize) < flat.size * itemsize
-    picked = flat[nonzero] if sparse else flat
-    values, scale = _encode_values(picked, codec, rng)
-    indices = nonzero.astype(index).tobytes() if sparse else None
-    return EncodedTensor(codec, tuple(int(d) for d in dense.shape), scale, values, indices)
+    coding, indices = _coded_indices(nonzero, flat.size, compact_indices)
+    sparse = nonzero.size * itemsize + len(indices) < flat.size * itemsize
+    shape = tuple(int(d) for d in dense.shape)
+    if not sparse:
+        dense_values, dense_scale = _encode_values(flat, codec, rng)
+        return EncodedTensor(codec, shape, dense_scale, dense_values)
+    values, scale = _encode_values(flat[nonzero], codec, rng)
+    return EncodedTensor(codec, shape, scale, values, indices, coding)
+
+
+def _coded_indices(nonzero: NDArray[np.intp], size: int, compact: bool) -> tuple[str, bytes]:
+    if compact:
+        return encode_indices(nonzero, size)
+    return RAW_INDICES, nonzero.astype(index_dtype(size)).tobytes()
 
 
 def _encode_values(
@@ -135,13 +161,18 @@ def decode_tensor(encoded: EncodedTensor) -> NDArray[np.float32]:
     if encoded.indices is None:
         return values.reshape(encoded.shape)
     dense = np.zeros(size, dtype=np.float32)
-    dense[_checked_indices(encoded.indices, size)] = values
+    dense[_checked_indices(encoded, size, count)] = values
     return dense.reshape(encoded.shape)
 
 
 def _value_count(encoded: EncodedTensor, size: int) -> int:
     if encoded.indices is None:
         return size
+    if encoded.index_coding != RAW_INDICES:
+        count = coded_count(encoded.index_coding, encoded.indices)
+        if count > size:
+            raise SparseIndexError(f"sparse tensor has {count} indices for {size} elements")
+        return count
     width = index_dtype(size).itemsize
     if len(encoded.indices) % width:
         raise MalformedMessageError(f"sparse tensor indices are not whole {8 * width}-bit values")
@@ -151,8 +182,11 @@ def _value_count(encoded: EncodedTensor, size: int) -> int:
     return count
 
 
-def _checked_indices(raw: bytes, size: int) -> NDArray[np.unsignedinteger]:
-    indices = np.frombuffer(raw, dtype=index_dtype(size))
+def _checked_indices(encoded: EncodedTensor, size: int, count: int) -> NDArray[np.integer]:
+    assert encoded.indices is not None
+    if encoded.index_coding != RAW_INDICES:
+        return decode_indices(encoded.index_coding, encoded.indices, size, count)
+    indices = np.frombuffer(encoded.indices, dtype=index_dtype(size))
     increasing = bool(np.all(np.diff(indices.astype(np.int64)) > 0))
     if indices.size and (int(indices[-1]) >= size or not increasing):
         raise MalformedMessageError("sparse indices must be strictly increasing and in range")

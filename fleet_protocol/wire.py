@@ -2,10 +2,12 @@
 
 Layout (see docs/protocol.md):
 
-    envelope = {"v": 1, "body": bin, "signer": str, "sig": bin}     # signer/sig optional
+    envelope = {"v": 1, "body": bin, "signer": str, "sig": bin,     # signer/sig optional
+                "z": "zstd"}                        # only if the body is zstd-compressed
     body     = {"type": str, "fields": {...}, "tensors": [tensor, ...]}
     tensor   = {"dtype": "float32", "shape": [int, ...], "codec": str, "scale": float,
-                "values": bin, "indices": bin}                       # indices only if sparse
+                "values": bin, "indices": bin,                       # indices only if sparse
+                "index_coding": "varint" | "bitmap"}                 # absent: raw uint16/32
 
 Decoding validates in a fixed order and raises exactly one `ProtocolError` subclass:
 size, msgpack, version, signature, type, fields, tensor shapes, tensor sizes, finiteness.
@@ -24,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from fleet_protocol.envelope_compression import ZSTD, compress_body, decompress_body
 from fleet_protocol.errors import (
     MalformedMessageError,
     MessageTooLargeError,
@@ -36,8 +39,10 @@ from fleet_protocol.errors import (
 from fleet_protocol.messages import MESSAGE_TYPE_NAMES, Message
 from fleet_protocol.schema import TENSOR_FIELDS, fields_from_wire, fields_to_wire
 from fleet_protocol.signing import sign_body, verify_body
+from fleet_protocol.sparse_indices import INDEX_CODINGS
 from fleet_protocol.tensor_codecs import (
     CODEC_DTYPES,
+    RAW_INDICES,
     EncodedTensor,
     Rounding,
     decode_tensor,
@@ -53,8 +58,9 @@ MAX_NDIM = 8
 CODECS = tuple(CODEC_DTYPES)
 
 _TYPES_BY_NAME = {name: cls for cls, name in MESSAGE_TYPE_NAMES.items()}
-_ENVELOPE_KEYS = {"v", "body", "signer", "sig"}
+_ENVELOPE_KEYS = {"v", "body", "signer", "sig", "z"}
 _TENSOR_KEYS = {"dtype", "shape", "codec", "scale", "values"}
+_SPARSE_KEYS = {"indices", "index_coding"}
 
 VerifyKey = Callable[[str], Ed25519PublicKey | None]
 
@@ -72,18 +78,29 @@ def encode_message(
     codec: str = "float32",
     signing_key: Ed25519PrivateKey | None = None,
     rng: Rounding | None = None,
+    compact: bool = False,
+    zstd: bool = False,
 ) -> bytes:
-    """Encode (and sign, given a key) a message; tensors use `codec` (int8 rounds via `rng`)."""
+    """Encode (and sign, given a key) a message; tensors use `codec` (int8 rounds via `rng`).
+
+    `compact` codes sparse indices as varints or a bitmap; `zstd` compresses the body when
+    that makes it smaller. Both only for receivers that read them (`update_encoding`).
+    """
     name = MESSAGE_TYPE_NAMES.get(type(message))
     if name is None:
         raise MessageTypeError(f"not a federation message: {type(message).__name__}")
     tensor_field = TENSOR_FIELDS.get(type(message))
     weights = getattr(message, tensor_field) if tensor_field else []
-    tensors = [_tensor_to_wire(encode_tensor(t, codec, rng)) for t in weights]
+    tensors = [_tensor_to_wire(encode_tensor(t, codec, rng, compact_indices=compact))
+               for t in weights]  # fmt: skip
     body = msgpack.packb(
         {"type": name, "fields": fields_to_wire(message), "tensors": tensors}, use_bin_type=True
     )
     envelope: dict[str, Any] = {"v": PROTOCOL_VERSION, "body": body}
+    compressed = compress_body(body) if zstd else None
+    if compressed is not None:  # the signature covers the bytes that travel
+        body = envelope["body"] = compressed
+        envelope["z"] = ZSTD
     if signing_key is not None:
         signer = signer_of(message)
         envelope["signer"] = signer
@@ -101,6 +118,8 @@ def _tensor_to_wire(encoded: EncodedTensor) -> dict[str, Any]:
     }
     if encoded.indices is not None:
         out["indices"] = encoded.indices
+    if encoded.index_coding != RAW_INDICES:
+        out["index_coding"] = encoded.index_coding
     return out
 
 
@@ -121,6 +140,10 @@ def decode_message(
     body = _check_envelope(envelope)
     if verify_key is not None:
         _verify_signature(envelope, body, verify_key)
+    if "z" in envelope:
+        if envelope["z"] != ZSTD:
+            raise MalformedMessageError(f"unknown body compression {envelope['z']!r}")
+        body = decompress_body(body, max_bytes)
     content = _unpack_map(body, "body")
     message = _message_from_body(content, expected_type, expected_shapes, max_bytes)
     if verify_key is not None and envelope["signer"] != signer_of(message):
@@ -254,8 +277,10 @@ def _tensors_from_wire(
 
 
 def _encoded_tensor(raw: Any) -> EncodedTensor:
-    if not isinstance(raw, dict) or not _TENSOR_KEYS <= set(raw) <= _TENSOR_KEYS | {"indices"}:
-        raise MalformedMessageError(f"a tensor needs keys {sorted(_TENSOR_KEYS)} (+ 'indices')")
+    if not isinstance(raw, dict) or not _TENSOR_KEYS <= set(raw) <= _TENSOR_KEYS | _SPARSE_KEYS:
+        raise MalformedMessageError(
+            f"a tensor needs keys {sorted(_TENSOR_KEYS)} (+ 'indices', 'index_coding')"
+        )
     shape = raw["shape"]
     codec = raw["codec"] if isinstance(raw["codec"], str) else None
     if raw["dtype"] != "float32" or codec not in CODEC_DTYPES:
@@ -267,7 +292,10 @@ def _encoded_tensor(raw: Any) -> EncodedTensor:
         raise MalformedMessageError("tensor 'scale' must be a number")
     if not isinstance(values, bytes) or not isinstance(indices, (bytes, type(None))):
         raise MalformedMessageError("tensor 'values' and 'indices' must be bytes")
-    return EncodedTensor(str(codec), tuple(shape), float(scale), values, indices)
+    coding = raw.get("index_coding", RAW_INDICES)
+    if "index_coding" in raw and (coding not in INDEX_CODINGS or indices is None):
+        raise MalformedMessageError(f"invalid index coding {coding!r} (needs 'indices')")
+    return EncodedTensor(str(codec), tuple(shape), float(scale), values, indices, coding)
 
 
 def _is_dim(value: Any) -> bool:

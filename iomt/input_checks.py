@@ -86,3 +86,14 @@ def check_window_dataset(flag: str, path: Path | None, num_classes: int) -> None
         check_labelled_windows(flag, path, num_classes)
     except EdgeRuntimeError as exc:
         raise UsageError(str(exc)) from exc
+
+
+def check_codec(flag: str, text: str) -> str:
+    """`--codec` must be `int8`, `topk:0.05+zstd`, ...; returns its canonical form."""
+    from fleet_protocol.errors import CodecError
+    from fleet_protocol.update_encoding import parse_update_encoding
+
+    try:
+        return parse_update_encoding(text).to_text()
+    except CodecError as error:
+        raise UsageError(f"{flag}: {error}") from None

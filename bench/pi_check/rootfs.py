@@ -39,7 +39,7 @@ class Arch:
     apt_for_pip: tuple[str, ...] = ()  # what the docs have the user apt-get for pip's builds
 
 
-# 32-bit: PyPI has no armv7l wheels of numpy, msgpack or cffi; Pi OS users take them from
+# 32-bit: PyPI has no armv7l wheels of numpy, msgpack, zstandard or cffi; Pi OS users take them from
 # Debian (docs/edge-device.md), so the venv sees them with --system-site-packages.
 ARCHES: dict[str, Arch] = {
     # systemd as on Pi OS: `systemd-analyze verify --root` checks the documented unit against it
@@ -56,6 +56,7 @@ ARCHES: dict[str, Arch] = {
             "python3-numpy",
             "python3-cffi",
             "python3-msgpack",
+            "python3-zstandard",
             "python3-ply",
         ),
         # cryptography >= 47 needs cffi >= 2: no armv7l wheel on PyPI, so pip builds it

@@ -43,7 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deadline", type=float, default=60.0, help="seconds per round")
     parser.add_argument("--strategy", default="fedavg", help="aggregation strategy")
     parser.add_argument(
-        "--codec", default="int8", choices=("int8", "float16", "float32"), help="delta codec"
+        "--codec",
+        default="int8",
+        help="update codec announced each round: int8, float16, float32 or topk:<density>"
+        " (int8 top-k with error feedback, e.g. topk:0.05), each optionally +zstd",
     )
     parser.add_argument("--local-epochs", type=int, default=5, help="devices' epochs")
     parser.add_argument("--learning-rate", type=float, default=0.1, help="devices' SGD step")
@@ -149,10 +152,11 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
 
 def _check_run_arguments(args: argparse.Namespace) -> None:
     """Everything that can be checked before a bundle, a broker or a state file is touched."""
-    from iomt.input_checks import check_appendable, check_ids, check_number
+    from iomt.input_checks import check_appendable, check_codec, check_ids, check_number
 
     check_ids(fleet=args.fleet)
     check_broker(args.broker)
+    args.codec = check_codec("--codec", args.codec)
     for flag, value in (("--rounds", args.rounds), ("--min-clients", args.min_clients),
                         ("--local-epochs", args.local_epochs), ("--deadline", args.deadline),
                         ("--learning-rate", args.learning_rate),

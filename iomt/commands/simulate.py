@@ -29,7 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--broker", help="use this broker (default: start one on loopback)")
     parser.add_argument("--strategy", default="fedavg", help="aggregation strategy")
     parser.add_argument(
-        "--codec", default="int8", choices=("int8", "float16", "float32"), help="delta codec"
+        "--codec",
+        default="int8",
+        help="update codec announced each round: int8, float16, float32 or topk:<density>"
+        " (int8 top-k with error feedback, e.g. topk:0.05), each optionally +zstd",
     )
     parser.add_argument(
         "--partition", default="subject", choices=("subject", "dirichlet"), help="data per device"
@@ -119,6 +122,9 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
 
 def _check(args: argparse.Namespace) -> None:
     from aggregator.strategies import STRATEGIES
+    from iomt.input_checks import check_codec
+
+    args.codec = check_codec("--codec", args.codec)
 
     if args.strategy not in STRATEGIES:
         raise UsageError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import msgpack
 import numpy as np
 import pytest
 
@@ -17,6 +18,7 @@ from aggregator.core_config import AggregatorConfig, Trust
 from aggregator.round_core import AggregatorCore
 from aggregator.round_events import (
     Effect,
+    Log,
     MessageArrived,
     RoundClosed,
     StoreAcceptedUpdate,
@@ -135,6 +137,47 @@ def test_quorum_with_every_online_device_in_closes_at_once_and_stores_before_pub
     metrics = closed[0].metrics
     assert (metrics.status, metrics.participants, metrics.num_examples) == ("aggregated", 2, 40)
     assert _round(second).round_id == 2 and _round(second).model_version == 1
+
+
+def test_a_top_k_codec_is_announced_and_compact_sparse_updates_are_folded_in() -> None:
+    # Prepare
+    core = _core(config=_config(codec="topk:0.25+zstd", min_clients=1))
+    round_ = _round(core.start(0.0))
+    delta = [np.zeros((4, 2), np.float32), np.zeros(2, np.float32)]
+    delta[0][2, 1], delta[1][0] = 2.0, -1.0
+    update = ModelUpdate(FLEET, round_.round_id, round_.model_version, "a", 1, 10, delta)
+    payload = encode_message(update, codec="int8", compact=True, zstd=True)
+
+    # Execute
+    effects = core.handle(MessageArrived(update_topic(FLEET, "a"), payload), 1.0)
+
+    # Assert
+    assert (round_.codec, round_.encoding) == ("int8", "topk:0.25+zstd")
+    closed = _closed(effects)
+    assert _acks(effects, "a")[0].accepted and closed[0].version is not None
+    np.testing.assert_allclose(closed[0].version.weights[0], delta[0])
+    np.testing.assert_allclose(closed[0].version.weights[1], delta[1])
+
+
+def test_duplicate_sparse_indices_are_refused_with_the_reason_in_the_log() -> None:
+    # Prepare: index 3 twice (gaps 3, 0) in a compact update
+    core = _core(config=_config(codec="topk:0.25", min_clients=1))
+    round_ = _round(core.start(0.0))
+    tensors = [{"dtype": "float32", "shape": [4, 2], "codec": "int8", "scale": 0.1,
+                "values": b"\x01\x02", "indices": b"\x03\x00", "index_coding": "varint"},
+               {"dtype": "float32", "shape": [2], "codec": "int8", "scale": 0.1,
+                "values": b"\x01\x01"}]  # fmt: skip
+    fields = {"fleet": FLEET, "round_id": round_.round_id, "base_version": 0, "device_id": "a",
+              "sequence": 1, "num_examples": 10, "metrics": {}}  # fmt: skip
+    body = msgpack.packb({"type": "model_update", "fields": fields, "tensors": tensors})
+    payload = msgpack.packb({"v": 1, "body": body})
+
+    # Execute
+    effects = core.handle(MessageArrived(update_topic(FLEET, "a"), payload), 1.0)
+
+    # Assert
+    assert not _acks(effects, "a")[0].accepted
+    assert any("duplicate sparse index 3" in e.line for e in effects if isinstance(e, Log))
 
 
 def test_below_quorum_round_waits_for_its_deadline_then_closes_without_a_version() -> None:

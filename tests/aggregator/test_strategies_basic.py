@@ -10,8 +10,6 @@ from hypothesis import strategies as st
 from aggregator.aggregation import (
     WeightedMeanAccumulator,
     aggregate_weighted,
-    arrays_from_bytes,
-    arrays_to_bytes,
 )
 from aggregator.strategies import (
     HOLDS_ALL_UPDATES,
@@ -24,6 +22,7 @@ from aggregator.strategies import (
     Strategy,
     make_strategy,
 )
+from fleet_protocol.array_blobs import arrays_from_bytes, arrays_to_bytes
 from fleet_protocol.errors import (
     AggregationError,
     DuplicateUpdateError,

@@ -18,6 +18,7 @@ from edge_runtime.fed_client import (
     load_or_create_key,
 )
 from edge_runtime.model_install import current_head
+from edge_runtime.residual_store import model_key
 from edge_runtime.round_core import ClientConfig
 from edge_runtime.sample_store import SampleStore
 from edge_runtime.secure_agg_device import SecureAggDevice
@@ -56,14 +57,15 @@ class Aggregator:
                                         persistent_session=False)).start()  # fmt: skip
 
     def publish_round(self, round_id: int, version: int, weights: list[np.ndarray],
-                      sha: str | None = None, config: FitConfig | None = None) -> None:  # fmt: skip
+                      sha: str | None = None, config: FitConfig | None = None,
+                      encoding: str | None = None) -> None:  # fmt: skip
         model = GlobalModel(self.fleet, version, weights, None, round_id)
         self.link.publish(model_topic(self.fleet, version), encode_message(model), retain=True)
         sha = sha or message_sha256(weights)
         deadline = time.time() + 60
-        announcement = RoundAnnouncement(
-            self.fleet, round_id, version, sha, deadline, 1, config or FitConfig(), "float32"
-        )
+        codec = "float32" if encoding is None else "int8"
+        announcement = RoundAnnouncement(self.fleet, round_id, version, sha, deadline, 1,
+                                         config or FitConfig(), codec, encoding=encoding)  # fmt: skip
         self.link.publish(round_topic(self.fleet), encode_message(announcement), retain=True)
 
     def next_update(self, timeout_s: float = 30.0) -> bytes:
@@ -149,6 +151,33 @@ def test_update_is_sent_once_and_resent_byte_identical_after_a_restart(
     assert second.store.next_sequence() == 2
     assert second.client.rounds_acked == 1
     second.close()
+
+
+def test_a_top_k_round_sends_the_largest_tenth_and_commits_the_rest_as_residual(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    # Prepare
+    aggregator = Aggregator(broker.url, "sparse")
+    aggregator.publish_round(1, 0, HEAD, encoding="topk:0.1+zstd")
+    device = RunningClient(broker.url, "sparse", "dev", tmp_path)
+
+    # Execute
+    device.pump_until(lambda: device.store.was_round_sent(1))
+    payload = aggregator.next_update()
+    announcement = device.client.announcement
+    assert announcement is not None
+    whole = device.client.releasable_update(announcement)  # the same data and seed
+    residual = device.store.residual(model_key("sparse", [w.shape for w in HEAD]))
+    device.close()
+
+    # Assert
+    update = decode_message(payload, expected_type=ModelUpdate)
+    assert isinstance(update, ModelUpdate) and whole is not None and residual is not None
+    assert [int(np.count_nonzero(d)) for d in update.delta] <= [2, 1, 2, 1]
+    for sent, left, full in zip(update.delta, residual, whole.delta, strict=True):
+        step = float(np.max(np.abs(sent))) / 127 + 1e-7  # one int8 step of stochastic rounding
+        np.testing.assert_allclose(sent + left, full, atol=step)
+    aggregator.link.stop()
 
 
 def test_model_with_a_wrong_hash_is_not_installed(broker: LocalBroker, tmp_path: Path) -> None:

@@ -108,7 +108,7 @@ def test_a_store_of_the_released_schema_migrates_to_integer_round_ids(tmp_path: 
         next_sequence = store.next_sequence()
 
     # Assert
-    assert _user_version(path) == len(MIGRATIONS) == 2
+    assert _user_version(path) == len(MIGRATIONS) == 3
     assert [(r.round_id, r.base_version, r.sequence) for r in rounds] == [(12, 11, 2), (3, 2, 1)]
     assert outcomes == {3: "accepted"}
     assert (counts.rows, counts.labelled, X.shape, y.tolist()) == (3, 3, (3, 4), [0, 1, 0])
@@ -144,7 +144,7 @@ def test_reopening_a_migrated_store_runs_no_migration_again(tmp_path: Path) -> N
         rounds = [r.round_id for r in store.recent_rounds()]
 
     # Assert
-    assert rounds == [12, 3] and _user_version(path) == 2
+    assert rounds == [12, 3] and _user_version(path) == 3
 
 
 def test_a_store_newer_than_this_release_is_refused_with_one_line(tmp_path: Path) -> None:

@@ -30,6 +30,11 @@ DELTA = [
 ]
 UPDATE = ModelUpdate("fleet", 2, 1, "dev-1", 9, 50, DELTA, {"loss": 0.3})
 VALID = {codec: encode_message(UPDATE, codec=codec) for codec in ("float32", "float16", "int8")}
+SPARSE_DELTA = [np.zeros((4, 3), np.float32), np.array([0.0, 0.0, -0.25], np.float32)]
+SPARSE_DELTA[0][1, 2] = 0.75
+SPARSE = ModelUpdate("fleet", 2, 1, "dev-1", 9, 50, SPARSE_DELTA, {"loss": 0.3})
+VALID["int8-compact"] = encode_message(SPARSE, codec="int8", compact=True)
+VALID["int8-compact-zstd"] = encode_message(UPDATE, codec="int8", compact=True, zstd=True)
 SIGNED = encode_message(UPDATE, codec="int8", signing_key=KEY)
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -96,7 +101,9 @@ msgpack_values = st.recursive(
 @FUZZ
 @given(
     st.sampled_from(["type", "fields", "tensors"]),
-    st.sampled_from([None, "dtype", "shape", "codec", "scale", "values", "indices"]),
+    st.sampled_from(
+        [None, "dtype", "shape", "codec", "scale", "values", "indices", "index_coding"]
+    ),
     msgpack_values,
 )
 def test_structurally_mutated_bodies_only_raise_federation_errors(

@@ -53,6 +53,8 @@ def _aggregator(bundle: Path, run_dir: Path, *extra: str) -> list[str]:
         (["--momentum", "1.5"], "--momentum must be < 1"),
         (["--fleet", "#"], "fleet"),
         (["--metrics-out", "/nonexistent/dir/m.jsonl"], "no directory"),
+        (["--codec", "topk:7"], "density"),
+        (["--codec", "int4"], "unknown codec"),
     ],
 )
 def test_aggregator_refuses_bad_numbers_ids_and_outputs_before_writing(

@@ -64,8 +64,17 @@ class Aggregator:
         sha = sha or message_sha256(weights)
         deadline = time.time() + 60
         codec = "float32" if encoding is None else "int8"
-        announcement = RoundAnnouncement(self.fleet, round_id, version, sha, deadline, 1,
-                                         config or FitConfig(), codec, encoding=encoding)  # fmt: skip
+        announcement = RoundAnnouncement(
+            self.fleet,
+            round_id,
+            version,
+            sha,
+            deadline,
+            1,
+            config or FitConfig(),
+            codec,
+            encoding=encoding,
+        )
         self.link.publish(round_topic(self.fleet), encode_message(announcement), retain=True)
 
     def next_update(self, timeout_s: float = 30.0) -> bytes:

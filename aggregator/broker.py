@@ -88,6 +88,7 @@ class LocalBroker:
     kind: str = ""
     tls_dir: Path | None = None  # certificate directory (`iomt certs`): TLS + client certs + ACL
     acl_fleet: str | tuple[str, ...] = ()  # fleet(s) the generated ACL covers ("+": any)
+    bridge_to: str | None = None  # a central broker: bridge `acl_fleet`'s rounds, models down
     _process: subprocess.Popen[bytes] | None = None
     _config_dir: tempfile.TemporaryDirectory[str] | None = None
     _embedded: _EmbeddedBroker | None = None
@@ -103,12 +104,16 @@ class LocalBroker:
         """Start the broker and return once it accepts connections."""
         if self.tls_dir is not None and not self.acl_fleet:
             raise BrokerError("a TLS broker's ACL needs the fleet(s) it serves (--fleet NAME)")
+        if self.bridge_to is not None and (self.tls_dir is not None or not self.acl_fleet):
+            raise BrokerError("a bridged site broker needs --fleet NAME and no --tls")
         self.port = self.port or free_port(self.host)
         executable = find_mosquitto() if self.prefer == "mosquitto" else None
         if executable:
             self._start_mosquitto(executable)
         elif self.tls_dir is not None:
             raise BrokerError("--tls needs Mosquitto (the embedded broker has no client certs/ACL)")
+        elif self.bridge_to is not None:
+            raise BrokerError("--bridge needs Mosquitto (the embedded broker has no bridges)")
         else:
             self._embedded = _EmbeddedBroker(self.host, self.port)
             self._embedded.start()
@@ -126,6 +131,14 @@ class LocalBroker:
         self.kind = "mosquitto"
 
     def _config_text(self, directory: Path) -> str:
+        if self.bridge_to is not None:
+            from aggregator.broker_bridge import bridge_config
+
+            fleets = (self.acl_fleet,) if isinstance(self.acl_fleet, str) else self.acl_fleet
+            name = f"iomt-site-{self.port}"
+            return mosquitto_config(self.port, self.host) + bridge_config(
+                name, self.bridge_to, fleets
+            )
         if self.tls_dir is None:
             return mosquitto_config(self.port, self.host)
         from aggregator.broker_acl import mosquitto_acl, mosquitto_tls_config

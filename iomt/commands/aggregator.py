@@ -130,12 +130,12 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         return _export(env, args)
     if action == "rollback":
         return _rollback(env, args)
-    required = _WORKER_REQUIRED if args.role == "worker" else _RUN_REQUIRED
+    required = _WORKER_REQUIRED if args.role in ("worker", "site") else _RUN_REQUIRED
     missing = [f"--{name}" for name in required if getattr(args, name) is None]
     if missing:
         raise UsageError(f"missing {', '.join(missing)}")
     check_role_arguments(args)
-    if args.role == "worker":
+    if args.role in ("worker", "site"):
         from iomt.commands.aggregator_roles import run_worker
 
         _check_run_arguments(args)

@@ -1,22 +1,29 @@
-"""`iomt aggregator --role worker|coordinator`: one aggregator's work over several processes.
+"""`iomt aggregator --role worker|coordinator|site`: one aggregator's work over several processes.
 
 Workers share the fleet's updates (MQTT 5 shared subscription), each validating, committing and
 acknowledging its share and publishing a signed partial sum; the coordinator opens rounds, adds
 the partial sums and publishes the new head. With `--model-signing-key` workers sign acks and
 partial sums with that same key (under their `--worker-id`) and the coordinator verifies them
 with its public half; without it the fleet is unsigned and so are the partial sums.
+
+A site aggregator (`--role site --upstream URL`) is a worker behind a site's own broker: it takes
+every update of that broker (no shared subscription), reads the coordinator's round and models
+that the site broker's bridge brings down (`iomt broker --bridge`), and sends its partial sum to
+the central broker at `--upstream` (`aggregator.site_link`).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from contextlib import ExitStack
 from typing import Any
 
 from iomt.environment import ExitStatus
 from iomt.errors import UsageError
 
-ROLES = ("single", "coordinator", "worker")
+ROLES = ("single", "coordinator", "worker", "site")
+SITE_PARTIAL_EVERY_S = 1.0  # a site's growing sum goes upstream at most this often
 WORKER_STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi")  # a plain weighted sum folds
 
 
@@ -25,13 +32,22 @@ def add_role_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--role", choices=ROLES, default="single",
         help="single: one process does everything (default); coordinator: rounds and partial"
-        " sums of workers; worker: validate, commit and ack a share of the updates",
+        " sums of workers; worker: validate, commit and ack a share of the updates; site: a"
+        " worker behind a site broker, its partial sum sent to --upstream",
     )  # fmt: skip
-    parser.add_argument("--worker-id", help="with --role worker: its id (signer of its sums)")
+    parser.add_argument(
+        "--worker-id", help="with --role worker or site: its id (signer of its sums)"
+    )
+    parser.add_argument(
+        "--upstream", metavar="URL",
+        help="with --role site: the central broker the site's partial sums go to",
+    )  # fmt: skip
 
 
 def check_role_arguments(args: argparse.Namespace) -> None:
     """What `--role` forbids or needs, before anything is opened."""
+    if args.upstream is not None and args.role != "site":
+        raise UsageError("--upstream needs --role site")
     if args.role == "single":
         if args.worker_id is not None:
             raise UsageError("--worker-id needs --role worker")
@@ -43,12 +59,18 @@ def check_role_arguments(args: argparse.Namespace) -> None:
     if args.strategy not in WORKER_STRATEGIES:
         allowed = " / ".join(WORKER_STRATEGIES)
         raise UsageError(f"--role {args.role} adds partial sums: use --strategy {allowed}")
-    if args.role == "worker":
+    if args.role in ("worker", "site"):
         from iomt.input_checks import check_ids
 
         if args.worker_id is None:
-            raise UsageError("--role worker needs --worker-id ID")
+            raise UsageError(f"--role {args.role} needs --worker-id ID")
         check_ids(fleet=args.fleet, device_id=args.worker_id)
+    if args.role == "site":
+        from iomt.broker_option import check_broker
+
+        if args.upstream is None:
+            raise UsageError("--role site needs --upstream URL (the central broker)")
+        check_broker(args.upstream)
 
 
 def coordination(signing_key: Any) -> Any:
@@ -62,31 +84,46 @@ def coordination(signing_key: Any) -> Any:
 
 
 def run_worker(args: argparse.Namespace, log: Any, device_key: Any, signing_key: Any) -> ExitStatus:
-    """Serve as one worker until interrupted."""
+    """Serve as one worker (or site aggregator) until interrupted."""
+    from aggregator.site_link import site_subscriptions
     from aggregator.update_bounds import BoundsPolicy
-    from aggregator.worker_core import WorkerConfig, WorkerCore, WorkerTrust
+    from aggregator.worker_core import PARTIAL_EVERY_S, WorkerConfig, WorkerCore, WorkerTrust
     from aggregator.worker_service import WorkerService, worker_subscriptions
     from aggregator.worker_store import WorkerStore
     from fleet_protocol.mqtt_link import LinkConfig, MqttLink
 
+    site = args.role == "site"
+    every_s = SITE_PARTIAL_EVERY_S if site else PARTIAL_EVERY_S
     config = WorkerConfig(args.fleet, args.worker_id,
-                          BoundsPolicy(args.max_update_norm, args.max_update_value))  # fmt: skip
+                          BoundsPolicy(args.max_update_norm, args.max_update_value),
+                          partial_every_s=every_s)  # fmt: skip
     public = signing_key.public_key() if signing_key is not None else None
     trust = WorkerTrust(device_key, (lambda signer: public) if public else None, signing_key)
     client_id = args.client_id or f"aggregator-{args.fleet}-{args.worker_id}"
-    link_config = LinkConfig(args.broker, client_id, worker_subscriptions(args.fleet),
-                             tls=_tls(args))  # fmt: skip
-    with WorkerStore(args.state) as store, MqttLink(link_config) as link:
+    topics = site_subscriptions(args.fleet) if site else worker_subscriptions(args.fleet)
+    link_config = LinkConfig(args.broker, client_id, topics, tls=_tls(args))
+    with WorkerStore(args.state) as store, MqttLink(link_config) as link, ExitStack() as stack:
         stored = store.open_round()
         rows = store.updates(stored.round_id) if stored else []
         core = WorkerCore(config, trust, stored, rows)
-        service = WorkerService(core, link, store, clock=time.time, log=log)
-        log(f"worker {args.worker_id}: {len(rows)} committed updates in its file")
+        service_link = _site_link(args, client_id, link, stack) if site else link
+        service = WorkerService(core, service_link, store, clock=time.time, log=log)
+        log(f"{args.role} {args.worker_id}: {len(rows)} committed updates in its file")
         try:
             service.run()
         except KeyboardInterrupt:
-            log(f"worker {args.worker_id}: stopped ({core.counts})")
+            log(f"{args.role} {args.worker_id}: stopped ({core.counts})")
     return ExitStatus.SUCCESS
+
+
+def _site_link(args: argparse.Namespace, client_id: str, site: Any, stack: ExitStack) -> Any:
+    """The site broker's link paired with one to the central broker for the partial sums."""
+    from aggregator.site_link import SiteLink
+    from fleet_protocol.mqtt_link import LinkConfig, MqttLink
+
+    upstream = MqttLink(LinkConfig(args.upstream, f"{client_id}-upstream", tls=_tls(args)))
+    stack.enter_context(upstream)
+    return SiteLink(site, upstream)
 
 
 def _tls(args: argparse.Namespace) -> Any:

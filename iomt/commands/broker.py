@@ -34,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fleet the --tls ACL covers (required with --tls; repeat for several)",
     )
     parser.add_argument(
+        "--bridge",
+        metavar="URL",
+        help="a site broker: bridge the --fleet's round and models down from this central"
+        " broker (Mosquitto bridge, QoS 1, retained kept); updates and acks stay here",
+    )
+    parser.add_argument(
         "--nats-cluster",
         type=Path,
         metavar="DIR",
@@ -52,6 +58,8 @@ def _acl_fleets(args: argparse.Namespace) -> tuple[str, ...]:
     from fleet_protocol.errors import TopicError
     from fleet_protocol.topics import validate_fleet
 
+    if args.bridge is not None and not args.fleet:
+        raise UsageError("--bridge needs --fleet NAME: the fleet whose rounds come down")
     if args.tls is not None and not args.fleet:
         raise UsageError("--tls needs --fleet NAME: the ACL covers one fleet per broker "
                          "unless several are named")  # fmt: skip
@@ -59,6 +67,19 @@ def _acl_fleets(args: argparse.Namespace) -> tuple[str, ...]:
         return tuple(validate_fleet(fleet) for fleet in args.fleet)
     except TopicError as exc:
         raise UsageError(f"--fleet: {exc}") from exc
+
+
+def _bridge_url(url: str | None) -> str | None:
+    """The --bridge URL, checked (plain MQTT, one list of one kind) before anything starts."""
+    if url is None:
+        return None
+    from aggregator.broker_bridge import bridge_config
+
+    try:
+        bridge_config("check", url, ("check",))
+    except ValueError as exc:
+        raise UsageError(f"--bridge: {exc}") from exc
+    return url
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
@@ -73,6 +94,7 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         prefer="embedded" if args.embedded else "mosquitto",
         tls_dir=args.tls,
         acl_fleet=fleets,
+        bridge_to=_bridge_url(args.bridge),
     )
     broker.start()
     try:

@@ -1,0 +1,157 @@
+"""Per-site aggregation on real Mosquittos: a central broker, two site brokers bridged to it.
+
+Each site runs its own Mosquitto (`LocalBroker(bridge_to=...)`, the config `iomt broker
+--bridge` writes), whose bridge brings the coordinator's round and models down; a site
+aggregator (`iomt aggregator --role site --upstream CENTRAL`) validates, commits and acks its
+devices' updates there and sends its signed partial sum to the central broker, where the
+coordinator adds the sites' sums. Devices are one paho client per site speaking for six
+devices each (the real signed wire format, checked against a registry), as in the workers' test.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aggregator.broker import LocalBroker, find_mosquitto
+from bench.fleet_round import write_setup
+from tests.integration.test_integration_aggregator_workers import (
+    DEVICES,
+    FleetSim,
+    _closed_metrics,
+    _common,
+    _head,
+    _head_of,
+    _rounds,
+)
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed"),
+]
+
+SITES = {"siteA": DEVICES[:6], "siteB": DEVICES[6:]}
+
+
+@pytest.fixture(scope="module")
+def central() -> Iterator[LocalBroker]:
+    with LocalBroker() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def reference_head(central, process_group_class, tmp_path_factory) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+    """The head one `--role single` aggregator makes of the twelve updates."""
+    root = tmp_path_factory.mktemp("single")
+    setup = write_setup(root, DEVICES, _head())
+    group = process_group_class(root)
+    single = group.start("single", [*_common(central.url, "one", setup, root / "a.s"),
+                                    *_rounds(setup)])  # fmt: skip
+    sim = FleetSim(central.url, "one")
+    try:
+        sim.send(DEVICES)
+        assert single.finish(timeout_s=60) == 0
+    finally:
+        sim.close()
+        group.kill_all()
+    return _head_of(root / "a.s")
+
+
+def _site_brokers(central: LocalBroker, fleet: str) -> dict[str, LocalBroker]:
+    return {name: LocalBroker(bridge_to=central.url, acl_fleet=fleet).start() for name in SITES}
+
+
+def _site_args(broker: LocalBroker, central: LocalBroker, fleet: str, setup: Any,
+               state: Path, site: str) -> list[str]:  # fmt: skip
+    return [*_common(broker.url, fleet, setup, state), "--role", "site", "--worker-id", site,
+            "--upstream", central.url]  # fmt: skip
+
+
+def _updates_in(state: Path) -> set[str]:
+    with sqlite3.connect(state) as db:
+        return {row[0] for row in db.execute("SELECT device_id FROM worker_update")}
+
+
+class _Sites:
+    """Site brokers, site aggregators and the per-site device clients of one test."""
+
+    def __init__(self, central: LocalBroker, processes: Any, fleet: str, root: Path) -> None:
+        self.central, self.processes, self.fleet, self.root = central, processes, fleet, root
+        self.setup = write_setup(root, DEVICES, _head())
+        self.brokers = _site_brokers(central, fleet)
+        self.aggregators = {site: self.start_site(site) for site in SITES}
+        self.sims = {site: FleetSim(self.brokers[site].url, fleet) for site in SITES}
+
+    def start_site(self, site: str, name: str | None = None) -> Any:
+        args = _site_args(self.brokers[site], self.central, self.fleet, self.setup,
+                          self.root / f"{site}.sqlite", site)  # fmt: skip
+        return self.processes.start(name or site, args)
+
+    def start_coordinator(self) -> Any:
+        return self.processes.start("coord", [
+            *_common(self.central.url, self.fleet, self.setup, self.root / "c.s"),
+            *_rounds(self.setup), "--role", "coordinator",
+        ])  # fmt: skip
+
+    def close(self) -> None:
+        for sim in self.sims.values():
+            sim.close()
+        for broker in self.brokers.values():
+            broker.stop()
+
+
+def test_two_sites_give_the_single_aggregators_head(
+    central, processes, reference_head, tmp_path: Path
+) -> None:
+    # Prepare
+    sites = _Sites(central, processes, "sites", tmp_path)
+    coordinator = sites.start_coordinator()
+    try:
+        # Execute: each site's devices send to their own broker only
+        for site, devices in SITES.items():
+            sites.sims[site].send(devices)
+        metrics = _closed_metrics(coordinator)
+        assert coordinator.finish(timeout_s=60) == 0
+    finally:
+        sites.close()
+    # Assert: the same head to 1e-6; each site holds exactly its own devices
+    for got, want in zip(_head_of(tmp_path / "c.s"), reference_head, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+    assert metrics["participants"] == len(DEVICES)
+    for site, devices in SITES.items():
+        assert _updates_in(tmp_path / f"{site}.sqlite") == set(devices)
+
+
+def test_kill_9_of_a_site_aggregator_mid_round_loses_no_acknowledged_update(
+    central, processes, reference_head, tmp_path: Path
+) -> None:
+    # Prepare: half of site A's devices acked, then site A's aggregator dies by SIGKILL
+    sites = _Sites(central, processes, "sitekill", tmp_path)
+    coordinator = sites.start_coordinator()
+    first, rest = SITES["siteA"][:3], SITES["siteA"][3:]
+    try:
+        sites.sims["siteA"].send(first)
+        site_a = sites.aggregators["siteA"]
+        site_a.popen.send_signal(signal.SIGKILL)
+        assert site_a.finish() == -signal.SIGKILL
+        # Execute: the rest of site A arrives while it is down; it restarts from its file
+        sites.sims["siteA"].send(rest, wait=False)
+        restarted = sites.start_site("siteA", "siteA-2")
+        restarted.wait_for("3 committed updates in its file")
+        sites.sims["siteA"].wait_acked(SITES["siteA"])
+        sites.sims["siteB"].send(SITES["siteB"])
+        metrics = _closed_metrics(coordinator)
+        assert coordinator.finish(timeout_s=60) == 0
+    finally:
+        sites.close()
+    # Assert: every acked update is in the head, which is the single aggregator's
+    assert set(first) <= _updates_in(tmp_path / "siteA.sqlite")
+    assert metrics["participants"] == len(DEVICES)
+    for got, want in zip(_head_of(tmp_path / "c.s"), reference_head, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)

@@ -1,7 +1,8 @@
-"""Federation: upload bytes, accuracy of int8 against float32 deltas, aggregation speed and
-memory against Flower, and robustness to poisoned clients, on the `watch` head task.
+"""Federation: upload bytes, accuracy of int8 against float32 deltas, the bytes-accuracy
+frontier of top-k sparse updates, aggregation speed and memory against Flower, and robustness
+to poisoned clients, on the `watch` head task.
 
-    python -m bench federation [--rounds 10] [--seeds 3] [--clients 10] [--quick]
+    python -m bench federation [--rounds 10] [--sparse-rounds 20] [--seeds 3] [--quick]
 
 The watch task embeds every window once with the bundle's int8 backbone (LiteRT): public
 subjects pretrained the backbone, device subjects are the clients, test subjects are scored.
@@ -37,6 +38,7 @@ from bench.federation_rounds import (
     split_clients,
     synthetic_task,
 )
+from bench.federation_sparse import sparse_frontier
 from fleet_protocol.messages import FitConfig
 from fleet_protocol.signing import generate_signing_key
 from fleet_protocol.wire import encode_message
@@ -62,6 +64,7 @@ class BenchSizes:
     """How much to run: rounds, seeds, robust clients, aggregation sizes, repeats."""
 
     rounds: int
+    sparse_rounds: int
     seeds: int
     clients: int
     aggregate_updates: int
@@ -79,12 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         "fit": asdict(FIT),
         **upload_bytes(task, full_model),
         **accuracy_int8_vs_float32(task, sizes),
+        **sparse_frontier(task, full_model.bytes, FIT, sizes.sparse_rounds, sizes.seeds),
         **aggregation_speed(task, sizes),
         "peak_mb": aggregation_memory(task, sizes),
         **robustness(task, sizes),
     }
     path = write_results(PART, results, args.out)
-    shown = {k: v for k, v in results.items() if k not in ("peak_mb", "robust", "sizes", "fit")}
+    hidden = ("peak_mb", "robust", "sizes", "fit", "sparse")
+    shown = {k: v for k, v in results.items() if k not in hidden}
     print(json.dumps(shown, indent=2))
     print(f"wrote {path}")
     return 0
@@ -94,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench federation", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="synthetic embeddings, small sizes")
     parser.add_argument("--rounds", type=int, help="federated rounds (default 10, quick 2)")
+    parser.add_argument(
+        "--sparse-rounds", type=int, help="rounds of the top-k frontier (default 20, quick 2)"
+    )
     parser.add_argument("--seeds", type=int, help="runs per accuracy figure (default 3, quick 1)")
     parser.add_argument("--clients", type=int, help="clients in the robustness runs (default 10)")
     parser.add_argument("--updates", type=int, help="updates aggregated for throughput (1000)")
@@ -108,6 +116,7 @@ def _sizes(args: argparse.Namespace) -> BenchSizes:
     counts = args.client_counts or ("10,100" if quick else "10,100,1000")
     return BenchSizes(
         rounds=args.rounds or (2 if quick else 10),
+        sparse_rounds=args.sparse_rounds or (2 if quick else 20),
         seeds=args.seeds or (1 if quick else 3),
         clients=args.clients or 10,
         aggregate_updates=args.updates or (100 if quick else 1000),

@@ -1,7 +1,8 @@
 """Federated rounds on the head task, in process, with the real codecs and strategies.
 
 Every client delta goes through what a device and the aggregator really run:
-`edge_runtime.local_update` -> `ModelUpdate` -> `encode_message(codec)` -> bytes ->
+`edge_runtime.local_update` -> top-k with error feedback (`edge_runtime.sparse_uplink`, for a
+`topk:` codec) -> `ModelUpdate` -> `encode_message(codec)`, signed -> bytes ->
 `decode_message` -> `Strategy.accumulate`. Only the MQTT hop is left out (bytes are bytes).
 """
 
@@ -16,12 +17,16 @@ from aggregator.strategies import Strategy, make_strategy
 from edge_runtime.device_loop import POISON_SCALE
 from edge_runtime.head import Head
 from edge_runtime.local_update import local_update
+from edge_runtime.sparse_uplink import sparsify_delta
 from fleet_protocol.messages import FitConfig, ModelUpdate
+from fleet_protocol.signing import private_key_from_bytes
 from fleet_protocol.types import Weights
+from fleet_protocol.update_encoding import parse_update_encoding
 from fleet_protocol.wire import decode_message, encode_message
 
 FLEET = "bench"
 ROOT_SET_SIZE = 100  # windows of public subjects the server holds for FLTrust
+DEVICE_KEY = private_key_from_bytes(bytes(range(32)))  # signs every update, as a device does
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,8 @@ class HeadTask:
 
 @dataclass(frozen=True)
 class RoundsConfig:
-    """One federated run: strategy, codec, rounds, local training, seed, poisoned clients."""
+    """One federated run: strategy, codec (`--codec` text, e.g. `topk:0.05+zstd`), rounds,
+    local training, seed, poisoned clients."""
 
     strategy: str
     codec: str
@@ -80,10 +86,11 @@ def root_set(task: HeadTask, seed: int) -> NDArray[np.int64]:
 
 @dataclass(frozen=True)
 class RoundsOutcome:
-    """The final global head and its test accuracy."""
+    """The final global head, its test accuracy and the size of every signed update sent."""
 
     weights: Weights
     accuracy: float
+    update_bytes: tuple[int, ...] = ()
 
 
 def run_rounds(
@@ -95,6 +102,9 @@ def run_rounds(
     strategy = _strategy(task, config)
     codec_rng = np.random.default_rng(config.seed)
     shapes = [tuple(w.shape) for w in weights]
+    encoding = parse_update_encoding(config.codec)
+    residuals: list[Weights | None] = [None] * len(clients)  # each device's top-k leftovers
+    sizes: list[int] = []
     for round_id in range(config.rounds):
         strategy.begin_round(weights)
         for index, rows in enumerate(clients):
@@ -103,13 +113,18 @@ def run_rounds(
                                  task.labels[rows], seed).delta  # fmt: skip
             if index in config.poisoned:
                 delta = [(d * np.float32(POISON_SCALE)).astype(np.float32) for d in delta]
-            update = _update(round_id, index, len(rows), delta)
-            payload = encode_message(update, codec=config.codec, rng=codec_rng)
+            sparse = sparsify_delta(delta, encoding, residuals[index])
+            residuals[index] = sparse.residual
+            update = _update(round_id, index, len(rows), sparse.sent)
+            payload = encode_message(update, codec=encoding.codec, signing_key=DEVICE_KEY,
+                                     rng=codec_rng, compact=encoding.compact,
+                                     zstd=encoding.zstd)  # fmt: skip
+            sizes.append(len(payload))
             decoded = decode_message(payload, expected_type=ModelUpdate, expected_shapes=shapes)
             assert isinstance(decoded, ModelUpdate)
             strategy.accumulate(decoded.delta, decoded.num_examples, decoded.device_id)
         weights = strategy.finish_round(weights)
-    return RoundsOutcome(weights, task.accuracy(weights))
+    return RoundsOutcome(weights, task.accuracy(weights), tuple(sizes))
 
 
 def _update(round_id: int, index: int, num_examples: int, delta: Weights) -> ModelUpdate:

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.federation_sparse import sparse_section
 from bench.report import Plots, SectionWriter, fmt, fmt_range, markdown_table
 
 
 def federation_section(results: dict[str, Any], plots: Plots) -> str:
     parts = [f"Task: {results['task']}; {results['sizes']['rounds']} rounds, "
              f"{results['sizes']['seeds']} seeds per accuracy figure.\n",
-             _upload_table(results), _accuracy_table(results), _throughput_table(results),
+             _upload_table(results), _accuracy_table(results),
+             sparse_section(results, plots), _throughput_table(results),
              _memory_table(results, plots), _robust_table(results, plots)]  # fmt: skip
     return "\n".join(parts)
 

@@ -51,6 +51,12 @@ def test_federation_quick_writes_every_figure(results_dir: Path) -> None:
     assert results["robust_poisoned_clients"] == 2
     assert results["max_abs_difference_ours_vs_flwr"] < 1e-5  # same mean as Flower's
     assert 0.0 <= results["accuracy_head_int8"] <= 1.0
+    codecs = [row["codec"] for row in results["sparse"]]
+    assert codecs[:3] == ["int8", "int8+zstd", "topk:0.1"] and codecs[-1] == "topk:0.01+zstd"
+    by_codec = {row["codec"]: row for row in results["sparse"]}
+    assert by_codec["topk:0.01"]["bytes_max"] < by_codec["int8"]["bytes_mean"]
+    assert by_codec["topk:0.01+zstd"]["bytes_mean"] < by_codec["topk:0.01"]["bytes_mean"]
+    assert by_codec["int8"]["points_below_dense_int8"] == 0.0
 
 
 def test_report_renders_sections_from_results(results_dir: Path, tmp_path: Path) -> None:
@@ -60,6 +66,8 @@ def test_report_renders_sections_from_results(results_dir: Path, tmp_path: Path)
     assert "## federation" in text and "## Machine" in text
     assert "Not measured yet" in text  # the other parts have no results in results_dir
     assert (tmp_path / "benchmarks" / "federation_peak_memory.png").stat().st_size > 0
+    assert "### Bytes against accuracy" in text and "`topk:0.05+zstd`" in text
+    assert (tmp_path / "benchmarks" / "federation_sparse_frontier.png").stat().st_size > 0
 
 
 def test_median_of_reports_median_and_extremes() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import logging
 import os
 import shutil
 import socket
@@ -25,6 +26,7 @@ LOOPBACK = "127.0.0.1"
 MAX_PACKET_BYTES = 1024 * 1024  # same as the TLS config (aggregator.broker_acl)
 MOSQUITTO_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 START_TIMEOUT_S = 10.0
+AMQTT_LOGGER = "amqtt"  # the embedded broker's loggers all live under this name
 
 
 class BrokerError(RuntimeError):
@@ -110,15 +112,15 @@ class LocalBroker:
         executable = find_mosquitto() if self.prefer == "mosquitto" else None
         if executable:
             self._start_mosquitto(executable)
+            wait_until_listening(self.host, self.port, START_TIMEOUT_S, self._alive)
         elif self.tls_dir is not None:
             raise BrokerError("--tls needs Mosquitto (the embedded broker has no client certs/ACL)")
         elif self.bridge_to is not None:
             raise BrokerError("--bridge needs Mosquitto (the embedded broker has no bridges)")
-        else:
+        else:  # listening once start() returns; a probe connection would make amqtt log an error
             self._embedded = _EmbeddedBroker(self.host, self.port)
             self._embedded.start()
             self.kind = "amqtt"
-        wait_until_listening(self.host, self.port, START_TIMEOUT_S, self._alive)
         return self
 
     def _start_mosquitto(self, executable: str) -> None:
@@ -184,6 +186,13 @@ class LocalBroker:
         self.stop()
 
 
+def quiet_amqtt_logging() -> None:
+    """Only amqtt's errors reach the user: it logs its configuration defaults ("'sys_interval'
+    key is not set") and every client that connects without a word as warnings. Our logger
+    only; the root logger and other libraries are left as the application set them."""
+    logging.getLogger(AMQTT_LOGGER).setLevel(logging.ERROR)
+
+
 class _EmbeddedBroker:
     """amqtt on a private asyncio loop in a daemon thread (only when Mosquitto is missing)."""
 
@@ -196,6 +205,7 @@ class _EmbeddedBroker:
         self._error: BaseException | None = None
 
     def start(self) -> None:
+        quiet_amqtt_logging()
         self._thread = threading.Thread(target=self._run, name="amqtt-broker", daemon=True)
         self._thread.start()
         if not self._started.wait(START_TIMEOUT_S) or self._error is not None:

@@ -14,7 +14,6 @@ from iomt import __version__
 from iomt.commands import COMMANDS
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
-from iomt.tensorflow_start import TENSORFLOW_COMMANDS, start_tensorflow_quietly
 
 
 def _available_commands() -> dict[str, ModuleType]:
@@ -85,8 +84,6 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     if not getattr(args, "_run", None):
         parser.print_help(env.stdout)
         return ExitStatus.USAGE
-    if args.command in TENSORFLOW_COMMANDS:
-        start_tensorflow_quietly()
     try:
         return int(args._run(env, args))
     except KeyboardInterrupt:

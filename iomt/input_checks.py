@@ -97,3 +97,51 @@ def check_codec(flag: str, text: str) -> str:
         return parse_update_encoding(text).to_text()
     except CodecError as error:
         raise UsageError(f"{flag}: {error}") from None
+
+
+def check_dataset_file(flag: str, path: Path | None) -> None:
+    """A window-dataset `.npz` given on the command line exists and has every array (read from
+    its index only: before TensorFlow is imported or anything is written)."""
+    if path is None:
+        return
+    from training.datasets.errors import DatasetFileError
+    from training.datasets.window_dataset import check_window_dataset_file
+
+    try:
+        check_window_dataset_file(path)
+    except DatasetFileError as exc:
+        raise UsageError(f"{flag} {exc}") from exc
+
+
+def check_run_dir(path: Path) -> None:
+    """A training run directory (`runs/NAME`) with every file `iomt train` writes."""
+    from training.run_artifacts import check_run_directory
+
+    try:
+        check_run_directory(path)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def check_key_directory(flag: str, path: Path, names: tuple[str, ...]) -> None:
+    """A directory to write a key pair into: a directory (or new), holding none of `names`."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} exists and is not a directory")
+    taken = [name for name in names if (path / name).exists()]
+    if taken:
+        raise UsageError(f"{flag} {path} already holds {', '.join(taken)}; not overwriting a key")
+    if not _writable_ancestor(path / names[0]):
+        raise UsageError(f"{flag} {path}: not writable")
+
+
+def check_port(flag: str, port: int | None, *, allow_zero: bool = False) -> None:
+    """A TCP port: 1-65535 (0 = pick a free one, where the command allows it)."""
+    if port is None or (allow_zero and port == 0) or 1 <= port <= 65535:
+        return
+    raise UsageError(f"{flag} {port}: a TCP port is 1-65535" + (" (or 0)" if allow_zero else ""))
+
+
+def check_state_file(path: Path) -> None:
+    """An aggregator state file that exists (opening a missing one would create it)."""
+    if not path.is_file():
+        raise UsageError(f"no state file {path}")

@@ -91,14 +91,19 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def load_run(path: Path | str) -> TrainedRun:
-    """Read a run directory; a missing or unreadable file is one clear error naming it."""
-    path = Path(path)
+def check_run_directory(path: Path) -> None:
+    """A directory holding every run file; `FileNotFoundError` naming what is missing."""
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: not a training run directory (run `iomt train` first)")
     missing = [name for name in RUN_FILES if not (path / name).exists()]
     if missing:
         raise FileNotFoundError(f"{path}: incomplete run, missing {', '.join(missing)}")
+
+
+def load_run(path: Path | str) -> TrainedRun:
+    """Read a run directory; a missing or unreadable file is one clear error naming it."""
+    path = Path(path)
+    check_run_directory(path)
     config = _read_json(path / "config.json")
     normalisation = _read_json(path / "normalisation.json")
     dataset = _read_json(path / "dataset.json")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from iomt.broker_option import add_broker_argument, check_broker
@@ -14,7 +12,9 @@ from iomt.commands.aggregator_roles import add_role_arguments, check_role_argume
 from iomt.commands.certs import add_tls_arguments, tls_from_arguments
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
+from iomt.input_checks import check_state_file
 from iomt.privacy_options import add_dp_arguments, dp_config_from_arguments, dp_strategy
+from iomt.termination import Terminated, raise_on_sigterm
 from iomt.trust import add_trust_arguments, trusted_keys
 
 if TYPE_CHECKING:
@@ -139,21 +139,32 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         from iomt.commands.aggregator_roles import run_worker
 
         _check_run_arguments(args)
-        signal.signal(signal.SIGTERM, _interrupt)
         key = _model_signing_key(args.model_signing_key)
-        return run_worker(args, _logger(env, args.json), _verify_key(args.registry), key)
+        log = _logger(env, args.json)
+        return _until_sigterm(env, lambda: run_worker(args, log, _verify_key(args.registry), key))
     if args.promotion_margin is not None and (args.holdout is None or args.promotion_margin < 0):
         raise UsageError("--promotion-margin needs --holdout and a margin >= 0")
     if args.strategy == "fltrust" and args.root_set is None:
         raise UsageError("--strategy fltrust needs --root-set D.npz (the server's clean data)")
     _check_run_arguments(args)
-    return _serve(env, args)
+    return _until_sigterm(env, lambda: _serve(env, args))
+
+
+def _until_sigterm(env: Environment, serve: Callable[[], ExitStatus]) -> ExitStatus:
+    """Serve; SIGTERM (`systemctl stop`) unwinds it (state file closed, link stopped), exit 0."""
+    raise_on_sigterm()
+    try:
+        return serve()
+    except Terminated:
+        env.warn("iomt aggregator: stopped (SIGTERM)")
+        return ExitStatus.SUCCESS
 
 
 def _check_run_arguments(args: argparse.Namespace) -> None:
     """Everything that can be checked before a bundle, a broker or a state file is touched."""
-    from iomt.input_checks import check_appendable, check_codec, check_ids, check_number
+    from iomt.input_checks import check_appendable, check_codec, check_ids, check_number, check_port
 
+    check_port("--metrics-port", args.metrics_port, allow_zero=True)
     check_ids(fleet=args.fleet)
     check_broker(args.broker)
     args.codec = check_codec("--codec", args.codec)
@@ -177,10 +188,6 @@ def _check_datasets(args: argparse.Namespace, num_classes: int) -> None:
     check_window_dataset("--root-set", args.root_set, num_classes)
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from aggregator.core_config import AggregatorConfig
     from aggregator.rate_limit import RateLimit
@@ -192,7 +199,6 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from fleet_protocol.messages import FitConfig
     from fleet_protocol.mqtt_link import LinkConfig, MqttLink
 
-    signal.signal(signal.SIGTERM, _interrupt)
     parts = _bundle_parts(args.bundle, trusted_keys(env, args))
     _check_datasets(args, len(parts.bundle.labels))
     fit = FitConfig(
@@ -220,7 +226,8 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     if args.secure_agg and args.strategy not in SECURE_AGG_STRATEGIES:
         allowed = " / ".join(SECURE_AGG_STRATEGIES)
         raise UsageError(f"--secure-agg folds one mean per round: use --strategy {allowed}")
-    with StateStore(args.state) as store, MqttLink(link_config) as link, _live_page(args, log):
+    # the broker first: an unreachable one leaves no state file behind
+    with MqttLink(link_config) as link, StateStore(args.state) as store, _live_page(args, log):
         strategy: Any = dp_strategy(dp_config, store) if dp_config else _strategy(args, parts, fit)
         on_metrics = _metrics_writer(env, args.metrics_out, args.json)
         if dp_config is not None:  # epsilon per round in the metrics, budget policy applied
@@ -389,8 +396,7 @@ def _metrics_writer(env: Environment, path: Path | None, as_json: bool) -> Any:
 def _status(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from aggregator.state_store import StateStore
 
-    if not args.state.exists():
-        raise UsageError(f"no state file {args.state}")
+    check_state_file(args.state)
     with StateStore(args.state) as store:
         rounds = [r.__dict__ for r in store.rounds()]
         versions = [v.__dict__ for v in store.versions()]
@@ -411,6 +417,9 @@ def _status(env: Environment, args: argparse.Namespace) -> ExitStatus:
 def _export(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from aggregator.state_store import StateStore
 
+    check_state_file(args.state)
+    if args.out.exists():
+        raise UsageError(f"{args.out} already exists")
     with StateStore(args.state) as store:
         latest = store.latest_version()
         version = args.version if args.version is not None else (latest.version if latest else 0)
@@ -418,8 +427,6 @@ def _export(env: Environment, args: argparse.Namespace) -> ExitStatus:
             weights = store.load_weights(version)
         except KeyError as exc:
             raise UsageError(str(exc.args[0])) from exc
-    if args.out.exists():
-        raise UsageError(f"{args.out} already exists")
     if args.signing_key is None:
         env.warn(f"iomt aggregator export: no --signing-key: {args.out} is signed with a new,"
                  " throwaway key that no device trusts unless you give it that key")  # fmt: skip
@@ -434,8 +441,7 @@ def _rollback(env: Environment, args: argparse.Namespace) -> ExitStatus:
 
     from aggregator.state_store import StateStore
 
-    if not args.state.exists():
-        raise UsageError(f"no state file {args.state}")
+    check_state_file(args.state)
     with StateStore(args.state) as store:
         known = [v.version for v in store.versions()]
         if args.target_version not in known:

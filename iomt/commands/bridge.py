@@ -146,9 +146,13 @@ def _print_labels(env: Environment, args: argparse.Namespace, driver: Any) -> No
 
 
 def _run_infer(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    from firmware_bridge.errors import BridgeError
     from firmware_bridge.sensor_source import load_window_dataset
 
-    dataset = load_window_dataset(args.data)
+    try:  # before the port is opened
+        dataset = load_window_dataset(args.data)
+    except BridgeError as exc:
+        raise UsageError(f"--data: {exc}") from exc
     count = min(args.count, len(dataset.X))
     correct = 0
     with _connect(args) as driver:
@@ -195,6 +199,8 @@ def _check_upload(path_text: str, trusted: tuple[bytes, ...] | None) -> None:
     from pathlib import Path
 
     path = Path(path_text)
+    if not path.exists():
+        raise UsageError(f"no bundle or model at {path}")
     if path.is_dir():
         _verified_bundle(path, trusted)
     elif trusted is not None:
@@ -281,7 +287,21 @@ def _run_emulate(env: Environment, args: argparse.Namespace) -> ExitStatus:
 
 
 def _check_emulated_model(env: Environment, args: argparse.Namespace) -> None:
-    """A bundle must verify (against a trusted signer if one is set) before it is emulated."""
+    """A known board, a replay file that exists, and a bundle that verifies (against a trusted
+    signer if one is set), before anything is emulated."""
+    from pathlib import Path
+
+    from hardware.board_profiles import get_board
+    from hardware.errors import UnknownBoardError
+
+    if args.qemu and not args.bundle:
+        raise UsageError("--qemu needs --bundle (the image runs that bundle's backbone)")
+    try:
+        get_board(args.board)
+    except UnknownBoardError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.replay and not Path(args.replay).is_file():
+        raise UsageError(f"--replay {args.replay}: no such file")
     trusted = trusted_keys(env, args)
     if args.bundle:
         _verified_bundle(args.bundle, trusted)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import signal
 from pathlib import Path
-from types import FrameType
 
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
+from iomt.termination import Terminated, raise_on_sigterm
 
 HELP = "run a local MQTT broker on 127.0.0.1 (Mosquitto if installed, else embedded amqtt)"
 NATS_NODES = 3
@@ -48,11 +47,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM stops the broker like Ctrl-C does, so no Mosquitto is left behind."""
-    raise KeyboardInterrupt
-
-
 def _acl_fleets(args: argparse.Namespace) -> tuple[str, ...]:
     """The fleets of the ACL: named one by one, checked, at least one with --tls."""
     from fleet_protocol.errors import TopicError
@@ -84,9 +78,11 @@ def _bridge_url(url: str | None) -> str | None:
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from aggregator.broker import LocalBroker
+    from iomt.input_checks import check_port
 
+    check_port("--port", args.port, allow_zero=True)
     fleets = _acl_fleets(args)
-    signal.signal(signal.SIGTERM, _interrupt)
+    raise_on_sigterm()  # stops the broker like Ctrl-C, so no Mosquitto is left behind
     if args.nats_cluster is not None:
         return _run_nats_cluster(env, args)
     broker = LocalBroker(
@@ -101,6 +97,8 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         env.print(broker.url)
         env.warn(f"iomt broker: {broker.kind} listening on {broker.url}; Ctrl-C stops it")
         broker.wait()
+    except Terminated:
+        pass
     finally:
         broker.stop()
     return ExitStatus.SUCCESS

@@ -9,8 +9,9 @@ from typing import Any
 
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
-from iomt.input_checks import check_bundle_out
+from iomt.input_checks import check_bundle_out, check_dataset_file, check_run_dir
 from iomt.progress import PhaseProgress
+from iomt.tensorflow_start import start_tensorflow_quietly
 
 HELP = "convert a training run to a signed full-int8 bundle (LiteRT, TFLM, C array for MCUs)"
 BOARDS = ("pi4", "pi-zero-2w", "nano33ble", "esp32s3")
@@ -39,16 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
-    _check_arguments(args)  # before TensorFlow is even imported
+    _check_arguments(args)
+    signing = _signing_key(args.key, env.config_dir)
+    start_tensorflow_quietly()  # only now: a refused command imports nothing heavy
     from bundle_format.writer import write_bundle
     from convert.errors import ConvertError
     from convert.pipeline import STEPS, ConvertRequest, convert_run
-    from convert.signing_keys import resolve_signing_key
+    from convert.signing_keys import keep_signing_key
 
-    signing = resolve_signing_key(args.key, env.config_dir)
-    if signing.created:
-        env.warn(f"no --key: made a signing key on first use, {signing.private_path}")
-    elif args.key is None:
+    if args.key is None and not signing.created:
         env.warn(f"no --key: signing with the default key {signing.private_path}")
     request = ConvertRequest(
         run_path=args.run,
@@ -71,9 +71,23 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     problems = converted.problems(args.min_agreement)
     if problems:
         raise ConvertError(f"bundle not written: {'; '.join(problems)}")
+    keep_signing_key(signing)  # a new default key is written only with its first bundle
+    if signing.created:
+        env.warn(f"no --key: made a signing key on first use, {signing.private_path}")
     write_bundle(args.out, converted.files, converted.manifest, signing.key)
     env.warn(f"bundle -> {args.out} (signed by {signing.public_path})")
     return ExitStatus.SUCCESS
+
+
+def _signing_key(key_path: Path | None, config_dir: Path) -> Any:
+    """The key that will sign, read now: a bad `--key` is refused before any work."""
+    from bundle_format.signing import SigningKeyError
+    from convert.signing_keys import resolve_signing_key
+
+    try:
+        return resolve_signing_key(key_path, config_dir)
+    except (SigningKeyError, OSError) as exc:
+        raise UsageError(f"--key: {exc}") from exc
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
@@ -82,6 +96,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if args.parity_windows < 0 or args.calibration_windows < 1:
         raise UsageError("--parity-windows must be >= 0 and --calibration-windows >= 1")
     check_bundle_out("--out", args.out)
+    check_run_dir(args.run)
+    check_dataset_file("--data", args.data)
 
 
 def _summary(converted: Any, args: argparse.Namespace) -> dict[str, Any]:

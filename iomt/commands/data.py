@@ -40,6 +40,8 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from training.datasets.sources import prepare_dataset
     from training.datasets.window_dataset import save_window_dataset
 
+    if args.path is not None and not Path(args.path).exists():
+        raise UsageError(f"{args.path}: no such file or directory")
     opts: dict[str, Any] = {"subjects": args.subjects}
     if args.skip_malformed:
         if args.source != "wisdm":

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from iomt.environment import Environment, ExitStatus
+from iomt.input_checks import check_dataset_file, check_run_dir
+from iomt.tensorflow_start import start_tensorflow_quietly
 
 HELP = "evaluate runs/NAME on a dataset (float; int8 LiteRT and TFLM once converted)"
 
@@ -24,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    check_run_dir(args.run)
+    check_dataset_file("--data", args.data)
+    start_tensorflow_quietly()  # only now: a refused command imports nothing heavy
     from training.datasets.window_dataset import load_window_dataset
     from training.plots import plot_confusion_matrix
     from training.run_artifacts import load_run

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
+from iomt.input_checks import check_state_file
 
 if TYPE_CHECKING:
     from aggregator.device_registry import DeviceRegistry
@@ -105,8 +106,7 @@ def _status(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from aggregator.fleet_view import fleet_rows, format_row
     from aggregator.state_store import StateStore
 
-    if not args.state.exists():
-        raise UsageError(f"no state file {args.state}")
+    check_state_file(args.state)
     try:
         registered = DeviceRegistry.load(args.registry).entries if args.registry else None
     except RegistryError as exc:

@@ -21,10 +21,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
-    from bundle_format.signing import public_key_fingerprint, write_key_pair
+    from bundle_format.signing import (
+        PRIVATE_KEY_FILE,
+        PUBLIC_KEY_FILE,
+        public_key_fingerprint,
+        write_key_pair,
+    )
     from convert.signing_keys import default_key_dir
+    from iomt.input_checks import check_key_directory
 
     directory = args.out or default_key_dir(env.config_dir)
+    check_key_directory("--out", directory, (PRIVATE_KEY_FILE, PUBLIC_KEY_FILE))
     pair = write_key_pair(directory)
     fingerprint = public_key_fingerprint(pair.public_key)
     if args.json:

@@ -30,18 +30,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from fleet_protocol.message_text import message_to_text
-    from fleet_protocol.mqtt_link import LinkConfig, MqttLink, MqttLinkError
+    from fleet_protocol.mqtt_link import LinkConfig, MqttLink
+    from iomt.broker_option import check_broker
+    from iomt.input_checks import check_number
 
     if args.count is not None and args.count < 1:
         raise UsageError("--count must be at least 1")
+    check_broker(args.broker)
+    check_number("--timeout", args.timeout)
     topic = args.topic or f"iomt/v1/{args.fleet}/#"
     config = LinkConfig(args.broker, f"iomt-mqtt-sub-{os.getpid()}", (topic,),
                         persistent_session=False,
                         tls=tls_from_arguments(args, "watcher"))  # fmt: skip
-    try:
-        link = MqttLink(config).start(args.timeout)
-    except MqttLinkError as exc:
-        raise UsageError(f"--broker {args.broker}: {exc}") from exc
+    link = MqttLink(config).start(args.timeout)  # unreachable: a failure (exit 1), said in one line
     seen = 0
     try:
         while args.count is None or seen < args.count:

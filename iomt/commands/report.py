@@ -48,8 +48,10 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
 
 
 def _keygen(env: Environment, args: argparse.Namespace) -> ExitStatus:
-    from edge_runtime.sealed_report import write_clinician_keys
+    from edge_runtime.sealed_report import PRIVATE_FILE, PUBLIC_FILE, write_clinician_keys
+    from iomt.input_checks import check_key_directory
 
+    check_key_directory("--out", args.out, (PRIVATE_FILE, PUBLIC_FILE))
     files = write_clinician_keys(args.out)
     env.print(f"private key {files.private_path} (keep it secret; opens reports)")
     env.print(f"public key  {files.public_path} (give it to patients' devices)")

@@ -10,6 +10,7 @@ from typing import Any
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
 from iomt.progress import PhaseProgress
+from iomt.tensorflow_start import start_tensorflow_quietly
 
 HELP = "simulate a federated fleet end to end: data, model, broker, aggregator, devices, report"
 
@@ -75,10 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    _check(args)
+    start_tensorflow_quietly()  # only now: a refused command imports nothing heavy
     from iomt.simulation.model_cache import default_cache_dir
     from iomt.simulation.runner import SimulationConfig, run_simulation
 
-    _check(args)
     config = SimulationConfig(
         task=args.task,
         devices=args.devices,

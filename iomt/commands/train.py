@@ -9,8 +9,9 @@ from typing import Any
 
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
-from iomt.input_checks import check_number
+from iomt.input_checks import check_dataset_file, check_number
 from iomt.progress import PhaseProgress
+from iomt.tensorflow_start import start_tensorflow_quietly
 
 HELP = "train an LSTM-FCN or BiLSTM on a window dataset, prune it, and write runs/NAME"
 
@@ -74,6 +75,8 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     check_number("--batch-size", args.batch_size)
     check_number("--patience", args.patience, inclusive=True)
     check_number("--prune-epochs", args.prune_epochs, inclusive=True)
+    check_dataset_file("--data", args.data)
+    start_tensorflow_quietly()  # only now: a refused command imports nothing heavy
     from training.training_run import TrainingRequest, run_training
 
     request = TrainingRequest(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -60,6 +61,22 @@ def test_retained_message_round_trip(prefer: str) -> None:
     assert broker.kind == ("mosquitto" if prefer == "mosquitto" else "amqtt")
     messages = [e for e in events if e is not None and e.kind == "message"]
     assert [(m.topic, m.payload, m.retain) for m in messages] == [(topic, b"announcement", True)]
+
+
+def test_embedded_broker_logs_no_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    # Prepare
+    caplog.set_level(logging.DEBUG)  # whatever the application's root level, amqtt stays quiet
+    # Execute
+    with LocalBroker(prefer="embedded") as broker:
+        link = MqttLink(LinkConfig(broker.url, "quiet", ("t",), persistent_session=False))
+        link.start()
+        link.publish("t", b"x")
+        link.stop()
+    # Assert
+    loud = [r.getMessage() for r in caplog.records
+            if r.name.startswith("amqtt") and r.levelno >= logging.WARNING]  # fmt: skip
+    assert loud == []
+    assert logging.getLogger().level == logging.DEBUG  # the root logger is not ours to change
 
 
 def test_link_to_a_closed_port_fails_with_one_error() -> None:

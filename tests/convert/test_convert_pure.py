@@ -17,7 +17,7 @@ from bundle_format.writer import write_bundle
 from convert.c_array_export import export_c_array, parse_c_array
 from convert.model_facts import infer_stride
 from convert.parity import parity_report, sample_indices
-from convert.signing_keys import resolve_signing_key
+from convert.signing_keys import keep_signing_key, resolve_signing_key
 from iomt.cli import main
 from iomt.environment import Environment
 
@@ -140,9 +140,11 @@ def test_build_manifest_records_sizes_hashes_and_gzip() -> None:
 
 def test_resolve_signing_key_creates_default_once(tmp_path: Path) -> None:
     first = resolve_signing_key(None, tmp_path / "config")
+    assert first.created and not (tmp_path / "config").exists()  # made in memory only
+    keep_signing_key(first)
     second = resolve_signing_key(None, tmp_path / "config")
-    assert first.created and not second.created
-    assert first.private_path == second.private_path
+    assert not second.created and first.private_path == second.private_path
+    assert second.key.public_key().public_bytes_raw() == first.key.public_key().public_bytes_raw()
 
 
 def _run(argv: list[str], config_dir: Path) -> tuple[int, str, str]:
@@ -155,7 +157,7 @@ def test_keys_command_writes_pair_and_refuses_overwrite(tmp_path: Path) -> None:
     status, out, _ = _run(["keys", "--out", str(tmp_path / "k")], tmp_path)
     assert status == 0 and "bundle_signing.pub" in out
     status, _, err = _run(["keys", "--out", str(tmp_path / "k")], tmp_path)
-    assert status == 1 and "already exists" in err
+    assert status == 2 and "already holds bundle_signing.key" in err
 
 
 def test_verify_command_reports_tampering_in_one_line(tmp_path: Path) -> None:

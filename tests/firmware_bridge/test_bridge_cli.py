@@ -72,7 +72,7 @@ def test_missing_port_is_one_line_error() -> None:
 
 def test_unknown_board_is_one_line_error() -> None:
     status, _, err = run_cli("bridge", "emulate", "--board", "uno")
-    assert status == 1 and "known boards: pi4" in err
+    assert status == 2 and "known boards: pi4" in err
 
 
 @pytest.mark.integration

@@ -37,7 +37,7 @@ def test_missing_image_is_one_line_error(tmp_path: Path) -> None:
 
 def test_qemu_without_bundle_is_one_line_error() -> None:
     status, _, err = run_cli("bridge", "emulate", "--qemu")
-    assert status == 1 and "--qemu needs --bundle" in err and err.count("\n") == 1
+    assert status == 2 and "--qemu needs --bundle" in err and err.count("\n") == 1
 
 
 @pytest.mark.firmware

@@ -161,9 +161,24 @@ def save_window_dataset(ds: WindowDataset, path: str | os.PathLike[str]) -> Path
     return target
 
 
+def check_window_dataset_file(path: str | os.PathLike[str]) -> None:
+    """A `.npz` with every required array, checked from its index alone (cheap, before a
+    command starts heavy work); `DatasetFileError` with one line otherwise."""
+    _read_arrays(Path(path), names=())
+
+
 def load_window_dataset(path: str | os.PathLike[str]) -> WindowDataset:
     """Read and validate a `.npz`; any problem is one `DatasetFileError` line naming the file."""
     source = Path(path)
+    arrays = _read_arrays(source, REQUIRED_ARRAYS + OPTIONAL_ARRAYS)
+    try:
+        return window_dataset_from_arrays(arrays)
+    except (ValueError, TypeError) as exc:
+        raise DatasetFileError(f"{source}: invalid window dataset: {_reason(exc)}") from exc
+
+
+def _read_arrays(source: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The arrays `names` (those present) of a window-dataset file whose index is complete."""
     if not source.is_file():
         raise DatasetFileError(f"{source}: no such window-dataset file")
     try:
@@ -173,19 +188,13 @@ def load_window_dataset(path: str | os.PathLike[str]) -> WindowDataset:
                 raise DatasetFileError(
                     f"{source}: not a window dataset (missing {', '.join(missing)})"
                 )
-            arrays = {
-                name: npz[name] for name in REQUIRED_ARRAYS + OPTIONAL_ARRAYS if name in npz.files
-            }
+            return {name: npz[name] for name in names if name in npz.files}
     except DatasetFileError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise DatasetFileError(
             f"{source}: not a readable .npz window dataset ({_reason(exc)})"
         ) from exc
-    try:
-        return window_dataset_from_arrays(arrays)
-    except (ValueError, TypeError) as exc:
-        raise DatasetFileError(f"{source}: invalid window dataset: {_reason(exc)}") from exc
 
 
 def _reason(exc: BaseException) -> str:

@@ -11,8 +11,12 @@ simulation cache, trained once), the backbone and the whole model each:
 - agreement with LiteRT on the task's test windows: the native build on every window, the QEMU
   image on `--qemu-windows` of them (0: all), against LiteRT's default and reference kernels.
 
-Writes `bench/results/firmware.json` under `models`, keeping the other keys of the file (the
-firmware core's upload figures).
+Then the head trained on the device (`bench/firmware_training.py`, under `training`): training
+memory beside the inference arena and instructions per epoch on 256 stored embeddings.
+`--training-only` measures just that on the `mcu` bundle.
+
+Writes `bench/results/firmware.json` under `models` and `training`, keeping the other keys of
+the file (the firmware core's upload figures).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class BenchCase:
     name: str
     bundle: Path
     windows: np.ndarray
+    labels: np.ndarray
 
 
 def prepare(task: str, size: str, epochs: int | None, cache: Path | None) -> BenchCase:
@@ -65,7 +70,7 @@ def prepare(task: str, size: str, epochs: int | None, cache: Path | None) -> Ben
     prepared = prepare_model(request, data, cache, _say)
     test = load_window_dataset(prepared.data).for_subjects(preset.test_subjects)
     windows = load_bundle(prepared.bundle).normalise(test.X)
-    return BenchCase(f"{task}-{preset.arch}-{size}", prepared.bundle, windows)
+    return BenchCase(f"{task}-{preset.arch}-{size}", prepared.bundle, windows, test.y)
 
 
 def measure(
@@ -141,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--cache", type=Path, help="simulation cache (default: the user's)")
     parser.add_argument("--build", type=Path, help="build directory (default: in the cache)")
+    parser.add_argument(
+        "--training-only", action="store_true",
+        help="only the training figures (keeps the models' from the last run)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     from convert.firmware_runner import default_build_root, missing_tools
 
@@ -149,19 +158,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: firmware build tools missing: {', '.join(missing)}", file=sys.stderr)
         return 1
     build_root = args.build or default_build_root()
+    results = {k: v for k, v in (read_results("firmware") or {}).items() if k != "machine"}
+    results.pop("part", None)
     models = []
-    for task, size in MODELS:
+    for task, size in MODELS if not args.training_only else ():
         case = prepare(task, size, args.epochs, args.cache)
         models += [
             measure(case, part, build_root, args.qemu_windows, args.reference_windows)
             for part in PARTS
         ]
-    results = {k: v for k, v in (read_results("firmware") or {}).items() if k != "machine"}
-    results.pop("part", None)
-    results.update({"models": models, "clock_hz": CLOCK_HZ, "argv": argv or []})
+    results.update({"models": models or results.get("models", []), "clock_hz": CLOCK_HZ})
+    results["argv"] = argv or []
+    results["training"] = _training(args.epochs, args.cache, build_root)
     results["kernels"] = _kernel_pins()
     print(f"wrote {write_results('firmware', results)}")
     return 0
+
+
+def _training(epochs: int | None, cache: Path | None, build_root: Path) -> dict[str, Any]:
+    """The head trained on the Cortex-M4, on the watch model sized for it."""
+    from bench.firmware_training import measure_training
+
+    case = prepare("har", "mcu", epochs, cache)
+    figures = measure_training(case.bundle, case.windows, case.labels, build_root / "training")
+    _say(f"training: {figures['instructions']['per_epoch']:,} instructions per epoch")
+    return {"bundle": case.name, **figures}
 
 
 def _kernel_pins() -> dict[str, str]:
@@ -201,6 +222,11 @@ def report_section(results: dict[str, Any], plots: Any) -> str:
         "bytes on the windows it ran). Kernels: TensorFlow Lite reference kernels from "
         f"{results.get('kernels', {}).get('tf_file', '?')}.\n"
     )
+    training = results.get("training")
+    if training:
+        from bench.firmware_training import report_rows
+
+        note += "\n" + report_rows(training)
     return markdown_table(header, rows) + "\n" + note
 
 

@@ -5,10 +5,8 @@ labels, global head, fit settings and seed -> the same delta and the same int8 b
 from __future__ import annotations
 
 import shutil
-import struct
-import subprocess
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +14,9 @@ import pytest
 
 from edge_runtime.head import Head
 from edge_runtime.local_update import local_update
-from firmware_bridge.firmware_build import firmware_dir
-from firmware_bridge.protocol.int8_record import Int8Record, read_int8_records
+from firmware_bridge.protocol.int8_record import Int8Record
 from firmware_bridge.protocol.model_messages import HeadSet
+from firmware_bridge.train_harness import TrainReply, TrainRequest, build_host_tool, run_host_tool
 from fleet_protocol.messages import FitConfig
 from fleet_protocol.portable_rng import PortableRng
 from fleet_protocol.tensor_codecs import EncodedTensor, encode_tensor
@@ -31,17 +29,7 @@ TRAIN_STATUS = {0: "ok", -1: "no data", -2: "shape", -3: "too large", -4: "setti
 
 @pytest.fixture(scope="module")
 def train_tool(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    firmware = firmware_dir()
-    out = tmp_path_factory.mktemp("train") / "head_train_tool"
-    core = firmware / "core"
-    sources = [firmware / "tools" / "head_train_tool.c"] + [
-        core / f"iomt_{name}.c"
-        for name in ("head", "head_train", "embedding_ring", "int8_codec", "rng")
-    ]
-    command = ["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
-    command += ["-I", str(core), *map(str, sources), "-lm", "-o", str(out)]
-    subprocess.run(command, check=True, capture_output=True, text=True)
-    return out
+    return build_host_tool(tmp_path_factory.mktemp("train") / "head_train_tool")
 
 
 @dataclass(frozen=True)
@@ -62,15 +50,6 @@ class Case:
         )
 
 
-@dataclass(frozen=True)
-class FirmwareUpdate:
-    status: int
-    num_examples: int
-    loss: float
-    delta: list[np.ndarray]
-    records: list[Int8Record]
-
-
 def make_case(
     inputs: int, hidden: int, classes: int, examples: int, fit: FitConfig, seed: int
 ) -> Case:
@@ -86,28 +65,16 @@ def make_case(
     return Case(head, fit, q, y.astype(np.int64), seed)
 
 
-def run_firmware(tool: Path, case: Case, stochastic: bool = True) -> FirmwareUpdate:
+def run_firmware(tool: Path, case: Case, stochastic: bool = True) -> TrainReply:
     fit = case.fit
-    head = HeadSet(3, tuple(case.head.weights)).to_payload()
-    request = struct.pack("<HHffffQBfiI", fit.local_epochs, fit.batch_size, fit.learning_rate,
-                          fit.momentum, fit.l2, fit.proximal_mu, case.seed, stochastic,
-                          EMBEDDING_SCALE, EMBEDDING_ZERO_POINT, len(head))  # fmt: skip
-    request += head + struct.pack("<I", len(case.y))
-    rows = zip(case.y, case.q, strict=True)
-    request += b"".join(bytes([label]) + row.tobytes() for label, row in rows)
-    out = subprocess.run([str(tool)], input=request, capture_output=True, check=True).stdout
-    status, examples, loss = struct.unpack_from("<iIf", out)
-    delta, raw, at = [], b"", 12
-    for _ in range(4 if status == 0 else 0):
-        (count,) = struct.unpack_from("<I", out, at)
-        delta.append(np.frombuffer(out, "<f4", count, at + 4).copy())
-        at += 4 + 4 * count
-        (length,) = struct.unpack_from("<I", out, at)
-        raw += out[at + 4 : at + 4 + length]
-        at += 4 + length
-    records = read_int8_records(raw, 4) if status == 0 else []
-    shaped = [d.reshape(w.shape) for d, w in zip(delta, case.head.weights, strict=False)]
-    return FirmwareUpdate(status, examples, loss, shaped, records)
+    request = TrainRequest(
+        fit.local_epochs, fit.batch_size, fit.learning_rate, fit.momentum, fit.l2,
+        fit.proximal_mu, case.seed, HeadSet(3, tuple(case.head.weights)).to_payload(),
+        case.q, case.y, EMBEDDING_SCALE, EMBEDDING_ZERO_POINT, stochastic,
+    )  # fmt: skip
+    reply = run_host_tool(tool, request)
+    shaped = [d.reshape(w.shape) for d, w in zip(reply.delta, case.head.weights, strict=False)]
+    return replace(reply, delta=shaped)
 
 
 def relative_error(ours: np.ndarray, reference: np.ndarray) -> float:

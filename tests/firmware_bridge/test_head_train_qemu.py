@@ -4,6 +4,7 @@ Cortex-M4, the delta read back in chunks, and numpy's `local_update` computing t
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from firmware_bridge.mcu_trainer import (
 from firmware_bridge.protocol import commands as cmd
 from firmware_bridge.protocol.reliability import RetryPolicy
 from firmware_bridge.qemu_service import QemuService
+from firmware_bridge.train_harness import TrainRequest, build_qemu_bench, run_qemu_bench
 from firmware_bridge.transport import PtyEndpoint
 from fleet_protocol.messages import FitConfig
 from fleet_protocol.portable_rng import PortableRng
@@ -116,3 +118,27 @@ def test_a_round_on_another_head_or_an_empty_ring_is_refused(driver: HostDriver)
         train_round(driver, round_request(1, seed=1, head_version=6))
     with pytest.raises(DeviceError, match="no delta of round 1"):
         driver.request(cmd.DeltaRead(1, cmd.DeltaForm.INT8_RECORDS, 0, 64), cmd.DeltaChunk)
+
+
+def test_the_bench_image_trains_alike_and_counts_more_instructions_for_more_epochs(
+    firmware_image: FirmwareImage, tmp_path: Path
+) -> None:
+    # Prepare: the bench harness (train_bench.c) on 64 pushed embeddings
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 64)
+    q = rng.integers(-40, 40, (64, EMBEDDING)).astype(np.int8)
+    X = (np.float32(SCALE) * q.astype(np.float32)).astype(np.float32)
+    image = build_qemu_bench(tmp_path / "train_bench.elf")
+    payload = GLOBAL.to_payload()
+    requests = [TrainRequest(epochs, FIT.batch_size, FIT.learning_rate, FIT.momentum, FIT.l2,
+                             FIT.proximal_mu, 11, payload, q, y, SCALE, 0)
+                for epochs in (1, 2)]  # fmt: skip
+    # Execute
+    one, two = (run_qemu_bench(image, r) for r in requests)
+    # Assert
+    assert one.instructions and two.instructions and two.instructions > one.instructions
+    fit = dataclasses.replace(FIT, local_epochs=2)
+    head = Head.from_weights(list(GLOBAL.tensors), ("relu", "softmax"))
+    reference = local_update(head, fit, X, y, 11).delta
+    for ours, theirs in zip(two.delta, reference, strict=True):
+        assert np.linalg.norm(ours - theirs.reshape(-1)) / np.linalg.norm(theirs) <= 1e-4

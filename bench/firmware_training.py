@@ -92,6 +92,7 @@ def _memory(bundle: Path, build: Path, params: int, inputs: int) -> dict[str, An
     """Reserved and needed training RAM, and the whole firmware image's RAM."""
     import json
 
+    from convert.firmware_plan import generate_plan
     from firmware_bridge.firmware_build import BuildRequest, build_image, config_from_manifest
 
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -100,12 +101,12 @@ def _memory(bundle: Path, build: Path, params: int, inputs: int) -> dict[str, An
     image = build_image(request)
     reserved = _bss_by_symbol(build / "firmware" / "iomt_firmware.map")
     head = 4 * params
-    needed = {"ring": EMBEDDINGS * (inputs + 1), "head": head, "optimiser_state": head,
-              "gradients": head}  # fmt: skip
+    needed = {"ring": EMBEDDINGS * (inputs + 1), "shuffle_order": 2 * EMBEDDINGS, "head": head,
+              "optimiser_state": head, "gradients": head}  # fmt: skip
     return {
         "needed_for_256_embeddings": {**needed, "total": sum(needed.values())},
         "reserved_by_firmware": {**reserved, "total": sum(reserved.values())},
-        "arena_bytes": (manifest.get("mcu") or {}).get("arena_bytes"),
+        "arena_bytes": generate_plan((bundle / "backbone.int8.tflite").read_bytes()).arena_bytes,
         "firmware_ram_bytes": image.ram_bytes,
         "nrf52840_ram_bytes": NRF52840_RAM,
         "fits_nrf52840": image.ram_bytes <= NRF52840_RAM,

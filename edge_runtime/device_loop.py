@@ -30,6 +30,7 @@ from edge_runtime.fed_client import (
 )
 from edge_runtime.head import Head
 from edge_runtime.interpreter import Int8Model
+from edge_runtime.mcu_training import McuTrainer, Quantisation
 from edge_runtime.round_core import ClientConfig
 from edge_runtime.round_events import LogRecord
 from edge_runtime.sample_store import SampleStore
@@ -189,8 +190,8 @@ class SerialSource:
         self._assembler = WindowAssembler(spec)
         self._frames: queue.Queue[SensorFrame] = queue.Queue()
         self._origin: tuple[int, float] | None = None
-        self._driver = HostDriver.open(port)
-        self._stream = self._driver.stream(self._frames.put)
+        self.driver = HostDriver.open(port)
+        self._stream = self.driver.stream(self._frames.put)
 
     def _host_time(self, device_us: int) -> float:
         if self._origin is None:
@@ -211,8 +212,8 @@ class SerialSource:
             samples = to_model_wrist(frame.samples.astype(np.float32), self._channels, self._wrist)
             for window in self._assembler.push(samples, start):
                 batch.windows.append(ArrivingWindow(window.start_ts, window.end_ts, window.values))
-        while not self._driver.label_events.empty():
-            event = self._driver.label_events.get_nowait()
+        while not self.driver.label_events.empty():
+            event = self.driver.label_events.get_nowait()
             batch.label_events.append((self._host_time(event.timestamp_us), int(event.label)))
         return batch
 
@@ -220,7 +221,7 @@ class SerialSource:
         try:
             self._stream.stop()
         finally:
-            self._driver.close()
+            self.driver.close()
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,7 @@ class DeviceOptions:
     poison: bool = False  # experiments only: send sign-flipped deltas scaled x10
     secure_agg: bool = False  # answer secure-aggregation phases instead of sending deltas
     wrist: str = MODEL_WRIST  # where the serial sensor is worn
+    train_on_mcu: bool = False  # the --serial microcontroller trains the rounds; we relay
 
 
 class DeviceLoop:
@@ -301,8 +303,8 @@ class DeviceLoop:
         link = MqttLink(config).start(o.connect_timeout_s)
         aggregator_key = public_key_from_bytes(o.aggregator_key) if o.aggregator_key else None
         client = FedClient(client_config, link, self.store, self.directory / "heads", self.key,
-                           clock=self._clock, log=self._log,
-                           aggregator_key=aggregator_key)  # fmt: skip
+                           clock=self._clock, log=self._log, aggregator_key=aggregator_key,
+                           mcu=self._mcu_trainer())  # fmt: skip
         secure = SecureAggDevice(client, aggregator_key, self._log) if o.secure_agg else None
         try:
             while not self._stop_requested and not self._finished(client):
@@ -323,6 +325,13 @@ class DeviceLoop:
                 self.source.close()
             self.store.close()
         return client.rounds_acked
+
+    def _mcu_trainer(self) -> McuTrainer | None:
+        """With --train-on-mcu, the serial microcontroller's trainer (the source's link)."""
+        if not self.options.train_on_mcu or not isinstance(self.source, SerialSource):
+            return None
+        out = self.parts.bundle.quantisation("backbone", "output")
+        return McuTrainer(self.source.driver, Quantisation(out.scale, out.zero_point))
 
     def _on_link_event(self, event: LinkEvent, client: FedClient, link: MqttLink) -> None:
         if event.kind == "connected":

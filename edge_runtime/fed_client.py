@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from edge_runtime.errors import EdgeRuntimeError, InstallError
 from edge_runtime.local_update import LocalUpdate, local_update
+from edge_runtime.mcu_training import McuTrainer
 from edge_runtime.model_install import current_head, install_head
 from edge_runtime.residual_store import PendingResidual, model_key
 from edge_runtime.round_core import (
@@ -133,8 +134,10 @@ class FedClient:
         clock: Callable[[], float] = time.time,
         log: Callable[[LogRecord], None] = lambda record: None,
         aggregator_key: Ed25519PublicKey | None = None,
+        mcu: McuTrainer | None = None,
     ) -> None:
         self.config, self.link, self.store = config, link, store
+        self.mcu, self._mcu_failed = mcu, set[int]()  # with an MCU, it trains (--train-on-mcu)
         self.heads_dir, self.signing_key = heads_dir, signing_key
         self._clock, self._log = clock, log
         self.outbox = heads_dir.parent / "outbox"
@@ -248,6 +251,8 @@ class FedClient:
         return self._private(update)
 
     def _train(self, round_: RoundAnnouncement, seed: int) -> UpdateEncoded | TooFewExamples:
+        if self.mcu is not None:
+            return self._train_on_mcu(self.mcu, round_, seed)
         update = self.releasable_update(round_)
         if update is None:
             return TooFewExamples(round_.round_id, self.store.counts().labelled)
@@ -273,6 +278,39 @@ class FedClient:
         if result.changed:
             self._residuals[round_id] = PendingResidual(key, result.residual)
         return result.sent
+
+    def _train_on_mcu(
+        self, mcu: McuTrainer, round_: RoundAnnouncement, seed: int
+    ) -> UpdateEncoded | TooFewExamples:
+        """The round trained by the microcontroller; this host only signs and relays it."""
+        installed = current_head(self.heads_dir)
+        X, y = self.store.labelled_embeddings(limit=self.config.max_samples)
+        skip = installed is None or int(installed.version) != round_.model_version
+        if skip or len(y) < self.config.min_samples or round_.round_id in self._mcu_failed:
+            return TooFewExamples(round_.round_id, len(y))
+        assert installed is not None
+        try:
+            update = mcu.train(installed.head, round_.model_version, round_.config, X, y, seed,
+                               round_.round_id)  # fmt: skip
+        except EdgeRuntimeError as exc:  # not retried every tick: the next round tries again
+            self._mcu_failed.add(round_.round_id)
+            self._log({"event": "mcu_train_failed", "round": round_.round_id, "error": str(exc)})
+            return TooFewExamples(round_.round_id, len(y))
+        encoding = announced_encoding(round_.codec, round_.encoding)
+        # dense: the MCU's int8 tensors as they are; top-k: sparsified here (residual kept here)
+        delta = update.delta if encoding.density is None else self._sparse(
+            round_.round_id, update.delta, encoding)  # fmt: skip
+        relayed = update.coded_for(encoding.codec, PortableRng(seed))
+        sequence = self.store.next_sequence()
+        message = ModelUpdate(self.config.fleet, round_.round_id, round_.model_version,
+                              self.config.device_id, sequence, update.num_examples, delta,
+                              {"loss": update.loss, "trained_on_mcu": 1.0})  # fmt: skip
+        payload = encode_message(message, codec=encoding.codec, signing_key=self.signing_key,
+                                 rng=PortableRng(seed), compact=encoding.compact,
+                                 zstd=encoding.zstd,
+                                 encoded=relayed if encoding.density is None else None)  # fmt: skip
+        return UpdateEncoded(round_.round_id, round_.model_version, sequence,
+                             update.num_examples, payload)  # fmt: skip
 
     def _private(self, update: LocalUpdate) -> LocalUpdate:
         """The update with on-device DP applied (clipped and noised), if it is on."""

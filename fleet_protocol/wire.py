@@ -16,7 +16,7 @@ size, msgpack, version, signature, type, fields, tensor shapes, tensor sizes, fi
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
@@ -80,19 +80,26 @@ def encode_message(
     rng: Rounding | None = None,
     compact: bool = False,
     zstd: bool = False,
+    encoded: Sequence[EncodedTensor] | None = None,
 ) -> bytes:
     """Encode (and sign, given a key) a message; tensors use `codec` (int8 rounds via `rng`).
 
     `compact` codes sparse indices as varints or a bitmap; `zstd` compresses the body when
     that makes it smaller. Both only for receivers that read them (`update_encoding`).
+    `encoded` carries tensors coded elsewhere as they are (a microcontroller's int8 delta,
+    relayed by its host) in place of coding the message's own.
     """
     name = MESSAGE_TYPE_NAMES.get(type(message))
     if name is None:
         raise MessageTypeError(f"not a federation message: {type(message).__name__}")
     tensor_field = TENSOR_FIELDS.get(type(message))
     weights = getattr(message, tensor_field) if tensor_field else []
-    tensors = [_tensor_to_wire(encode_tensor(t, codec, rng, compact_indices=compact))
-               for t in weights]  # fmt: skip
+    coded = (
+        encoded
+        if encoded is not None
+        else [encode_tensor(t, codec, rng, compact_indices=compact) for t in weights]
+    )
+    tensors = [_tensor_to_wire(t) for t in coded]
     body = msgpack.packb(
         {"type": name, "fields": fields_to_wire(message), "tensors": tensors}, use_bin_type=True
     )

@@ -50,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="wrist the --serial sensor is worn on; right-wrist samples are mirrored into the "
         "models' left-wrist frame (default: left)",
     )
+    parser.add_argument(
+        "--train-on-mcu",
+        action="store_true",
+        help="the --serial microcontroller trains each round itself; this host relays and signs"
+        " (docs/serial-protocol.md section 7)",
+    )
     parser.add_argument("--subject", type=int, help="replay only this subject's windows")
     parser.add_argument("--speed", type=float, default=1.0, help="replay speed-up (0: at once)")
     parser.add_argument("--keep-windows", action="store_true", help="store raw windows too")
@@ -124,6 +130,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
 
     if args.wrist is not None and args.serial is None:
         raise UsageError("--wrist applies to a --serial sensor; datasets are already in one frame")
+    _check_train_on_mcu(args)
     if args.replay is not None:
         _check_replay(args.replay, args.subject)
     options = DeviceOptions(
@@ -138,6 +145,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
         poison=args.poison,
         secure_agg=args.secure_agg,
         wrist=args.wrist or MODEL_WRIST,
+        train_on_mcu=args.train_on_mcu,
     )  # fmt: skip
     log = _logger(env, args.json, args.device_id)
     try:
@@ -152,6 +160,20 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     acked = loop.run()
     log({"event": "stop", "rounds_acked": acked, "windows": loop.windows_seen})
     return ExitStatus.SUCCESS
+
+
+def _check_train_on_mcu(args: argparse.Namespace) -> None:
+    """--train-on-mcu needs the microcontroller and sends its delta as it computed it."""
+    if not args.train_on_mcu:
+        return
+    if args.serial is None:
+        raise UsageError("--train-on-mcu needs --serial PORT (the microcontroller that trains)")
+    given = {"--secure-agg": args.secure_agg, "--poison": args.poison,
+             "--dp-local-noise": local_dp_config(args) is not None}  # fmt: skip
+    clashes = [flag for flag, on in given.items() if on]
+    if clashes:
+        raise UsageError(f"--train-on-mcu cannot be combined with {', '.join(clashes)}: the "
+                         "microcontroller's delta is relayed as it computed it")  # fmt: skip
 
 
 def _check_replay(path: Path, subject: int | None) -> None:

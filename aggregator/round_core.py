@@ -17,6 +17,7 @@ from aggregator.core_config import AggregatorConfig, Evaluate, Strategy, Trust
 from aggregator.device_statuses import read_status
 from aggregator.message_gate import MessageGate
 from aggregator.partial_sums import Coordination, PartialSumBook, fold_partial_sums
+from aggregator.privacy_ledger import PrivacyLedger
 from aggregator.promotion import Verdict, promotion_verdict
 from aggregator.round_events import (
     Effect,
@@ -32,6 +33,7 @@ from aggregator.round_events import (
     StoreClosedRound,
     StoreDeviceStatus,
     StoreOpenedRound,
+    StorePrivacy,
     StoreRejection,
     StoreTraffic,
     StoreVersion,
@@ -107,10 +109,12 @@ class AggregatorCore:
         evaluate: Evaluate | None = None,
         secure_agg: SecureAggOptions | None = None,
         coordination: Coordination | None = None,
+        privacy: PrivacyLedger | None = None,
     ) -> None:
         """With `coordination` it adds workers' or sites' partial sums into each round."""
         self.config, self.strategy, self.memory = config, strategy, memory
         self._coordination = coordination
+        self.privacy = privacy  # epsilon per device and version, sampling, budget
         self._initial_weights = initial_weights
         self._trust = trust or Trust()
         self._evaluate, self._secure_agg = evaluate, secure_agg
@@ -178,7 +182,15 @@ class AggregatorCore:
     @property
     def waiting_for(self) -> set[str]:
         """Devices known to be online that have not sent this round's update yet."""
-        return set() if self._round is None else self.online - self._round.participants
+        return (
+            set() if self._round is None else self._awaited(self._round) - self._round.participants
+        )
+
+    def _awaited(self, round_: _OpenRound) -> set[str]:
+        """Online devices that may send this round (with sampling: those drawn, in budget)."""
+        if self.privacy is None:
+            return self.online
+        return self.privacy.may_send(self.config.fleet, round_.round_id, self.online)
 
     def waiting_line(self, now: float) -> str | None:
         """The operator's view of the open round: who it waits for, quorum, deadline."""
@@ -258,7 +270,7 @@ class AggregatorCore:
 
     def _announcement(self, round_: _OpenRound) -> RoundAnnouncement:
         record = round_.memory.record
-        return RoundAnnouncement(
+        announcement = RoundAnnouncement(
             fleet=self.config.fleet,
             round_id=record.round_id,
             model_version=round_.base.version,
@@ -269,6 +281,9 @@ class AggregatorCore:
             codec=self._encoding.codec,
             encoding=self._encoding.announced,
         )
+        if self.privacy is not None:  # who is drawn this round
+            announcement = self.privacy.sampled_announcement(announcement)
+        return announcement
 
     def _announce_finished(self) -> None:
         """Re-announce the last round with its deadline passed, so no device trains for it."""
@@ -288,7 +303,7 @@ class AggregatorCore:
     def _should_close(self, round_: _OpenRound) -> bool:
         if self._now >= round_.deadline:
             return True
-        everyone_in = self.online <= round_.participants  # devices we know are online
+        everyone_in = self._awaited(round_) <= round_.participants  # online and may send
         return len(round_.participants) >= round_.memory.record.quorum and everyone_in
 
     # messages ------------------------------------------------------------------------------------
@@ -392,6 +407,8 @@ class AggregatorCore:
         opened = OpenRound(self.config.fleet, round_.round_id, round_.base.version)
         reason = check_update(update, device_id, opened, history)
         digest = hashlib.sha256(payload).hexdigest()
+        if reason is None and self.privacy is not None:  # not drawn, or its budget is spent
+            reason = self.privacy.refusal(self.config.fleet, round_.round_id, update.device_id)
         if reason == "duplicate" and is_resend_of_accepted(history, digest):
             round_.resent += 1
             self._ack(device_id, update, True, "already stored")
@@ -499,9 +516,10 @@ class AggregatorCore:
             status = "held_back"
             sha = message_sha256(weights)
             self._emit(StoreCandidate(record.round_id, weights, sha, verdict.candidate or 0.0))
-        model_effects = [] if stored is None else self._model_effects(stored)
         metrics = self._metrics(round_, version, status, verdict)
         carry = None if stored is None else self.strategy.state_to_arrays()
+        self._charge_privacy(round_, stored)
+        model_effects = [] if stored is None else self._model_effects(stored)  # with its epsilon
         self._emit(StoreClosedRound(record.round_id, metrics, self._now, stored, carry),
                    *model_effects,
                    Log(f"round {record.round_id}: closed -> version {version} "
@@ -517,6 +535,14 @@ class AggregatorCore:
         self.memory.open_round = self.memory.open_round_base = None
         self._round = None
         self._advance()
+
+    def _charge_privacy(self, round_: _OpenRound, stored: StoredVersion | None) -> None:
+        """A released round spends the privacy of the devices that could be in it."""
+        if self.privacy is None or stored is None:
+            return
+        population = self.online | round_.seen_online | round_.participants
+        devices, stamp = self.privacy.close_round(population, round_.participants, stored.version)
+        self._emit(StorePrivacy(tuple(devices), stamp))
 
     def _promotion(self, round_: _OpenRound, weights: Weights | None) -> Verdict:
         """Score the new aggregate (and the head it would replace); hold it back if worse."""
@@ -603,8 +629,10 @@ class AggregatorCore:
     def _model_effects(self, stored: StoredVersion) -> list[Effect]:
         """Publish a version (retained) and clear the one that falls out of the kept window."""
         before, self._out = self._out, []
+        stamp = self.privacy.versions.get(stored.version) if self.privacy else None
         model = GlobalModel(self.config.fleet, stored.version, stored.weights, stored.parent,
-                            stored.round_id or 0)  # fmt: skip
+                            stored.round_id or 0, stamp.epsilon if stamp else None,
+                            stamp.delta if stamp else None)  # fmt: skip
         self._publish(model_topic(self.config.fleet, stored.version), self._encode(model),
                       retain=True)  # fmt: skip
         stale = stored.version - self.config.keep_model_versions

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from aggregator.privacy_ledger import DevicePrivacy, VersionPrivacy
 from aggregator.round_memory import StoredVersion
 from aggregator.state_store import AcceptedUpdate, DeviceRecord, RoundRecord
 from fleet_protocol.publish import Publish
@@ -103,6 +104,14 @@ class StoreClosedRound:
 
 
 @dataclass(frozen=True)
+class StorePrivacy:
+    """Store the epsilon a released round charged to devices and to its new version."""
+
+    devices: tuple[DevicePrivacy, ...]
+    version: VersionPrivacy | None
+
+
+@dataclass(frozen=True)
 class StoreCandidate:
     """Keep an aggregate the promotion gate did not publish, for the operator to inspect."""
 
@@ -136,6 +145,7 @@ Effect = (
     | StoreTraffic
     | StoreClosedRound
     | StoreCandidate
+    | StorePrivacy
     | Log
     | RoundClosed
 )

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from aggregator.core_config import AggregatorConfig, Evaluate, Strategy, Trust
 from aggregator.partial_sums import Coordination
+from aggregator.privacy_ledger import PrivacyLedger, PrivacyPlan
 from aggregator.round_core import AggregatorCore
 from aggregator.round_events import (
     Effect,
@@ -31,6 +32,7 @@ from aggregator.round_events import (
     StoreClosedRound,
     StoreDeviceStatus,
     StoreOpenedRound,
+    StorePrivacy,
     StoreRejection,
     StoreTraffic,
     StoreVersion,
@@ -85,13 +87,17 @@ class AggregatorService:
         signing_key: Ed25519PrivateKey | None = None,
         secure_agg: SecureAggOptions | None = None,
         coordination: Coordination | None = None,
+        privacy: PrivacyPlan | None = None,
     ) -> None:
         self.link, self.store, self._clock = link, store, clock
         self._on_metrics, self._log = on_metrics, log
+        ledger = None if privacy is None else PrivacyLedger(
+            privacy, store.privacy.devices(), store.privacy.versions())  # fmt: skip
         self.core = AggregatorCore(
             config, strategy, read_snapshot(store), initial_weights,
             trust=Trust(verify_key, signing_key), evaluate=evaluate, secure_agg=secure_agg,
             coordination=coordination,
+            privacy=ledger,
         )  # fmt: skip
         self._closed_here: list[dict[str, Any]] = []
         self._counters: list[StoreTraffic | StoreRejection | StoreDeviceStatus] = []
@@ -202,6 +208,8 @@ def apply_to_store(store: StateStore, effect: Effect, now: float) -> None:
                          new.quorum, effect.strategy_state)  # fmt: skip
     elif isinstance(effect, StoreClosedRound):
         _store_closed(store, effect)
+    elif isinstance(effect, StorePrivacy):
+        store.privacy.save(list(effect.devices), effect.version, now)
     elif isinstance(effect, StoreVersion):
         store.add_version(effect.version, effect.weights, effect.parent, None, effect.sha256,
                           now)  # fmt: skip

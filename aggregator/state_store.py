@@ -16,6 +16,7 @@ from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aggregator.privacy_store import PRIVACY_SCHEMA, PrivacyTables
 from fleet_protocol.array_blobs import (
     arrays_from_bytes,
     arrays_to_bytes,
@@ -65,8 +66,9 @@ CREATE TABLE IF NOT EXISTS device_rejections (
     PRIMARY KEY (device_id, reason));
 """
 
-MIGRATIONS = (Migration(1, script(SCHEMA)),)
-"""Ordered schema migrations (`PRAGMA user_version`); 1 is every release before versions."""
+MIGRATIONS = (Migration(1, script(SCHEMA)), Migration(2, script(PRIVACY_SCHEMA)))
+"""Ordered schema migrations (`PRAGMA user_version`); 1 is every release before versions,
+2 adds epsilon per device and per version (`aggregator.privacy_store`)."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ class StateStore:
         except BaseException:
             self._db.close()
             raise
+        self.privacy = PrivacyTables(self._db)
 
     def close(self) -> None:
         self._db.close()

@@ -24,6 +24,7 @@ from edge_runtime.errors import EdgeRuntimeError, InstallError
 from edge_runtime.local_update import LocalUpdate, local_update
 from edge_runtime.mcu_training import McuTrainer
 from edge_runtime.model_install import current_head, install_head
+from edge_runtime.model_privacy import META_KEY as MODEL_PRIVACY_KEY
 from edge_runtime.residual_store import PendingResidual, model_key
 from edge_runtime.round_core import (
     ClientConfig,
@@ -58,7 +59,11 @@ from edge_runtime.round_events import (
 from edge_runtime.sample_store import SampleStore
 from edge_runtime.sparse_uplink import sparsify_delta
 from fleet_protocol.aggregator_identity import aggregator_verifier
-from fleet_protocol.differential_privacy import gaussian_epsilon, privatize_on_device
+from fleet_protocol.differential_privacy import (
+    PRIVACY_BUDGET,
+    gaussian_epsilon,
+    privatize_on_device,
+)
 from fleet_protocol.messages import ModelUpdate, RoundAnnouncement
 from fleet_protocol.mqtt_link import LastWill, LinkEvent, MqttLinkError
 from fleet_protocol.portable_rng import PortableRng
@@ -117,6 +122,7 @@ def read_snapshot(store: SampleStore, heads_dir: Path) -> DeviceSnapshot:
         else tuple(tuple(w.shape) for w in installed.weights),
         sent_rounds=frozenset(store.sent_round_ids()),
         settled_rounds=frozenset(store.round_outcomes()),
+        privacy_budget_spent=PRIVACY_BUDGET in store.round_outcomes().values(),
     )  # fmt: skip
 
 
@@ -231,6 +237,8 @@ class FedClient:
             install_head(self.heads_dir, effect.version, effect.weights)
         except EdgeRuntimeError as exc:
             return HeadInstallFailed(effect.version, str(exc))
+        if effect.privacy is not None:  # for the clinician report (edge_runtime.model_privacy)
+            self.store.set_meta(MODEL_PRIVACY_KEY, effect.privacy.to_json())
         return HeadInstalled(effect.version)
 
     # training

@@ -224,8 +224,12 @@ def _time_ticks(start_ts: float, span: float, width: int) -> list[str]:
     return ticks
 
 
-def render_html(summary: PatientSummary, title: str, generated_ts: float, patient: str = "") -> str:
-    """The whole report: one HTML page, no external resources; `patient` names whose it is."""
+def render_html(
+    summary: PatientSummary, title: str, generated_ts: float, patient: str = "",
+    privacy: str = "",
+) -> str:  # fmt: skip
+    """The whole report: one HTML page, no external resources; `patient` names whose it is,
+    `privacy` the model's (epsilon, delta) sentence (`edge_runtime.model_privacy`)."""
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(generated_ts))
     period = " to ".join(time.strftime("%Y-%m-%d %H:%M", time.gmtime(t))
                          for t in (summary.start_ts, summary.end_ts))  # fmt: skip
@@ -241,7 +245,8 @@ def render_html(summary: PatientSummary, title: str, generated_ts: float, patien
         + (f"<p><b>Patient / device: {html.escape(patient)}</b></p>" if patient else "")
         + f"<p>Period {period} (UTC). Generated {when}.</p>"
         f"<p>{legend}; the rest are the model's predictions.</p>"
-        f"<h2>Activity minutes per class</h2><table><tr><th>class</th><th>minutes</th></tr>"
+        + (f"<p>{html.escape(privacy)}</p>" if privacy else "")
+        + f"<h2>Activity minutes per class</h2><table><tr><th>class</th><th>minutes</th></tr>"
         f"{rows}</table><h2>Minutes per class per {summary.bucket}</h2>"
         f"{stacked_bars_svg(summary)}{_stress_section(summary)}</body></html>"
     )

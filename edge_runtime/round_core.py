@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from edge_runtime.model_privacy import ModelPrivacy
 from edge_runtime.round_events import (
     Connected,
     CountLabelled,
@@ -38,7 +39,8 @@ from edge_runtime.round_events import (
     WriteOutbox,
 )
 from fleet_protocol.chunking import DEFAULT_MAX_CHUNK_BYTES, split_into_chunks
-from fleet_protocol.differential_privacy import DpConfig
+from fleet_protocol.device_sampling import is_sampled
+from fleet_protocol.differential_privacy import PRIVACY_BUDGET, DpConfig
 from fleet_protocol.errors import FederationError, TopicError
 from fleet_protocol.messages import DeviceStatus, GlobalModel, RoundAnnouncement, UpdateAck
 from fleet_protocol.publish import Publish
@@ -73,6 +75,7 @@ class DeviceSnapshot:
     installed_shapes: Shapes | None = None
     sent_rounds: frozenset[int] = frozenset()
     settled_rounds: frozenset[int] = frozenset()  # sent rounds with a recorded outcome
+    privacy_budget_spent: bool = False  # the aggregator refused an update: budget spent
 
 
 def round_seed(seed: int, device_id: str, round_id: int) -> int:
@@ -125,6 +128,7 @@ class RoundCore:
         self.refused: dict[str, int] = {}  # messages refused, by reason
         self.rounds_acked = 0  # accepted acks (or answered secure rounds) in this process
         self.rounds_settled = 0  # rounds this process sent that are over
+        self.privacy_budget_spent = snapshot.privacy_budget_spent  # then it never sends again
 
     @property
     def rounds_done(self) -> int:
@@ -221,7 +225,8 @@ class RoundCore:
             self._refuse("model_hash")
             return [Log({"event": "model_rejected", "version": version})]
         self._progress.installing[version] = (tuple(w.shape for w in message.weights), sha)
-        return [InstallHead(version, message.weights)]
+        stamp = ModelPrivacy(version, message.dp_epsilon, message.dp_delta)
+        return [InstallHead(version, message.weights, stamp)]
 
     def _on_ack(self, payload: bytes) -> list[Effect]:
         ack = decode_message(payload, expected_type=UpdateAck, verify_key=self._verify)
@@ -231,7 +236,11 @@ class RoundCore:
         self._progress.settled.add(ack.round_id)
         self.rounds_acked += int(ack.accepted)
         outcome = "accepted" if ack.accepted else ack.reason
-        return [
+        stop: list[Effect] = []
+        if outcome == PRIVACY_BUDGET and not self.privacy_budget_spent:
+            self.privacy_budget_spent = True
+            stop = [Log({"event": "privacy_budget_spent", "round": ack.round_id})]
+        return [*stop,
             RecordAck(ack.round_id, outcome),
             *self._settle(ack.round_id, None),
             Log({"event": "ack", "round": ack.round_id, "accepted": ack.accepted,
@@ -321,7 +330,10 @@ class RoundCore:
             and not self.was_sent(round_.round_id)
             and now <= round_.deadline_unix
             and self.installed_version == round_.model_version
-        )
+            and not self.privacy_budget_spent
+            and is_sampled(round_.sampling_seed or "", round_.round_id, self.config.device_id,
+                           1.0 if round_.sampling_rate is None else round_.sampling_rate)
+        )  # fmt: skip
 
     # -- helpers ----------------------------------------------------------------------------
 

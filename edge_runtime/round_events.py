@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
+from edge_runtime.model_privacy import ModelPrivacy
 from fleet_protocol.messages import RoundAnnouncement
 from fleet_protocol.publish import Publish
 from fleet_protocol.types import Weights
@@ -137,6 +138,7 @@ class InstallHead:
 
     version: int
     weights: Weights
+    privacy: ModelPrivacy | None = None  # the (epsilon, delta) the aggregator stamped on it
 
 
 @dataclass(frozen=True)

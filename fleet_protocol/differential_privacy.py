@@ -22,6 +22,8 @@ from fleet_protocol.types import Weights
 
 ACCOUNTANTS = ("rdp", "pld")
 BUDGET_POLICIES = ("stop", "warn")
+PRIVACY_BUDGET = "privacy_budget"
+"""Why the aggregator refuses a device past `--max-epsilon`; the device then stops sending."""
 
 
 class PrivacyConfigError(FederationError):

@@ -39,6 +39,8 @@ class RoundAnnouncement:
     codec: str = "int8"
     max_staleness: int | None = None  # asynchronous mode: accepted up to this many versions old
     encoding: str | None = None  # top-k / zstd (`update_encoding`); absent: plain `codec`
+    sampling_rate: float | None = None  # Poisson sampling: see fleet_protocol.device_sampling
+    sampling_seed: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,6 +52,8 @@ class GlobalModel:
     weights: Weights
     parent_version: int | None
     round_id: int
+    dp_epsilon: float | None = None  # (epsilon, delta) of central DP this head was trained with
+    dp_delta: float | None = None
 
 
 @dataclass(frozen=True, eq=False)

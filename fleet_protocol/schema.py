@@ -75,6 +75,10 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else _float(value)
 
 
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else _text(value)
+
+
 def _float(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise MalformedMessageError(f"expected a number, got {type(value).__name__}")
@@ -148,13 +152,19 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
 }
 _OPTIONAL_INT_FIELDS = {(DeviceStatus, "model_version")}
 OMITTED_WHEN_NONE: dict[type, dict[str, Callable[[Any], Any]]] = {
-    RoundAnnouncement: {"max_staleness": _optional_int, "encoding": _optional_encoding},
+    RoundAnnouncement: {
+        "max_staleness": _optional_int,
+        "encoding": _optional_encoding,
+        "sampling_rate": _optional_float,
+        "sampling_seed": _optional_text,
+    },
     DeviceStatus: {
         "free_disk_bytes": _optional_int,
         "cpu_temp_c": _optional_float,
         "store_bytes": _optional_int,
         "outbox_backlog": _optional_int,
     },
+    GlobalModel: {"dp_epsilon": _optional_float, "dp_delta": _optional_float},
 }
 """Fields added after a message's first version: absent on the wire means None (compatible)."""
 

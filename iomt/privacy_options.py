@@ -31,6 +31,33 @@ def add_dp_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--dp-accountant", choices=("rdp", "pld"), default="rdp", help="privacy accountant"
     )
+    group.add_argument(
+        "--dp-fleet-size",
+        type=int,
+        help="devices in the fleet: with --dp-sampling-rate < 1 the mean divides"
+        " by rate x size (the count that came would leak who was drawn)",
+    )
+    group.add_argument(
+        "--dp-clip-quantile",
+        type=float,
+        help="adaptive clipping: the clip follows this quantile of update norms"
+        " (Andrew et al. 2021; --dp-clip is the starting clip)",
+    )
+    group.add_argument(
+        "--dp-clip-rate",
+        type=float,
+        default=0.2,
+        help="adaptive clipping: geometric step of the clip per round",
+    )
+    group.add_argument(
+        "--dp-bit-noise",
+        type=float,
+        help="adaptive clipping: noise std on the sum of clip bits (default:"
+        " max(expected devices per round / 20, noise multiplier))",
+    )
+    group.add_argument("--max-epsilon", type=float,
+                       help="per-device budget: a device that would pass it is refused"
+                            " (privacy_budget) and stops sending")  # fmt: skip
 
 
 def dp_config_from_arguments(args: argparse.Namespace) -> DpConfig | None:
@@ -56,11 +83,17 @@ def released_rounds(store: Any) -> int:
     return sum(1 for r in closed if r.result_version not in (None, r.base_version))
 
 
-def dp_strategy(config: DpConfig, store: Any) -> Any:
+def dp_strategy(config: DpConfig, store: Any, args: argparse.Namespace) -> Any:
     """A DP-FedAvg strategy that counts the rounds already released from this state file."""
     from aggregator.strategies.dp_fedavg import DpFedAvg
 
-    strategy = DpFedAvg(config, rounds_already_released=released_rounds(store))
+    expected = _expected_count(config, args)
+    strategy = DpFedAvg(
+        config,
+        rounds_already_released=released_rounds(store),
+        expected_count=expected,
+        adaptive=_adaptive_clip(config, args, expected),
+    )
     if strategy.accountant.decide_next_round() == "stop":
         spent = strategy.epsilon
         raise UsageError(
@@ -87,3 +120,62 @@ def local_dp_config(args: argparse.Namespace) -> DpConfig | None:
         return DpConfig(args.dp_local_noise, args.dp_local_clip, args.dp_local_delta)
     except PrivacyConfigError as exc:
         raise UsageError(str(exc)) from exc
+
+
+def _expected_count(config: DpConfig, args: argparse.Namespace) -> float | None:
+    if config.sampling_probability >= 1:
+        return None
+    if args.dp_fleet_size is None or args.dp_fleet_size < 1:
+        raise UsageError(
+            "--dp-sampling-rate below 1 needs --dp-fleet-size N (devices in the fleet)"
+        )
+    return config.sampling_probability * args.dp_fleet_size
+
+
+def _adaptive_clip(config: DpConfig, args: argparse.Namespace, expected: float | None) -> Any:
+    if args.dp_clip_quantile is None:
+        return None
+    from aggregator.adaptive_clipping import AdaptiveClipConfig, update_noise_multiplier
+    from fleet_protocol.differential_privacy import PrivacyConfigError
+
+    per_round = expected if expected is not None else float(args.min_clients)
+    bit_noise = args.dp_bit_noise or max(per_round / 20.0, config.noise_multiplier)
+    try:
+        adaptive = AdaptiveClipConfig(args.dp_clip_quantile, args.dp_clip_rate, bit_noise)
+        if config.noise_multiplier > 0:
+            update_noise_multiplier(config.noise_multiplier, bit_noise)
+    except PrivacyConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    return adaptive
+
+
+def privacy_plan(config: DpConfig | None, store: Any, args: argparse.Namespace) -> Any:
+    """What the aggregator's privacy ledger needs (None without central DP)."""
+    if config is None:
+        if args.max_epsilon is not None:
+            raise UsageError("--max-epsilon needs --dp-noise-multiplier")
+        return None
+    from aggregator.privacy_ledger import PrivacyPlan
+
+    if args.max_epsilon is not None and args.max_epsilon <= 0:
+        raise UsageError("--max-epsilon must be > 0")
+    return PrivacyPlan(config, store.privacy.sampling_key(), args.max_epsilon)
+
+
+def privacy_status(devices: dict[str, Any], versions: dict[int, Any]) -> dict[str, Any]:
+    """Epsilon per device and per version as `iomt aggregator status --json` shows them."""
+    from dataclasses import asdict
+
+    return {"devices": [asdict(row) for row in devices.values()],
+            "versions": [asdict(row) for row in versions.values()]}  # fmt: skip
+
+
+def privacy_lines(privacy: dict[str, Any]) -> list[str]:
+    """The same as aligned lines, one per device."""
+    return [
+        f"device {row['device_id']:16s} epsilon {row['epsilon']:.3f}"
+        f"  (sample known: {row['epsilon_sample_known']:.3f})"
+        f"  rounds {row['rounds_included']}/{row['rounds_in_population']}"
+        + ("  budget spent" if row["budget_spent"] else "")
+        for row in privacy["devices"]
+    ]

@@ -13,7 +13,14 @@ from iomt.commands.certs import add_tls_arguments, tls_from_arguments
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
 from iomt.input_checks import check_state_file
-from iomt.privacy_options import add_dp_arguments, dp_config_from_arguments, dp_strategy
+from iomt.privacy_options import (
+    add_dp_arguments,
+    dp_config_from_arguments,
+    dp_strategy,
+    privacy_lines,
+    privacy_plan,
+    privacy_status,
+)
 from iomt.termination import Terminated, raise_on_sigterm
 from iomt.trust import add_trust_arguments, trusted_keys
 
@@ -228,7 +235,9 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
         raise UsageError(f"--secure-agg folds one mean per round: use --strategy {allowed}")
     # the broker first: an unreachable one leaves no state file behind
     with MqttLink(link_config) as link, StateStore(args.state) as store, _live_page(args, log):
-        strategy: Any = dp_strategy(dp_config, store) if dp_config else _strategy(args, parts, fit)
+        strategy: Any = (
+            dp_strategy(dp_config, store, args) if dp_config else _strategy(args, parts, fit)
+        )
         on_metrics = _metrics_writer(env, args.metrics_out, args.json)
         if dp_config is not None:  # epsilon per round in the metrics, budget policy applied
             on_metrics = with_privacy_report(strategy, on_metrics, log)
@@ -237,7 +246,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
             config, link, store, strategy, parts.head.weights,
             evaluate=evaluate, verify_key=_verify_key(args.registry),
             on_metrics=on_metrics, log=log, signing_key=signing_key,
-            secure_agg=_secure_options(args),
+            secure_agg=_secure_options(args), privacy=privacy_plan(dp_config, store, args),
             coordination=coordination(signing_key) if coordinator else None,
         )  # fmt: skip
         try:
@@ -400,12 +409,19 @@ def _status(env: Environment, args: argparse.Namespace) -> ExitStatus:
     with StateStore(args.state) as store:
         rounds = [r.__dict__ for r in store.rounds()]
         versions = [v.__dict__ for v in store.versions()]
+        privacy = privacy_status(store.privacy.devices(), store.privacy.versions())
     if args.json:
-        env.print(json.dumps({"rounds": rounds, "versions": versions}, default=str))
+        env.print(json.dumps({"rounds": rounds, "versions": versions, "privacy": privacy},
+                             default=str))  # fmt: skip
         return ExitStatus.SUCCESS
+    stamps = {row["version"]: row for row in privacy["versions"]}
     for v in versions:
+        stamp = stamps.get(v["version"])
+        dp = f"  (epsilon, delta) = ({stamp['epsilon']:.2f}, {stamp['delta']:g})" if stamp else ""
         env.print(f"version {v['version']:4d}  parent {v['parent']}  round {v['round_id']}"
-                  f"  sha256 {v['sha256'][:16]}")  # fmt: skip
+                  f"  sha256 {v['sha256'][:16]}{dp}")  # fmt: skip
+    for line in privacy_lines(privacy):
+        env.print(line)
     for r in rounds:
         m = r["metrics"] or {}
         env.print(f"round {r['round_id']:4d}  {r['status']:6s}  base {r['base_version']}"
@@ -427,10 +443,13 @@ def _export(env: Environment, args: argparse.Namespace) -> ExitStatus:
             weights = store.load_weights(version)
         except KeyError as exc:
             raise UsageError(str(exc.args[0])) from exc
+        stamp = store.privacy.versions().get(version)
     if args.signing_key is None:
         env.warn(f"iomt aggregator export: no --signing-key: {args.out} is signed with a new,"
                  " throwaway key that no device trusts unless you give it that key")  # fmt: skip
-    _write_bundle_with_head(args.bundle, weights, version, args.out, args.signing_key)
+    privacy = None if stamp is None else {"epsilon": stamp.epsilon, "delta": stamp.delta,
+                                           "rounds": stamp.rounds}  # fmt: skip
+    _write_bundle_with_head(args.bundle, weights, version, args.out, args.signing_key, privacy)
     env.print(str(args.out))
     return ExitStatus.SUCCESS
 
@@ -453,8 +472,9 @@ def _rollback(env: Environment, args: argparse.Namespace) -> ExitStatus:
 
 
 def _write_bundle_with_head(
-    source: Path, weights: list[Any], version: int, out: Path, key_path: Path | None
-) -> None:
+    source: Path, weights: list[Any], version: int, out: Path, key_path: Path | None,
+    privacy: dict[str, float] | None = None,
+) -> None:  # fmt: skip
     """A copy of a bundle with a global head version swapped in, re-hashed and re-signed.
 
     Written by the bundle writer (staged, then renamed into place), so an interrupted export
@@ -473,6 +493,9 @@ def _write_bundle_with_head(
     manifest["files"] = file_entries({n: c for n, c in files.items() if n not in RESERVED_NAMES})
     manifest["model_version"] = f"{parts.bundle.model_version}+fl{version}"
     manifest["federated_version"] = version
+    manifest.pop("differential_privacy", None)
+    if privacy is not None:  # the (epsilon, delta) the head was trained with
+        manifest["differential_privacy"] = privacy
     key = signing.load_private_key(key_path) if key_path else signing.generate_private_key()
     write_bundle(out, files, manifest, key)
     load_bundle(out)

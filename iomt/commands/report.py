@@ -85,6 +85,7 @@ def _hex_key(text: str) -> bytes:
 def _build(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from edge_runtime.device_loop import device_directory
     from edge_runtime.fed_client import load_or_create_key
+    from edge_runtime.model_privacy import privacy_sentence, read_model_privacy
     from edge_runtime.patient_report import read_report_windows, render_html, summarize
     from edge_runtime.sealed_report import load_public_key, seal, sign_document
 
@@ -95,7 +96,8 @@ def _build(env: Environment, args: argparse.Namespace) -> ExitStatus:
     windows, names = read_report_windows(args.device_store)
     summary = summarize(windows, names, args.bucket)
     patient = args.patient or args.device_store.stem
-    document = render_html(summary, args.title, time.time(), patient).encode()
+    privacy = privacy_sentence(read_model_privacy(args.device_store))
+    document = render_html(summary, args.title, time.time(), patient, privacy).encode()
     device_key = load_or_create_key(device_directory(args.device_store))  # its update key
     sealed = seal(sign_document(document, device_key), recipient)
     args.out.write_bytes(sealed)  # the HTML exists only in memory here

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from bundle_format.signing import generate_private_key, public_key_bytes
+from edge_runtime.model_privacy import META_KEY as MODEL_PRIVACY_KEY
+from edge_runtime.model_privacy import ModelPrivacy, privacy_sentence
 from edge_runtime.patient_report import (
     ReportWindow,
     find_stress_episodes,
@@ -165,3 +167,40 @@ def test_a_signing_key_is_refused_as_a_report_recipient(tmp_path: Path) -> None:
         code, _, err = _run("report", "--device-store", store, *argv)
         assert code == 2 and len(err.strip().splitlines()) == 1 and why in err
         assert not (tmp_path / "r.enc").exists()
+
+
+def test_report_prints_the_epsilon_the_installed_model_was_trained_with(tmp_path: Path) -> None:
+    # Prepare: the stamp the device keeps when it installs a published head (FedClient._install)
+    store = tmp_path / "samples.sqlite"
+    _fill_store(store)
+    with SampleStore(store) as samples:
+        samples.set_meta(MODEL_PRIVACY_KEY, ModelPrivacy(7, 3.1234, 1e-5).to_json())
+    assert _run("report", "keygen", "--out", str(tmp_path / "doctor"))[0] == 0
+
+    # Execute
+    made = _run(
+        "report",
+        "--device-store",
+        str(store),
+        "--recipient",
+        str(tmp_path / "doctor" / "clinician.pub"),
+        "--out",
+        str(tmp_path / "r.enc"),
+    )
+    opened = _run(
+        "report",
+        "open",
+        str(tmp_path / "r.enc"),
+        "--key",
+        str(tmp_path / "doctor" / "clinician.key"),
+        "--out",
+        str(tmp_path / "r.html"),
+    )
+    without = render_html(summarize(*read_report_windows(store)), "t", DAY0,
+                          privacy=privacy_sentence(None))  # fmt: skip
+
+    # Assert
+    assert made[0] == 0 and opened[0] == 0
+    page = (tmp_path / "r.html").read_text()
+    assert "federated version 7) was trained with (ε, δ) = (3.12, 1e-05)" in page
+    assert "No federated model version is recorded" in without

@@ -152,14 +152,23 @@ def _adaptive_clip(config: DpConfig, args: argparse.Namespace, expected: float |
 def privacy_plan(config: DpConfig | None, store: Any, args: argparse.Namespace) -> Any:
     """What the aggregator's privacy ledger needs (None without central DP)."""
     if config is None:
-        if args.max_epsilon is not None:
-            raise UsageError("--max-epsilon needs --dp-noise-multiplier")
         return None
     from aggregator.privacy_ledger import PrivacyPlan
 
-    if args.max_epsilon is not None and args.max_epsilon <= 0:
-        raise UsageError("--max-epsilon must be > 0")
+    if config.noise_multiplier == 0:  # no noise: epsilon is infinite, nothing to track
+        return None
     return PrivacyPlan(config, store.privacy.sampling_key(), args.max_epsilon)
+
+
+def check_privacy_arguments(config: DpConfig | None, args: argparse.Namespace) -> None:
+    """Refuse bad privacy options before anything is opened or written."""
+    if args.max_epsilon is not None:
+        if config is None or config.noise_multiplier == 0:
+            raise UsageError("--max-epsilon needs --dp-noise-multiplier > 0")
+        if args.max_epsilon <= 0:
+            raise UsageError("--max-epsilon must be > 0")
+    if config is not None:
+        _adaptive_clip(config, args, _expected_count(config, args))
 
 
 def privacy_status(devices: dict[str, Any], versions: dict[int, Any]) -> dict[str, Any]:

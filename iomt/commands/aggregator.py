@@ -15,6 +15,7 @@ from iomt.errors import UsageError
 from iomt.input_checks import check_state_file
 from iomt.privacy_options import (
     add_dp_arguments,
+    check_privacy_arguments,
     dp_config_from_arguments,
     dp_strategy,
     privacy_lines,
@@ -227,6 +228,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     )  # fmt: skip
     log = _logger(env, args.json)
     dp_config = dp_config_from_arguments(args)
+    check_privacy_arguments(dp_config, args)
     if dp_config is not None and args.secure_agg:
         raise UsageError("--dp-* (central) needs single updates; with --secure-agg use "
                          "iomt edge --dp-local-noise")  # fmt: skip

@@ -55,6 +55,14 @@ def _aggregator(bundle: Path, run_dir: Path, *extra: str) -> list[str]:
         (["--metrics-out", "/nonexistent/dir/m.jsonl"], "no directory"),
         (["--codec", "topk:7"], "density"),
         (["--codec", "int4"], "unknown codec"),
+        (["--max-epsilon", "8"], "--max-epsilon needs --dp-noise-multiplier > 0"),
+        (["--dp-noise-multiplier", "1", "--max-epsilon", "0"], "--max-epsilon must be > 0"),
+        (["--dp-noise-multiplier", "1", "--dp-sampling-rate", "0.2"], "--dp-fleet-size"),
+        (
+            ["--dp-noise-multiplier", "4", "--dp-clip-quantile", "0.9", "--dp-bit-noise", "1"],
+            "2 * sigma_b > z",
+        ),
+        (["--dp-noise-multiplier", "1", "--dp-clip-quantile", "1.5"], "quantile must be in"),
     ],
 )
 def test_aggregator_refuses_bad_numbers_ids_and_outputs_before_writing(

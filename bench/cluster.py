@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from bench.common import watch_bundle, write_results
+from bench.fleet_report import SCALING_DOC, replace_marked_block
+from bench.report import fmt, markdown_table
 
 FLEET = "cluster-bench"
 POLL_S = 0.1
@@ -163,6 +165,29 @@ def run_once(run: ClusterRun) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def cluster_figures(results: dict[str, Any]) -> str:
+    """The measured block of docs/scaling.md and the section of docs/benchmarks.md."""
+    rows = [
+        ["nodes (nats-server, JetStream, MQTT 3.1.1)", fmt(results["nodes"])],
+        ["devices (`iomt edge` processes, watch bundle)", fmt(results["devices"])],
+        ["node killed (SIGKILL) in round", fmt(results["node_killed_at_round"])],
+        ["rounds completed", f"{results['rounds_completed']} of {results['rounds']}"],
+        ["updates acknowledged to devices", fmt(results["acknowledged"])],
+        ["acknowledged updates lost", fmt(results["acknowledged_lost"])],
+        ["failover: kill -> its clients connected to another node (s)", fmt(results["failover_s"])],
+        ["recovery: kill -> that round closed (s)", fmt(results["recovery_s"])],
+    ]
+    return (
+        "Measured by `python -m bench cluster` (one run; the aggregator and every device on "
+        "the killed node fail over):\n\n" + markdown_table(["figure", "value"], rows)
+    )
+
+
+def report_section(results: dict[str, Any], plots: Any) -> str:
+    """docs/benchmarks.md's cluster section."""
+    return cluster_figures(results)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench cluster", description=__doc__)
     parser.add_argument("--devices", type=int, default=6, help="iomt edge processes")
@@ -180,5 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         results = run_once(run)
     print(json.dumps(results))
     print(f"wrote {write_results('cluster', results, args.out)}")
+    if args.out is None:
+        replace_marked_block(SCALING_DOC, "cluster-figures", cluster_figures(results))
     ok = results["rounds_completed"] == args.rounds and results["acknowledged_lost"] == 0
     return 0 if ok else 1

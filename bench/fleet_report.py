@@ -65,7 +65,6 @@ def _plot(by_devices: dict[str, Any], plots: Plots) -> str:
 
 
 SCALING_DOC = Path(__file__).resolve().parent.parent / "docs" / "scaling.md"
-BEGIN, END = "<!-- fleet-figures:begin -->", "<!-- fleet-figures:end -->"
 
 
 def scaling_figures(results: dict[str, Any]) -> str:
@@ -101,12 +100,18 @@ def scaling_figures(results: dict[str, Any]) -> str:
 
 def update_scaling_doc(results: dict[str, Any], doc: Path = SCALING_DOC) -> bool:
     """Rewrite the block between the markers of docs/scaling.md; False if there is none."""
+    return replace_marked_block(doc, "fleet-figures", scaling_figures(results))
+
+
+def replace_marked_block(doc: Path, name: str, block: str) -> bool:
+    """Put `block` between `<!-- NAME:begin -->` and `<!-- NAME:end -->`; False if absent."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     if not doc.exists():
         return False
     text = doc.read_text()
-    if BEGIN not in text or END not in text:
+    if begin not in text or end not in text:
         return False
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    doc.write_text(f"{head}{BEGIN}\n{scaling_figures(results)}{END}{tail}")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    doc.write_text(f"{head}{begin}\n{block}{end}{tail}")
     return True

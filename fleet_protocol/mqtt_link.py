@@ -20,6 +20,7 @@ node (the cluster keeps it: NATS in JetStream, EMQX/HiveMQ in their session stor
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qs, urlparse
@@ -38,6 +39,7 @@ QOS = 1
 SESSION_EXPIRY_S = 24 * 3600
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
 PUBLISH_TIMEOUT_S = 10.0
+PUBACK_POLL_S = 0.1  # how often a waiting publish checks that the connection still stands
 MAX_PACKET_BYTES = 1024 * 1024  # what we ask the broker to send us at most (MQTT 5)
 _NOT_CONNECTED = "MQTT broker {url} did not accept the connection within {timeout:.0f} s"
 
@@ -245,14 +247,27 @@ class MqttLink:
         if not wait:
             self.bytes_out += len(payload)
             return
-        try:
-            info.wait_for_publish(timeout_s)
-        except (ValueError, RuntimeError) as exc:
-            raise MqttLinkError(f"publish to {topic} failed: {exc}") from exc
+        self._wait_for_puback(info, topic, timeout_s)
         if not info.is_published():
             waited = f"{timeout_s:.0f} s"
             raise MqttPublishTimeoutError(f"publish to {topic} not acknowledged within {waited}")
         self.bytes_out += len(payload)
+
+    def _wait_for_puback(self, info: paho.MQTTMessageInfo, topic: str, timeout_s: float) -> None:
+        """Wait for the PUBACK, but stop waiting as soon as the connection drops.
+
+        paho keeps the message and sends it again after the reconnect (to the next node of a
+        cluster, too); blocking the owner for the full timeout would only delay its failover.
+        """
+        deadline = time.monotonic() + timeout_s
+        while not info.is_published() and time.monotonic() < deadline:
+            if not self.connected.is_set():
+                raise MqttPublishTimeoutError(f"connection lost: publish to {topic} queued "
+                                              "for the reconnect")  # fmt: skip
+            try:
+                info.wait_for_publish(min(PUBACK_POLL_S, max(0.0, deadline - time.monotonic())))
+            except (ValueError, RuntimeError) as exc:
+                raise MqttLinkError(f"publish to {topic} failed: {exc}") from exc
 
     def clear_retained(self, topic: str) -> None:
         """Remove a retained message (an empty retained payload deletes it)."""

@@ -86,6 +86,8 @@ class _Sites:
         self.setup = write_setup(root, DEVICES, _head())
         self.brokers = _site_brokers(central, fleet)
         self.aggregators = {site: self.start_site(site) for site in SITES}
+        for aggregator in self.aggregators.values():  # subscribed before any device sends
+            aggregator.wait_for("0 committed updates")
         self.sims = {site: FleetSim(self.brokers[site].url, fleet) for site in SITES}
 
     def start_site(self, site: str, name: str | None = None) -> Any:

@@ -121,6 +121,8 @@ def _run_nats_cluster(env: Environment, args: argparse.Namespace) -> ExitStatus:
         env.warn(f"iomt broker: {NATS_NODES} nats-server nodes (configs and logs in "
                  f"{args.nats_cluster}); Ctrl-C stops them")  # fmt: skip
         cluster.wait()
+    except Terminated:
+        pass
     finally:
         cluster.stop()
     return ExitStatus.SUCCESS

@@ -269,13 +269,13 @@ def personalisation(
     from edge_runtime.device_loop import read_bundle_parts
     from iomt.simulation.baselines import DeviceData, Split
     from iomt.simulation.baselines import personalisation as personalise
-    from iomt.simulation.partition import partition_by_subject
+    from iomt.simulation.partition import cut_groups, partition_by_subject
 
     parts = read_bundle_parts(bundle_path)
     backbone = parts.backbone()
     data = np.load(data_path)
     chosen = subjects or sorted(int(s) for s in np.unique(data["subject"]))
-    sessions = data["recording"] if "recording" in data.files else data["y"]
+    sessions = cut_groups(data["y"], data["recording"] if "recording" in data.files else None)
     shards = partition_by_subject(sessions, data["subject"], None, chosen, len(chosen), 0.3)
 
     def split(index: NDArray[np.intp]) -> Split:

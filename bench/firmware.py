@@ -147,10 +147,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, help="simulation cache (default: the user's)")
     parser.add_argument("--build", type=Path, help="build directory (default: in the cache)")
     parser.add_argument(
+        "--models", default=",".join(f"{t}:{s}" for t, s in MODELS),
+        help="TASK:SIZE,... to measure; the other models' entries in the results are kept",
+    )  # fmt: skip
+    parser.add_argument(
         "--training-only", action="store_true",
         help="only the training figures (keeps the models' from the last run)",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    chosen = _chosen_models(args.models)
+    if chosen is None:
+        print(f"error: --models takes TASK:SIZE from {_model_names()}", file=sys.stderr)
+        return 2
     from convert.firmware_runner import default_build_root, missing_tools
 
     missing = missing_tools(arm=True)
@@ -158,18 +166,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: firmware build tools missing: {', '.join(missing)}", file=sys.stderr)
         return 1
     build_root = args.build or default_build_root()
-    results = {k: v for k, v in (read_results("firmware") or {}).items() if k != "machine"}
-    results.pop("part", None)
-    models = []
-    for task, size in MODELS if not args.training_only else ():
+    previous = read_results("firmware") or {}
+    measured: dict[str, list[dict[str, Any]]] = {}
+    for task, size in chosen if not args.training_only else ():
         case = prepare(task, size, args.epochs, args.cache)
-        models += [
-            measure(case, part, build_root, args.qemu_windows, args.reference_windows)
+        measured[case.name] = [
+            {**measure(case, part, build_root, args.qemu_windows, args.reference_windows),
+             "measured_with": list(sys.argv[1:] if argv is None else argv)}
             for part in PARTS
-        ]
-    results.update({"models": models or results.get("models", []), "clock_hz": CLOCK_HZ})
-    results["argv"] = argv or []
-    results["training"] = _training(args.epochs, args.cache, build_root)
+        ]  # fmt: skip
+    models = _merged_models(previous.get("models", []), measured)
+    results = {k: v for k, v in previous.items() if k != "machine"}
+    results.pop("part", None)
+    results.update({"models": models, "clock_hz": CLOCK_HZ, "argv": argv or []})
+    if args.training_only or ("har", "mcu") in chosen:
+        results["training"] = _training(args.epochs, args.cache, build_root)
     results["kernels"] = _kernel_pins()
     print(f"wrote {write_results('firmware', results)}")
     return 0
@@ -183,6 +194,40 @@ def _training(epochs: int | None, cache: Path | None, build_root: Path) -> dict[
     figures = measure_training(case.bundle, case.windows, case.labels, build_root / "training")
     _say(f"training: {figures['instructions']['per_epoch']:,} instructions per epoch")
     return {"bundle": case.name, **figures}
+
+
+def _model_names() -> str:
+    return ", ".join(f"{t}:{s}" for t, s in MODELS)
+
+
+def _chosen_models(text: str) -> list[tuple[str, str]] | None:
+    """`TASK:SIZE,...` -> the models of `MODELS` named, in `MODELS` order (None if unknown)."""
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    chosen = [(t, s) for t, s in MODELS if f"{t}:{s}" in names]
+    return chosen if chosen and len(chosen) == len(names) else None
+
+
+def _merged_models(
+    previous: list[dict[str, Any]], measured: dict[str, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Earlier entries of models not re-measured, with the re-measured ones in their place.
+
+    A re-measured entry says with which arguments it was (`measured_with`); the top-level
+    `argv` is the last run's, which may have measured only some models.
+    """
+    merged: list[dict[str, Any]] = []
+    placed: set[str] = set()
+    for entry in previous:
+        name = entry.get("bundle")
+        if name not in measured:
+            merged.append(entry)
+        elif name not in placed:
+            merged += measured[name]
+            placed.add(name)
+    for name, entries in measured.items():
+        if name not in placed:
+            merged += entries
+    return merged
 
 
 def _kernel_pins() -> dict[str, str]:

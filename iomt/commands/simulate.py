@@ -47,7 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-agreement", type=float, default=0.98, help="int8/float agreement conversion needs"
     )
     parser.add_argument("--local-epochs", type=int, default=5, help="devices' epochs")
-    parser.add_argument("--learning-rate", type=float, default=0.1, help="devices' SGD step")
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        help="devices' SGD step (default: the task's, har 0.1, stress 0.03)",
+    )
     parser.add_argument("--momentum", type=float, default=0.9, help="devices' SGD momentum")
     parser.add_argument("--deadline", type=float, default=20.0, help="seconds per round at most")
     parser.add_argument(

@@ -52,7 +52,9 @@ class ModelRequest:
 
 def cache_key(data_sha256: str, request: ModelRequest) -> str:
     """Hash of everything that decides the bundle."""
-    decided = {"v": CACHE_VERSION, "data": data_sha256, "request": asdict(request)}
+    fields = asdict(request)
+    del fields["preset"]["learning_rate"]  # the fleet's step, not the bundle's
+    decided = {"v": CACHE_VERSION, "data": data_sha256, "request": fields}
     return hashlib.sha256(json.dumps(decided, sort_keys=True).encode()).hexdigest()[:16]
 
 

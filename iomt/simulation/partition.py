@@ -24,6 +24,19 @@ class DeviceShard:
     eval_index: np.ndarray  # later windows: personalisation is measured here only
 
 
+def cut_groups(y: np.ndarray, recording: np.ndarray | None) -> np.ndarray:
+    """The groups the earlier/later cut runs in: each recording's windows of one class.
+
+    A recording of one activity (watch) is one group, as before. A recording that holds both
+    classes (a simulated stress day) is cut per class too: cut only by recording, a session's
+    last blocks alone would be the later windows, whose class mix (up to 93% stress on subjects
+    11-15) is then nothing like the earlier windows the head was personalised on.
+    """
+    if recording is None:
+        return np.asarray(y)
+    return np.asarray(recording, dtype=np.int64) * (int(np.max(y)) + 1) + np.asarray(y)
+
+
 def partition_by_subject(
     y: np.ndarray,
     subject: np.ndarray,

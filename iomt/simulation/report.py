@@ -149,9 +149,10 @@ def _pooled_words(summary: Summary) -> list[str]:
     )
     return [
         "The pooled upper bound is the same head on the same int8 backbone, trained centrally "
-        "on every window the devices hold (their earlier windows) with the fleet's optimiser "
-        "and as many passes over each window as the federated rounds made: what federation "
-        "would reach if the data could leave the devices. " + verdict
+        "on every window the devices hold (their earlier windows) with the fleet's optimiser, "
+        "for as many of the federated rounds' passes over each window as validation on "
+        "held-out devices favours (none keeps the pretrained head): what federation would "
+        "reach if the data could leave the devices. " + verdict
     ]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,12 @@ from iomt.simulation import baselines
 from iomt.simulation.baselines import DeviceData, Split
 from iomt.simulation.fleet import DevicePlan, FleetOutcome, FleetPlan, run_fleet
 from iomt.simulation.model_cache import ModelRequest, prepare_data, prepare_model
-from iomt.simulation.partition import DeviceShard, partition_by_subject, partition_dirichlet
+from iomt.simulation.partition import (
+    DeviceShard,
+    cut_groups,
+    partition_by_subject,
+    partition_dirichlet,
+)
 from iomt.simulation.report import Summary, build_report, round_rows, write_report
 from iomt.simulation.tasks import TASKS, device_subjects
 
@@ -46,7 +51,7 @@ class SimulationConfig:
     model_size: str | None = None
     min_agreement: float = 0.98
     local_epochs: int = 5
-    learning_rate: float = 0.1
+    learning_rate: float | None = None  # None: the task preset's (`resolved` fills it in)
     momentum: float = 0.9
     deadline_s: float = 20.0
     speed: float = 0.0
@@ -66,6 +71,7 @@ def run_simulation(
     """Run everything and write the report; returns `report.json`'s content."""
     started = time.monotonic()
     preset = TASKS[config.task]
+    config = resolved(config)
     pretrain = config.pretrain_subjects or preset.pretrain_subjects
     test = config.test_subjects or preset.test_subjects
     data = prepare_data(preset, config.data, config.cache_dir, config.seed, announce)
@@ -97,7 +103,7 @@ def run_simulation(
 
     global_head = _final_head(outcome, parts.head)
     central = baselines.central_config(
-        config.rounds, config.local_epochs, config.learning_rate, config.momentum
+        config.rounds, config.local_epochs, _learning_rate(config), config.momentum
     )
     summary, per_device = _score(parts.head, global_head, embedded, test_split, central)
     report = build_report(
@@ -111,6 +117,19 @@ def run_simulation(
     )  # fmt: skip
     write_report(config.out, report)
     return report
+
+
+def resolved(config: SimulationConfig) -> SimulationConfig:
+    """`config` with the task preset's value wherever it left the choice to the task."""
+    if config.learning_rate is not None:
+        return config
+    return replace(config, learning_rate=TASKS[config.task].learning_rate)
+
+
+def _learning_rate(config: SimulationConfig) -> float:
+    learning_rate = resolved(config).learning_rate
+    assert learning_rate is not None  # resolved from the preset
+    return learning_rate
 
 
 def _faults(config: SimulationConfig, plan: FleetPlan, outcome: FleetOutcome) -> dict[str, Any]:
@@ -140,7 +159,7 @@ def _partition(
     config: SimulationConfig, dataset: dict[str, np.ndarray], members: list[int], num_devices: int
 ) -> list[DeviceShard]:
     recording = dataset.get("recording")
-    sessions = recording if recording is not None else dataset["y"]
+    sessions = cut_groups(dataset["y"], recording)
     if config.partition == "dirichlet":
         return partition_dirichlet(
             dataset["y"],
@@ -223,7 +242,7 @@ def _fleet_plan(
         devices=devices,
         speed=config.speed,
         local_epochs=config.local_epochs,
-        learning_rate=config.learning_rate,
+        learning_rate=_learning_rate(config),
         momentum=config.momentum,
         codec=config.codec,
         drop_rate=config.drop_rate,
@@ -241,8 +260,6 @@ def _run_with_broker(
 ) -> FleetOutcome:
     if config.broker:
         return run_fleet(plan, on_round)
-    from dataclasses import replace
-
     from aggregator.broker import LocalBroker
 
     with LocalBroker() as broker:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from iomt.simulation.partition import partition_by_subject, partition_dirichlet
+from iomt.simulation.partition import cut_groups, partition_by_subject, partition_dirichlet
 
 
 def _toy() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -65,3 +65,28 @@ def test_bad_partition_arguments_are_clear() -> None:
         partition_by_subject(recording, subject, recording, [1], 0, eval_fraction=0.3)
     with pytest.raises(ValueError, match="alpha must be positive"):
         partition_dirichlet(y, recording, subject, [1], 2, alpha=0, eval_fraction=0.3, seed=0)
+
+
+def test_a_recording_holding_both_classes_is_cut_per_class() -> None:
+    """A stress day: calm then stress in one recording; later windows of both classes."""
+    # Prepare
+    subject = np.ones(20, dtype=np.int64)
+    recording = np.zeros(20, dtype=np.int64)
+    y = np.repeat([0, 1], 10)
+    # Execute
+    by_recording = partition_by_subject(recording, subject, recording, [1], 1, 0.3)[0]
+    by_group = partition_by_subject(cut_groups(y, recording), subject, recording, [1], 1, 0.3)[0]
+    # Assert
+    assert set(y[by_recording.eval_index]) == {1}  # the session's end alone: stress only
+    assert np.mean(y[by_group.eval_index]) == np.mean(y[by_group.train_index]) == 0.5
+    for label in (0, 1):
+        train = by_group.train_index[y[by_group.train_index] == label]
+        later = by_group.eval_index[y[by_group.eval_index] == label]
+        assert train.max() < later.min()
+
+
+def test_cut_groups_of_one_class_recordings_are_the_recordings() -> None:
+    y, _subject, recording = _toy()
+    groups = cut_groups(y, recording)
+    assert len(np.unique(groups)) == len(np.unique(recording))
+    np.testing.assert_array_equal(cut_groups(y, None), y)

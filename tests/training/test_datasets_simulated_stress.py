@@ -68,7 +68,10 @@ def test_mean_heart_rate_threshold_stays_weak_across_subject_folds(stress_datase
 
 
 def test_a_subject_independent_feature_model_stays_below_097(stress_dataset):
-    """Fails on the replaced simulator (0.998): its stress was separable from window features."""
+    """Fails on the replaced simulator: its stress was separable from window features.
+
+    Re-checked on the replaced simulator's commit (09e3710, seed 0, 16-20 held out): 0.980.
+    """
     accuracy = logistic_regression_accuracy(stress_dataset, TEST_SUBJECTS)
     assert 0.55 <= accuracy < 0.97
 

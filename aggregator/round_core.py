@@ -186,11 +186,12 @@ class AggregatorCore:
             set() if self._round is None else self._awaited(self._round) - self._round.participants
         )
 
-    def _awaited(self, round_: _OpenRound) -> set[str]:
-        """Online devices that may send this round (with sampling: those drawn, in budget)."""
+    def _awaited(self, round_: _OpenRound, devices: set[str] | None = None) -> set[str]:
+        """Online devices (or these) that may send this round: drawn, with budget left."""
+        devices = self.online if devices is None else devices
         if self.privacy is None:
-            return self.online
-        return self.privacy.may_send(self.config.fleet, round_.round_id, self.online)
+            return devices
+        return self.privacy.may_send(self.config.fleet, round_.round_id, devices)
 
     def waiting_line(self, now: float) -> str | None:
         """The operator's view of the open round: who it waits for, quorum, deadline."""
@@ -586,7 +587,7 @@ class AggregatorCore:
         self, round_: _OpenRound, version: int, status: RoundStatus, verdict: Verdict
     ) -> RoundMetrics:
         memory = round_.memory
-        expected = self.online | round_.seen_online | round_.participants
+        expected = self._awaited(round_, self.online | round_.seen_online) | round_.participants
         return RoundMetrics(
             round=memory.record.round_id,
             base_version=round_.base.version,

@@ -14,7 +14,7 @@ from aggregator.core_config import AggregatorConfig
 from aggregator.privacy_accountant import PrivacyAccountant
 from aggregator.privacy_ledger import PrivacyLedger, PrivacyPlan
 from aggregator.round_core import AggregatorCore
-from aggregator.round_events import Effect, MessageArrived
+from aggregator.round_events import Effect, MessageArrived, StoreClosedRound
 from aggregator.round_memory import read_snapshot
 from aggregator.service import apply_to_store
 from aggregator.state_store import StateStore
@@ -165,12 +165,16 @@ def test_with_sampling_only_drawn_devices_are_accepted_and_all_in_the_population
 
     # Execute
     refused = fleet.update(left_out[0], round_)
+    closing: list[Effect] = []
     for device in drawn:
-        fleet.update(device, round_)
+        closing = fleet.update(device, round_)
 
     # Assert
     [ack] = _acks(refused, left_out[0])
     assert ack.reason == "not_sampled"
+    [closed] = [e for e in closing if isinstance(e, StoreClosedRound)]
+    assert closed.metrics.participants == len(drawn)
+    assert closed.metrics.dropped == 0  # devices not drawn were never expected
     rows = fleet.store.privacy.devices()
     assert set(rows) == set(devices)  # every online device could have been drawn
     amplified = PrivacyAccountant(config).epsilon(1)

@@ -97,12 +97,16 @@ def _models(effects: list[Effect]) -> list[GlobalModel]:
     return [m for m in models if isinstance(m, GlobalModel)]
 
 
-def _status_json(state: Path) -> dict[str, object]:
+def _status(state: Path, *extra: str) -> str:
     out, err = io.StringIO(), io.StringIO()
-    code = main(["aggregator", "status", "--state", str(state), "--json"],
+    code = main(["aggregator", "status", "--state", str(state), *extra],
                 Environment(stdout=out, stderr=err))  # fmt: skip
     assert code == 0, err.getvalue()
-    return json.loads(out.getvalue())  # type: ignore[no-any-return]
+    return out.getvalue()
+
+
+def _status_json(state: Path) -> dict[str, object]:
+    return json.loads(_status(state, "--json"))  # type: ignore[no-any-return]
 
 
 def test_epsilon_per_device_is_stored_published_and_shown_by_status(tmp_path: Path) -> None:
@@ -126,6 +130,9 @@ def test_epsilon_per_device_is_stored_published_and_shown_by_status(tmp_path: Pa
     assert devices["a"]["rounds_included"] == 1 and not devices["a"]["budget_spent"]
     [version] = status["privacy"]["versions"]  # type: ignore[index]
     assert version["version"] == 1 and version["epsilon"] == pytest.approx(expected)
+    text = _status(tmp_path / "agg.sqlite")
+    assert f"(epsilon, delta) = ({expected:.2f}, 1e-05)" in text
+    assert f"device a                epsilon {expected:.3f}" in text
     [model] = _models(closing)
     assert model.dp_epsilon == pytest.approx(expected) and model.dp_delta == 1e-5
 

@@ -19,6 +19,9 @@ from aggregator.round_memory import read_snapshot
 from aggregator.service import apply_to_store
 from aggregator.state_store import StateStore
 from aggregator.strategies.dp_fedavg import DpFedAvg
+from bench.synthetic_bundle import write_synthetic_bundle
+from bundle_format.reader import load_bundle
+from edge_runtime.head import Head
 from fleet_protocol.device_sampling import is_sampled
 from fleet_protocol.differential_privacy import DpConfig
 from fleet_protocol.messages import (
@@ -41,13 +44,15 @@ KEY = b"k" * 32
 class _Fleet:
     """A core with a privacy ledger whose effects go to a real state file."""
 
-    def __init__(self, state: Path, config: DpConfig, max_epsilon: float | None = None) -> None:
+    def __init__(self, state: Path, config: DpConfig, max_epsilon: float | None = None,
+                 head: list[np.ndarray] | None = None) -> None:  # fmt: skip
+        self.head = head or HEAD
         self.store = StateStore(state)
         plan = PrivacyPlan(config, KEY, max_epsilon)
         ledger = PrivacyLedger(plan, self.store.privacy.devices(), self.store.privacy.versions())
         settings = AggregatorConfig(FLEET, 3, 2, 30.0, codec="float32")
         strategy = DpFedAvg(config, rng=np.random.default_rng(0), expected_count=None)
-        self.core = AggregatorCore(settings, strategy, read_snapshot(self.store), HEAD,
+        self.core = AggregatorCore(settings, strategy, read_snapshot(self.store), self.head,
                                    privacy=ledger)  # fmt: skip
         self.effects: list[Effect] = []
         self.now = 0.0
@@ -71,7 +76,7 @@ class _Fleet:
                       encode_message(DeviceStatus(FLEET, device, True, 0)))  # fmt: skip
 
     def update(self, device: str, round_: RoundAnnouncement) -> list[Effect]:
-        delta = [np.full(w.shape, 0.3, np.float32) for w in HEAD]
+        delta = [np.full(w.shape, 0.01, np.float32) for w in self.head]
         update = ModelUpdate(FLEET, round_.round_id, round_.model_version, device,
                              round_.round_id, 10, delta)  # fmt: skip
         return self.send(update_topic(FLEET, device), encode_message(update, codec="float32"))
@@ -188,3 +193,30 @@ def test_with_sampling_only_drawn_devices_are_accepted_and_all_in_the_population
     assert rows[left_out[1]].epsilon == pytest.approx(amplified)
     assert rows[left_out[1]].epsilon_sample_known == 0.0
     assert rows[drawn[0]].epsilon_sample_known > rows[drawn[0]].epsilon
+
+
+def test_an_exported_bundle_carries_the_version_s_epsilon_in_its_manifest(tmp_path: Path) -> None:
+    # Prepare: a signed bundle whose head the fleet trains for one released round
+    bundle = write_synthetic_bundle(tmp_path / "bundle")
+    head = Head.from_npz(load_bundle(bundle).verified_head_path).weights
+    config = DpConfig(noise_multiplier=2.0, clip_norm=0.5)
+    fleet = _Fleet(tmp_path / "agg.sqlite", config, head=head)
+    round_ = fleet.start()
+    fleet.online("a", "b")
+    fleet.update("a", round_)
+    fleet.update("b", round_)
+    fleet.store.close()
+
+    # Execute
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["aggregator", "export", "--state", str(tmp_path / "agg.sqlite"), "--bundle",
+                 str(bundle), "--out", str(tmp_path / "exported")],
+                Environment(stdout=out, stderr=err))  # fmt: skip
+
+    # Assert
+    assert code == 0, err.getvalue()
+    manifest = load_bundle(tmp_path / "exported").manifest
+    assert manifest["federated_version"] == 1
+    stamp = manifest["differential_privacy"]
+    assert stamp["epsilon"] == pytest.approx(PrivacyAccountant(config).epsilon(1))
+    assert stamp["delta"] == 1e-5 and stamp["rounds"] == 1

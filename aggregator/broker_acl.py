@@ -45,6 +45,7 @@ def _device_patterns(root: str) -> list[str]:
         f"pattern read {root}/ack/%u",
         f"pattern read {root}/round",
         f"pattern read {root}/model/+",
+        f"pattern read {root}/patch/+",
         "# secure aggregation phases (fleet_protocol/secure_aggregation/transport.py)",
         *(f"pattern write {root}/sa/{kind}/%u" for kind in ("keys", "shares", "masked")),
         f"pattern write {root}/sa/unmask/%u",

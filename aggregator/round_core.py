@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from aggregator.core_config import AggregatorConfig, Evaluate, Strategy, Trust
 from aggregator.device_statuses import read_status
 from aggregator.message_gate import MessageGate
+from aggregator.model_patches import smaller_patch
 from aggregator.partial_sums import Coordination, PartialSumBook, fold_partial_sums
 from aggregator.privacy_ledger import PrivacyLedger
 from aggregator.promotion import Verdict, promotion_verdict
@@ -70,7 +71,7 @@ from fleet_protocol.messages import (
 )
 from fleet_protocol.partial_sum import decode_partial_sum
 from fleet_protocol.secure_aggregation.transport import is_phase_topic
-from fleet_protocol.topics import ack_topic, model_topic, parse_topic, round_topic
+from fleet_protocol.topics import ack_topic, model_topic, parse_topic, patch_topic, round_topic
 from fleet_protocol.types import Weights
 from fleet_protocol.update_encoding import parse_update_encoding
 from fleet_protocol.wire import decode_message, encode_message, message_sha256
@@ -634,10 +635,14 @@ class AggregatorCore:
         model = GlobalModel(self.config.fleet, stored.version, stored.weights, stored.parent,
                             stored.round_id or 0, stamp.epsilon if stamp else None,
                             stamp.delta if stamp else None)  # fmt: skip
-        self._publish(model_topic(self.config.fleet, stored.version), self._encode(model),
-                      retain=True)  # fmt: skip
+        full = self._encode(model)
+        self._publish(model_topic(self.config.fleet, stored.version), full, retain=True)
+        patch = smaller_patch(model, self.memory.latest, stored.sha256, len(full), self._encode)
+        if patch is not None:  # devices holding the parent download this instead
+            self._publish(patch_topic(self.config.fleet, stored.version), patch, retain=True)
         stale = stored.version - self.config.keep_model_versions
         if stale >= 0:
             self._publish(model_topic(self.config.fleet, stale), b"", retain=True)
+            self._publish(patch_topic(self.config.fleet, stale), b"", retain=True)
         effects, self._out = self._out, before
         return effects

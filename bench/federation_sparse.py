@@ -92,7 +92,7 @@ def sparse_section(results: dict[str, Any], plots: Plots) -> str:
          f"accuracy, mean of {results['sparse_seeds']} seeds", "points below dense int8"],
         [(f"`{r['codec']}`", fmt(r["bytes_mean"]), fmt(r["bytes_max"]),
           f"{fmt(r['ratio_full_float32'])}x", f"{fmt(r['ratio_full_float32_at_max'])}x",
-          fmt(r["accuracy_mean"], 4), fmt(r["points_below_dense_int8"], 3)) for r in rows],
+          fmt(r["accuracy_mean"], 4), f"{r['points_below_dense_int8']:.2f}") for r in rows],
     )  # fmt: skip
     verdict = results["sparse_acceptance"]
     meeting = ", ".join(f"`{c}`" for c in verdict["meeting"]) or "none"

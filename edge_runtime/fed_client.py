@@ -25,6 +25,7 @@ from edge_runtime.local_update import LocalUpdate, local_update
 from edge_runtime.mcu_training import McuTrainer
 from edge_runtime.model_install import current_head, install_head
 from edge_runtime.model_privacy import META_KEY as MODEL_PRIVACY_KEY
+from edge_runtime.model_privacy import ModelPrivacy
 from edge_runtime.residual_store import PendingResidual, model_key
 from edge_runtime.round_core import (
     ClientConfig,
@@ -34,10 +35,12 @@ from edge_runtime.round_core import (
     status_payload,
 )
 from edge_runtime.round_events import (
+    ApplyPatch,
     Connected,
     CountLabelled,
     Effect,
     Event,
+    FetchModel,
     HeadInstalled,
     HeadInstallFailed,
     InstallHead,
@@ -64,16 +67,24 @@ from fleet_protocol.differential_privacy import (
     gaussian_epsilon,
     privatize_on_device,
 )
+from fleet_protocol.errors import FederationError
 from fleet_protocol.messages import ModelUpdate, RoundAnnouncement
+from fleet_protocol.model_patch import apply_patch
 from fleet_protocol.mqtt_link import LastWill, LinkEvent, MqttLinkError
 from fleet_protocol.portable_rng import PortableRng
 from fleet_protocol.publish import Publish
 from fleet_protocol.signing import generate_signing_key, private_key_from_bytes
 from fleet_protocol.signing import private_key_to_bytes as _key_bytes
-from fleet_protocol.topics import ack_topic, round_topic, status_topic, subscription_topic
+from fleet_protocol.topics import (
+    ack_topic,
+    model_topic,
+    round_topic,
+    status_topic,
+    subscription_topic,
+)
 from fleet_protocol.types import Weights
 from fleet_protocol.update_encoding import UpdateEncoding, announced_encoding
-from fleet_protocol.wire import encode_message
+from fleet_protocol.wire import encode_message, message_sha256
 
 KEY_FILE = "device.key"
 
@@ -82,11 +93,15 @@ class Publisher(Protocol):
     """The part of `MqttLink` the client uses."""
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None: ...
+    def subscribe(self, topic: str) -> None: ...
+    def unsubscribe(self, topic: str) -> None: ...
 
 
 def client_subscriptions(fleet: str, device_id: str) -> tuple[str, ...]:
-    """Topics a device follows: the round, global models, its own acks."""
-    return (round_topic(fleet), subscription_topic(fleet, "model"), ack_topic(fleet, device_id))
+    """Topics a device follows: head patches (first, so retained ones come before the round),
+    the round, its own acks. A full head (`model/{v}`) is followed only when no patch gives it.
+    """
+    return (subscription_topic(fleet, "patch"), round_topic(fleet), ack_topic(fleet, device_id))
 
 
 def last_will(fleet: str, device_id: str, signing_key: Ed25519PrivateKey | None = None) -> LastWill:
@@ -148,6 +163,7 @@ class FedClient:
         self._clock, self._log = clock, log
         self.outbox = heads_dir.parent / "outbox"
         self._residuals: dict[int, PendingResidual] = {}  # committed with RecordRoundSent
+        self._fetching: dict[str, int] = {}  # full-head topics followed -> their version
         # with the aggregator's key, unsigned or forged rounds, models and acks are refused
         verify = aggregator_verifier(aggregator_key) if aggregator_key else None
         self.core = RoundCore(config, read_snapshot(store, heads_dir), verify, signing_key)
@@ -210,7 +226,11 @@ class FedClient:
         elif isinstance(effect, TrainForRound):
             return self._train(effect.announcement, effect.seed)
         elif isinstance(effect, InstallHead):
-            return self._install(effect)
+            return self._install(effect.version, effect.weights, effect.privacy)
+        elif isinstance(effect, ApplyPatch):
+            return self._apply_patch(effect)
+        elif isinstance(effect, FetchModel):
+            self._follow(model_topic(self.config.fleet, effect.version), subscribe=True)
         elif isinstance(effect, WriteOutbox):
             self._write_outbox(effect.round_id, effect.payload)
         elif isinstance(effect, RecordRoundSent):
@@ -232,14 +252,48 @@ class FedClient:
         except MqttLinkError as exc:  # paho keeps QoS 1 queued; the ack timer resends anyway
             self._log({"event": "publish_pending", "topic": effect.topic, "error": str(exc)})
 
-    def _install(self, effect: InstallHead) -> HeadInstalled | HeadInstallFailed:
+    def _install(
+        self, version: int, weights: Weights, privacy: ModelPrivacy | None
+    ) -> HeadInstalled | HeadInstallFailed:
         try:
-            install_head(self.heads_dir, effect.version, effect.weights)
+            install_head(self.heads_dir, version, weights)
         except EdgeRuntimeError as exc:
-            return HeadInstallFailed(effect.version, str(exc))
-        if effect.privacy is not None:  # for the clinician report (edge_runtime.model_privacy)
-            self.store.set_meta(MODEL_PRIVACY_KEY, effect.privacy.to_json())
-        return HeadInstalled(effect.version)
+            return HeadInstallFailed(version, str(exc))
+        if privacy is not None:  # for the clinician report (edge_runtime.model_privacy)
+            self.store.set_meta(MODEL_PRIVACY_KEY, privacy.to_json())
+        for topic in [t for t, v in self._fetching.items() if v <= version]:
+            self._follow(topic, subscribe=False)  # the full head is no longer needed
+        return HeadInstalled(version)
+
+    def _apply_patch(self, effect: ApplyPatch) -> HeadInstalled | HeadInstallFailed:
+        """The installed head patched into the next version, installed only if the hashes of
+        both the base and the result are the ones the aggregator signed."""
+        patch = effect.patch
+        installed = current_head(self.heads_dir)
+        if installed is None or int(installed.version) != patch.base_version:
+            return HeadInstallFailed(patch.model_version, "the patch's base is not installed")
+        base = installed.head.weights
+        if message_sha256(base) != patch.base_sha256:
+            return HeadInstallFailed(patch.model_version, "the installed head is not the base")
+        try:
+            weights = apply_patch(base, patch.patch)
+        except FederationError as exc:
+            return HeadInstallFailed(patch.model_version, str(exc))
+        if message_sha256(weights) != patch.model_sha256:
+            return HeadInstallFailed(patch.model_version, "the patched head has another hash")
+        return self._install(patch.model_version, weights, effect.privacy)
+
+    def _follow(self, topic: str, *, subscribe: bool) -> None:
+        """(Un)subscribe a full head's topic; a failure is logged (a reconnect asks again)."""
+        try:
+            if subscribe:
+                self.link.subscribe(topic)
+                self._fetching[topic] = int(topic.rsplit("/", 1)[1])
+            else:
+                self._fetching.pop(topic, None)
+                self.link.unsubscribe(topic)
+        except MqttLinkError as exc:
+            self._log({"event": "subscribe_failed", "topic": topic, "error": str(exc)})
 
     # training
     def releasable_update(self, round_: RoundAnnouncement) -> LocalUpdate | None:

@@ -17,10 +17,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge_runtime.model_privacy import ModelPrivacy
 from edge_runtime.round_events import (
+    ApplyPatch,
     Connected,
     CountLabelled,
     Effect,
     Event,
+    FetchModel,
     HeadInstalled,
     HeadInstallFailed,
     InstallHead,
@@ -42,7 +44,13 @@ from fleet_protocol.chunking import DEFAULT_MAX_CHUNK_BYTES, split_into_chunks
 from fleet_protocol.device_sampling import is_sampled
 from fleet_protocol.differential_privacy import PRIVACY_BUDGET, DpConfig
 from fleet_protocol.errors import FederationError, TopicError
-from fleet_protocol.messages import DeviceStatus, GlobalModel, RoundAnnouncement, UpdateAck
+from fleet_protocol.messages import (
+    DeviceStatus,
+    GlobalModel,
+    ModelPatch,
+    RoundAnnouncement,
+    UpdateAck,
+)
 from fleet_protocol.publish import Publish
 from fleet_protocol.topics import parse_topic, status_topic, update_topic
 from fleet_protocol.wire import VerifyKey, decode_message, encode_message, message_sha256
@@ -108,6 +116,8 @@ class _Progress:
     last_send: float | None = None
     next_sample_check: float = 0.0
     installing: dict[int, tuple[Shapes, str]] = field(default_factory=dict)  # shapes, sha
+    patched: set[int] = field(default_factory=set)  # versions being installed from a patch
+    fetching: set[int] = field(default_factory=set)  # full heads asked for since connecting
 
 
 class RoundCore:
@@ -154,6 +164,7 @@ class RoundCore:
     def handle(self, event: Event, now: float) -> list[Effect]:
         """React to one event at time `now` (Unix seconds)."""
         if isinstance(event, Connected):
+            self._progress.fetching.clear()  # a reconnect may have lost those subscriptions
             return [self.status(True)]
         if isinstance(event, MessageArrived):
             return self._on_message(event, now)
@@ -178,13 +189,15 @@ class RoundCore:
             kind = parse_topic(event.topic).kind
         except TopicError:
             return []
-        if not event.payload or kind not in ("round", "model", "ack"):
+        if not event.payload or kind not in ("round", "model", "patch", "ack"):
             return []
         try:
             if kind == "round":
                 return self._on_round(event.payload)
             if kind == "model":
                 return self._on_model(event.payload)
+            if kind == "patch":
+                return self._on_patch(event.payload)
             return self._on_ack(event.payload)
         except FederationError as exc:
             self._refuse(exc.reason)
@@ -208,7 +221,34 @@ class RoundCore:
             effects += self._settle(earlier, "superseded")  # its round closed; the ack got lost
         if self.was_sent(message.round_id) and not self.is_settled(message.round_id):
             effects.append(ReadOutbox(message.round_id))  # the aggregator restarted: resend
-        return effects
+        return effects + self._fetch_if_missing(message.model_version)
+
+    def _fetch_if_missing(self, version: int) -> list[Effect]:
+        """Ask for the full head of an announced version no patch has given us."""
+        installed, progress = self.installed_version, self._progress
+        if installed is not None and installed >= version:
+            return []
+        if version in progress.fetching or version in progress.installing:
+            return []
+        progress.fetching.add(version)
+        return [Log({"event": "fetch_full_model", "version": version}), FetchModel(version)]
+
+    def _on_patch(self, payload: bytes) -> list[Effect]:
+        patch = decode_message(payload, expected_type=ModelPatch, verify_key=self._verify)
+        assert isinstance(patch, ModelPatch)
+        version, installed = patch.model_version, self.installed_version
+        if patch.fleet != self.config.fleet or installed is None or version <= installed:
+            return []
+        if patch.base_version != installed or self._installed_shapes is None:
+            return []  # not our base: the announcement of this version fetches the full head
+        expected = self.announcement
+        if expected is not None and expected.model_version == version \
+                and patch.model_sha256 != expected.model_sha256:  # fmt: skip
+            self._refuse("model_hash")
+            return [Log({"event": "patch_rejected", "version": version})]
+        self._progress.installing[version] = (self._installed_shapes, patch.model_sha256)
+        self._progress.patched.add(version)
+        return [ApplyPatch(patch, ModelPrivacy(version, patch.dp_epsilon, patch.dp_delta))]
 
     def _on_model(self, payload: bytes) -> list[Effect]:
         shapes = None if self._installed_shapes is None else list(self._installed_shapes)
@@ -251,16 +291,20 @@ class RoundCore:
 
     def _on_install_result(self, event: HeadInstalled | HeadInstallFailed) -> list[Effect]:
         shapes, sha = self._progress.installing.pop(event.version, ((), ""))
+        from_patch = event.version in self._progress.patched
+        self._progress.patched.discard(event.version)
         if isinstance(event, HeadInstallFailed):  # no valid head: keep the old one
-            self._refuse("install")
-            return [Log({"event": "bad_model", "version": event.version, "error": event.error})]
+            self._refuse("patch" if from_patch else "install")
+            log = Log({"event": "bad_model", "version": event.version, "error": event.error})
+            return [log, *(self._fetch_if_missing(event.version) if from_patch else [])]
         self.installed_version, self._installed_shapes = event.version, shapes
         self._progress.next_sample_check = 0.0
         effects: list[Effect] = []
         for round_id, base in list(self._progress.in_flight.items()):
             if event.version > base:
                 effects += self._settle(round_id, "superseded")
-        effects.append(Log({"event": "installed", "version": event.version, "sha256": sha}))
+        effects.append(Log({"event": "installed", "version": event.version, "sha256": sha,
+                            "from": "patch" if from_patch else "full"}))  # fmt: skip
         effects.append(self.status(True))
         return effects
 

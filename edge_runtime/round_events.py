@@ -3,7 +3,8 @@
 Events are facts the shell observed (a message arrived, the clock ticked, a request it was
 given finished); effects are what the core asks the shell to do (publish, persist, train).
 Requests pair up with replies: `CountLabelled` / `LabelledCounted`, `TrainForRound` /
-`UpdateEncoded` or `TooFewExamples`, `InstallHead` / `HeadInstalled` or `HeadInstallFailed`,
+`UpdateEncoded` or `TooFewExamples`, `InstallHead` or `ApplyPatch` / `HeadInstalled` or
+`HeadInstallFailed`,
 `ReadOutbox` / `OutboxRead`. Heavy I/O and training therefore stay in the shell.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from edge_runtime.model_privacy import ModelPrivacy
-from fleet_protocol.messages import RoundAnnouncement
+from fleet_protocol.messages import ModelPatch, RoundAnnouncement
 from fleet_protocol.publish import Publish
 from fleet_protocol.types import Weights
 
@@ -142,6 +143,22 @@ class InstallHead:
 
 
 @dataclass(frozen=True)
+class ApplyPatch:
+    """Apply a patch to the installed head (its base) and install the result if it hashes to
+    `patch.model_sha256`; answer `HeadInstalled`/`HeadInstallFailed` like `InstallHead`."""
+
+    patch: ModelPatch
+    privacy: ModelPrivacy | None = None  # the (epsilon, delta) the aggregator stamped on it
+
+
+@dataclass(frozen=True)
+class FetchModel:
+    """Follow `model/{version}` until that full head is installed (no patch could give it)."""
+
+    version: int
+
+
+@dataclass(frozen=True)
 class WriteOutbox:
     """Durably write the encoded update of a round (before it is recorded or published)."""
 
@@ -186,6 +203,8 @@ Effect = Union[  # noqa: UP007
     CountLabelled,
     TrainForRound,
     InstallHead,
+    ApplyPatch,
+    FetchModel,
     WriteOutbox,
     RecordRoundSent,
     ReadOutbox,

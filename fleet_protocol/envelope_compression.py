@@ -17,9 +17,14 @@ LEVEL = 19  # bodies are a few kB: the strongest level costs well under a millis
 _MAGIC = b"\x28\xb5\x2f\xfd"
 
 
+def zstd_frame(data: bytes) -> bytes:
+    """`data` as one zstd frame that declares its size and carries a checksum."""
+    return bytes(zstandard.ZstdCompressor(level=LEVEL, write_checksum=True).compress(data))
+
+
 def compress_body(body: bytes) -> bytes | None:
     """The body as one zstd frame, or None when that is not smaller than the body itself."""
-    compressed = zstandard.ZstdCompressor(level=LEVEL, write_checksum=True).compress(body)
+    compressed = zstd_frame(body)
     return compressed if len(compressed) < len(body) else None
 
 

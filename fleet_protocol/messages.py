@@ -56,6 +56,25 @@ class GlobalModel:
     dp_delta: float | None = None
 
 
+@dataclass(frozen=True)
+class ModelPatch:
+    """Aggregator -> fleet (retained on `patch/{version}`): a head as a patch of its parent.
+
+    `patch` is `fleet_protocol.model_patch` bytes; applied to `base_version` (whose hash is
+    `base_sha256`) it gives the head hashing to `model_sha256`. The full head stays on
+    `model/{version}` for devices that cannot apply it.
+    """
+
+    fleet: str
+    model_version: int
+    base_version: int
+    base_sha256: str
+    model_sha256: str
+    patch: bytes
+    dp_epsilon: float | None = None  # the stamp of the head it gives (`GlobalModel`)
+    dp_delta: float | None = None
+
+
 @dataclass(frozen=True, eq=False)
 class ModelUpdate:
     """Device -> aggregator (on `update/{device_id}`): a weight delta (new - base) for a round."""
@@ -101,11 +120,14 @@ class DeviceStatus:
     outbox_backlog: int | None = None
 
 
-Message = Union[RoundAnnouncement, GlobalModel, ModelUpdate, UpdateAck, DeviceStatus]  # noqa: UP007
+Message = Union[  # noqa: UP007
+    RoundAnnouncement, GlobalModel, ModelPatch, ModelUpdate, UpdateAck, DeviceStatus
+]
 
 MESSAGE_TYPE_NAMES: dict[type, str] = {
     RoundAnnouncement: "round_announcement",
     GlobalModel: "global_model",
+    ModelPatch: "model_patch",
     ModelUpdate: "model_update",
     UpdateAck: "update_ack",
     DeviceStatus: "device_status",

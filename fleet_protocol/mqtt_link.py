@@ -269,6 +269,21 @@ class MqttLink:
             except (ValueError, RuntimeError) as exc:
                 raise MqttLinkError(f"publish to {topic} failed: {exc}") from exc
 
+    def subscribe(self, topic: str) -> None:
+        """Follow one more topic now (e.g. a full head to fetch); never call from a callback.
+
+        Not renewed by `_on_connect`: the owner asks again after a reconnect if it still needs it.
+        """
+        if self._client is None:
+            raise MqttLinkError("subscribe before start()")
+        _check(self._client.subscribe(topic, qos=QOS)[0], f"subscribe to {topic}")
+
+    def unsubscribe(self, topic: str) -> None:
+        """Stop following a topic `subscribe` added."""
+        if self._client is None:
+            raise MqttLinkError("unsubscribe before start()")
+        _check(self._client.unsubscribe(topic)[0], f"unsubscribe from {topic}")
+
     def clear_retained(self, topic: str) -> None:
         """Remove a retained message (an empty retained payload deletes it)."""
         self.publish(topic, b"", retain=True)

@@ -18,6 +18,7 @@ from fleet_protocol.messages import (
     FitConfig,
     GlobalModel,
     Message,
+    ModelPatch,
     ModelUpdate,
     RoundAnnouncement,
 )
@@ -49,6 +50,12 @@ def _positive_int(value: Any) -> int:
 def _sha256_hex(value: Any) -> str:
     if not isinstance(value, str) or _SHA256_HEX.fullmatch(value) is None:
         raise MalformedMessageError("model_sha256 must be 64 lowercase hex digits")
+    return value
+
+
+def _bytes(value: Any) -> bytes:
+    if not isinstance(value, bytes) or not value:
+        raise MalformedMessageError("expected a non-empty byte string")
     return value
 
 
@@ -136,6 +143,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "batch_size": _int,
     "parent_version": _optional_int,
     "model_sha256": _sha256_hex,
+    "base_sha256": _sha256_hex,
+    "patch": _bytes,
     "codec": _codec,
     "optimizer": _text,
     "reason": _text,
@@ -165,6 +174,7 @@ OMITTED_WHEN_NONE: dict[type, dict[str, Callable[[Any], Any]]] = {
         "outbox_backlog": _optional_int,
     },
     GlobalModel: {"dp_epsilon": _optional_float, "dp_delta": _optional_float},
+    ModelPatch: {"dp_epsilon": _optional_float, "dp_delta": _optional_float},
 }
 """Fields added after a message's first version: absent on the wire means None (compatible)."""
 

@@ -11,8 +11,9 @@ TOPIC_ROOT = "iomt/v1"
 AGGREGATOR_ID = "aggregator"
 """Signer id of messages the aggregator sends; reserved, never a device id."""
 
-TOPIC_KINDS = ("round", "model", "update", "status", "ack", "partial")
-_KINDS_WITH_ARG = frozenset({"model", "update", "status", "ack", "partial"})
+TOPIC_KINDS = ("round", "model", "patch", "update", "status", "ack", "partial")
+_KINDS_WITH_ARG = frozenset({"model", "patch", "update", "status", "ack", "partial"})
+_KINDS_WITH_VERSION = frozenset({"model", "patch"})
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -59,6 +60,11 @@ def model_topic(fleet: str, version: int) -> str:
     return f"{TOPIC_ROOT}/{validate_fleet(fleet)}/model/{_validate_version(version)}"
 
 
+def patch_topic(fleet: str, version: int) -> str:
+    """Retained patch of one version against its parent (`fleet_protocol.model_patch`)."""
+    return f"{TOPIC_ROOT}/{validate_fleet(fleet)}/patch/{_validate_version(version)}"
+
+
 def update_topic(fleet: str, device_id: str) -> str:
     """Where a device publishes its model updates."""
     return f"{TOPIC_ROOT}/{validate_fleet(fleet)}/update/{validate_device_id(device_id)}"
@@ -97,7 +103,7 @@ def parse_topic(topic: str) -> ParsedTopic:
         return ParsedTopic(fleet, kind, None)
     if kind not in _KINDS_WITH_ARG or len(rest) != 1:
         raise TopicError(f"unknown topic layout: {topic!r}")
-    if kind == "model":
+    if kind in _KINDS_WITH_VERSION:
         if not rest[0].isdigit() or len(rest[0]) > 18:
             raise TopicError(f"invalid model version in topic {topic!r}")
         return ParsedTopic(fleet, kind, rest[0])

@@ -37,16 +37,25 @@ from fleet_protocol.aggregator_identity import aggregator_verifier
 from fleet_protocol.messages import (
     DeviceStatus,
     GlobalModel,
+    ModelPatch,
     ModelUpdate,
     RoundAnnouncement,
     UpdateAck,
 )
+from fleet_protocol.model_patch import apply_patch
 from fleet_protocol.publish import Publish
 from fleet_protocol.secure_aggregation.client import encode_weighted_update
 from fleet_protocol.secure_aggregation.participant import SecAggParticipant
 from fleet_protocol.signing import generate_signing_key, public_key_to_bytes
-from fleet_protocol.topics import ack_topic, model_topic, round_topic, status_topic, update_topic
-from fleet_protocol.wire import decode_message, encode_message
+from fleet_protocol.topics import (
+    ack_topic,
+    model_topic,
+    patch_topic,
+    round_topic,
+    status_topic,
+    update_topic,
+)
+from fleet_protocol.wire import decode_message, encode_message, message_sha256
 
 FLEET = "core"
 HEAD = [np.zeros((4, 2), np.float32), np.zeros(2, np.float32)]
@@ -157,6 +166,28 @@ def test_a_top_k_codec_is_announced_and_compact_sparse_updates_are_folded_in() -
     assert _acks(effects, "a")[0].accepted and closed[0].version is not None
     np.testing.assert_allclose(closed[0].version.weights[0], delta[0])
     np.testing.assert_allclose(closed[0].version.weights[1], delta[1])
+
+
+def test_a_new_head_is_also_published_as_a_smaller_patch_of_its_parent() -> None:
+    # Prepare: a head large enough that a sparse change patches smaller than it
+    head = [np.random.default_rng(0).normal(size=(64, 16)).astype(np.float32)]
+    core = AggregatorCore(_config(min_clients=1), make_strategy("fedavg"), RoundMemory(), head)
+    round_ = _round(core.start(0.0))
+    delta = [np.zeros((64, 16), np.float32)]
+    delta[0][::8, 3] = 0.5
+    update = ModelUpdate(FLEET, round_.round_id, 0, "a", 1, 10, delta)
+    arrived = MessageArrived(update_topic(FLEET, "a"), encode_message(update, codec="float32"))
+
+    # Execute
+    effects = core.handle(arrived, 1.0)
+
+    # Assert
+    full = _published(effects, model_topic(FLEET, 1))[0].payload
+    patch = decode_message(_published(effects, patch_topic(FLEET, 1))[0].payload)
+    assert isinstance(patch, ModelPatch) and len(patch.patch) < len(full) // 4
+    assert (patch.base_version, patch.base_sha256) == (0, message_sha256(head))
+    patched = apply_patch(head, patch.patch)
+    assert message_sha256(patched) == patch.model_sha256 == _round(effects).model_sha256
 
 
 def test_duplicate_sparse_indices_are_refused_with_the_reason_in_the_log() -> None:

@@ -26,14 +26,16 @@ from fleet_protocol.messages import (
     DeviceStatus,
     FitConfig,
     GlobalModel,
+    ModelPatch,
     ModelUpdate,
     RoundAnnouncement,
     UpdateAck,
 )
+from fleet_protocol.model_patch import make_patch
 from fleet_protocol.mqtt_link import LinkConfig, LinkEvent, MqttLink
 from fleet_protocol.secure_aggregation.client import encode_weighted_update
 from fleet_protocol.secure_aggregation.messages import SecAggConfig
-from fleet_protocol.topics import ack_topic, model_topic, round_topic, status_topic
+from fleet_protocol.topics import ack_topic, model_topic, patch_topic, round_topic, status_topic
 from fleet_protocol.wire import decode_message, encode_message, message_sha256
 
 pytestmark = pytest.mark.integration
@@ -189,6 +191,42 @@ def test_a_top_k_round_sends_the_largest_tenth_and_commits_the_rest_as_residual(
     aggregator.link.stop()
 
 
+def test_a_new_head_arrives_as_a_patch_and_a_bad_patch_falls_back_to_the_full_head(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    # Prepare: version 0 installed (fetched in full: nothing to patch from)
+    aggregator = Aggregator(broker.url, "patch")
+    aggregator.publish_round(1, 0, HEAD)
+    device = RunningClient(broker.url, "patch", "dev", tmp_path)
+    device.pump_until(lambda: device.client.installed_version == 0, tick=False)
+    new = [w.copy() for w in HEAD]
+    new[0][1, 2] += 0.25
+    newer = [w + np.float32(0.5) for w in new]
+
+    # Execute: version 1 as a patch of 0; version 2 as a patch against the wrong base
+    good = ModelPatch("patch", 1, 0, message_sha256(HEAD), message_sha256(new),
+                      make_patch(HEAD, new) or b"")  # fmt: skip
+    aggregator.link.publish(patch_topic("patch", 1), encode_message(good), retain=True)
+    aggregator.publish_round(2, 1, new)
+    device.pump_until(lambda: device.client.installed_version == 1, tick=False)
+    bad = ModelPatch("patch", 2, 1, message_sha256(new), message_sha256(newer),
+                     make_patch(HEAD, newer) or b"")  # fmt: skip
+    aggregator.link.publish(patch_topic("patch", 2), encode_message(bad), retain=True)
+    aggregator.publish_round(3, 2, newer)
+    device.pump_until(lambda: device.client.installed_version == 2, tick=False)
+    device.close()
+    aggregator.link.stop()
+
+    # Assert
+    installs = [(r["version"], r["from"]) for r in device.logs if r["event"] == "installed"]
+    assert installs == [(0, "full"), (1, "patch"), (2, "full")]
+    fetched = [r["version"] for r in device.logs if r["event"] == "fetch_full_model"]
+    assert fetched == [0, 2] and device.client.refused.get("patch") == 1
+    installed = current_head(tmp_path / "heads")
+    assert installed is not None
+    assert message_sha256(installed.head.weights) == message_sha256(newer)
+
+
 def test_model_with_a_wrong_hash_is_not_installed(broker: LocalBroker, tmp_path: Path) -> None:
     # Prepare
     aggregator = Aggregator(broker.url, "hash")
@@ -269,12 +307,12 @@ def test_a_model_of_another_shape_or_no_valid_head_is_refused(
 
     # Execute: version 1 with other shapes; and, to a fresh device, a "head" of three tensors
     other = [np.zeros((4, 2), np.float32), np.zeros(2, np.float32)]
-    model = GlobalModel("shapes", 1, other, 0, 1)
-    aggregator.link.publish(model_topic("shapes", 1), encode_message(model), retain=True)
+    aggregator.publish_round(2, 1, other)  # the device fetches model/1 for the round
     client.pump_until(lambda: client.client.refused.get("shape", 0) == 1)
-    bad_head = GlobalModel("shapes-b", 0, HEAD[:3], None, 0)
-    aggregator.link.publish(model_topic("shapes-b", 0), encode_message(bad_head), retain=True)
+    other_fleet = Aggregator(broker.url, "shapes-b")
+    other_fleet.publish_round(1, 0, HEAD[:3])
     broken.pump_until(lambda: broken.client.refused.get("install", 0) == 1)
+    other_fleet.link.stop()
 
     # Assert
     assert client.client.installed_version == 0

@@ -35,16 +35,13 @@ from aggregator.update_validation import (
 from fleet_protocol.messages import ModelUpdate, RoundAnnouncement
 from fleet_protocol.types import Weights
 
-DEFAULT_BUFFER_SIZE = 4
-DEFAULT_MAX_STALENESS = 4
-
 
 @dataclass(frozen=True)
 class AsyncSettings:
     """How the buffer works: updates per new version, and the oldest base still accepted."""
 
-    buffer_size: int = DEFAULT_BUFFER_SIZE
-    max_staleness: int = DEFAULT_MAX_STALENESS
+    buffer_size: int
+    max_staleness: int  # the operator's defaults live with `iomt aggregator`
 
     def __post_init__(self) -> None:
         if self.buffer_size < 1 or self.max_staleness < 0:
@@ -65,7 +62,8 @@ class AsyncAggregatorCore(AggregatorCore):
     """`handle(event, now) -> effects` like `AggregatorCore`; `config.rounds` counts versions.
 
     The buffer's quorum is `buffer_size` (it replaces `config.min_clients`), and there is no
-    deadline: a buffer is applied when it is full, never on a timer.
+    deadline: a buffer is applied when it is full, never on a timer. Secure aggregation, worker
+    coordination and the central-DP ledger work on synchronous rounds and are not offered here.
     """
 
     def __init__(

@@ -1,13 +1,14 @@
 """The aggregator's I/O shell: MQTT messages and time in, the round core's effects carried out.
 
-Decisions live in `aggregator.round_core` (pure); this module only turns link events into core
-events and executes the effects in the order the core returns them, which is what makes a
-crash lose nothing: an accepted update is committed to SQLite before its ack is published, and
-a new version before it is published. A restart with the same state file reads the core's
-memory back from the store (`read_snapshot`) and resumes the open round. Counters (bytes in and
-out, rejections) are written in one transaction at most every `COUNTER_FLUSH_S` and before any
-other write: a flood of refused messages costs one fsync a second, not two per message (a
-crash loses at most that second of counts, never an acknowledged update).
+Decisions live in `aggregator.round_core`, or `aggregator.async_core` for buffered asynchronous
+rounds (both pure, same `handle(event, now) -> effects`); this module only turns link events
+into core events and executes the effects in the order the core returns them, which is what
+makes a crash lose nothing: an accepted update is committed to SQLite before its ack is
+published, and a new version before it is published. A restart with the same state file reads
+the core's memory back from the store (`read_snapshot`) and resumes the open round. Counters
+(bytes in and out, rejections) are written in one transaction at most every `COUNTER_FLUSH_S`
+and before any other write: a flood of refused messages costs one fsync a second, not two per
+message (a crash loses at most that second of counts, never an acknowledged update).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from aggregator.async_core import AsyncAggregatorCore, AsyncSettings
 from aggregator.core_config import AggregatorConfig, Evaluate, Strategy, Trust
 from aggregator.partial_sums import Coordination
 from aggregator.privacy_ledger import PrivacyLedger, PrivacyPlan
@@ -88,16 +90,22 @@ class AggregatorService:
         secure_agg: SecureAggOptions | None = None,
         coordination: Coordination | None = None,
         privacy: PrivacyPlan | None = None,
+        async_settings: AsyncSettings | None = None,
     ) -> None:
         self.link, self.store, self._clock = link, store, clock
         self._on_metrics, self._log = on_metrics, log
         ledger = None if privacy is None else PrivacyLedger(
             privacy, store.privacy.devices(), store.privacy.versions())  # fmt: skip
-        self.core = AggregatorCore(
-            config, strategy, read_snapshot(store), initial_weights,
-            trust=Trust(verify_key, signing_key), evaluate=evaluate, secure_agg=secure_agg,
-            coordination=coordination,
-            privacy=ledger,
+        trust, memory = Trust(verify_key, signing_key), read_snapshot(store)
+        if async_settings is not None and (secure_agg or coordination or privacy):
+            raise ValueError("asynchronous rounds take no secure aggregation, workers or DP")
+        self.core = (
+            AsyncAggregatorCore(config, strategy, memory, initial_weights, async_settings,
+                                trust=trust, evaluate=evaluate)
+            if async_settings is not None
+            else AggregatorCore(config, strategy, memory, initial_weights, trust=trust,
+                                evaluate=evaluate, secure_agg=secure_agg,
+                                coordination=coordination, privacy=ledger)
         )  # fmt: skip
         self._closed_here: list[dict[str, Any]] = []
         self._counters: list[StoreTraffic | StoreRejection | StoreDeviceStatus] = []

@@ -121,6 +121,8 @@ register(Part("ppg", "heart rate from real and simulated PPG", "bench.ppg"))
 register(Part("firmware", "C model runner on Cortex-M4 (QEMU)", "bench.firmware"))
 register(Part("hostile", "3,000 hostile messages against a real aggregator", "bench.hostile"))
 register(Part("cluster", "3-node NATS cluster, a node killed mid-round", "bench.cluster"))
+register(Part("async", "time to accuracy: sync vs async rounds, 30% slow devices",
+              "bench.async_rounds"))  # fmt: skip
 
 
 def run_all(argv: list[str]) -> int:

@@ -247,6 +247,7 @@ class DeviceOptions:
     trusted_keys: tuple[bytes, ...] | None = None  # the bundle's signer must be one of these
     dp_local: DpConfig | None = None  # on-device differential privacy of every update
     poison: bool = False  # experiments only: send sign-flipped deltas scaled x10
+    min_train_s: float = 0.0  # experiments only: emulate a slower CPU (real wait per training)
     secure_agg: bool = False  # answer secure-aggregation phases instead of sending deltas
     wrist: str = MODEL_WRIST  # where the serial sensor is worn
     train_on_mcu: bool = False  # the --serial microcontroller trains the rounds; we relay
@@ -299,7 +300,8 @@ class DeviceLoop:
             self.source = SerialSource(o.serial_port, bundle, self._clock, o.wrist)
         client_config = ClientConfig(o.fleet, o.device_id, o.min_samples, seed=o.seed,
                                      dp_local=o.dp_local,
-                                     poison_scale=POISON_SCALE if o.poison else None)  # fmt: skip
+                                     poison_scale=POISON_SCALE if o.poison else None,
+                                     min_train_s=o.min_train_s)  # fmt: skip
         link = MqttLink(config).start(o.connect_timeout_s)
         aggregator_key = public_key_from_bytes(o.aggregator_key) if o.aggregator_key else None
         client = FedClient(client_config, link, self.store, self.directory / "heads", self.key,
@@ -309,11 +311,13 @@ class DeviceLoop:
         try:
             while not self._stop_requested and not self._finished(client):
                 event = link.next_event(POLL_S)
-                if event is not None and secure is not None and secure.wants(event):
-                    secure.handle(event)
-                elif event is not None:
-                    client.handle(event)
-                    self._on_link_event(event, client, link)
+                while event is not None:  # every queued message before deciding to train
+                    if secure is not None and secure.wants(event):
+                        secure.handle(event)
+                    else:
+                        client.handle(event)
+                        self._on_link_event(event, client, link)
+                    event = link.next_event(0.0)
                 self._feed_due_windows()
                 self._refresh_health(client, link)
                 if secure is None:  # secure rounds send no delta in clear

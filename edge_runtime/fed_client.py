@@ -156,11 +156,12 @@ class FedClient:
         log: Callable[[LogRecord], None] = lambda record: None,
         aggregator_key: Ed25519PublicKey | None = None,
         mcu: McuTrainer | None = None,
+        wait: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config, self.link, self.store = config, link, store
         self.mcu, self._mcu_failed = mcu, set[int]()  # with an MCU, it trains (--train-on-mcu)
         self.heads_dir, self.signing_key = heads_dir, signing_key
-        self._clock, self._log = clock, log
+        self._clock, self._log, self._wait = clock, log, wait
         self.outbox = heads_dir.parent / "outbox"
         self._residuals: dict[int, PendingResidual] = {}  # committed with RecordRoundSent
         self._fetching: dict[str, int] = {}  # full-head topics followed -> their version
@@ -315,7 +316,9 @@ class FedClient:
     def _train(self, round_: RoundAnnouncement, seed: int) -> UpdateEncoded | TooFewExamples:
         if self.mcu is not None:
             return self._train_on_mcu(self.mcu, round_, seed)
+        started = self._clock()
         update = self.releasable_update(round_)
+        self._wait(max(0.0, started + self.config.min_train_s - self._clock()))  # a slow CPU
         if update is None:
             return TooFewExamples(round_.round_id, self.store.counts().labelled)
         delta = update.delta

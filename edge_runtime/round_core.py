@@ -73,6 +73,7 @@ class ClientConfig:
     max_message_bytes: int = DEFAULT_MAX_CHUNK_BYTES  # larger updates travel as chunks
     dp_local: DpConfig | None = None  # on-device DP: clip + noise before the delta leaves
     poison_scale: float | None = None  # experiments only: send delta * scale (e.g. -10)
+    min_train_s: float = 0.0  # experiments only: a local training lasts at least this long
 
 
 @dataclass(frozen=True)
@@ -217,8 +218,9 @@ class RoundCore:
             effects.append(Log({"event": "round_below_installed", "round": message.round_id,
                                 "version": message.model_version,
                                 "installed": self.installed_version}))  # fmt: skip
-        for earlier in [r for r in self._progress.in_flight if r < message.round_id]:
-            effects += self._settle(earlier, "superseded")  # its round closed; the ack got lost
+        earlier = [] if self._asynchronous else self._progress.in_flight  # async: still counts
+        for round_id in [r for r in earlier if r < message.round_id]:
+            effects += self._settle(round_id, "superseded")  # its round closed; the ack got lost
         if self.was_sent(message.round_id) and not self.is_settled(message.round_id):
             effects.append(ReadOutbox(message.round_id))  # the aggregator restarted: resend
         return effects + self._fetch_if_missing(message.model_version)
@@ -301,7 +303,7 @@ class RoundCore:
         self._progress.next_sample_check = 0.0
         effects: list[Effect] = []
         for round_id, base in list(self._progress.in_flight.items()):
-            if event.version > base:
+            if event.version > base and not self._asynchronous:
                 effects += self._settle(round_id, "superseded")
         effects.append(Log({"event": "installed", "version": event.version, "sha256": sha,
                             "from": "patch" if from_patch else "full"}))  # fmt: skip
@@ -372,7 +374,7 @@ class RoundCore:
         return (
             round_ is not None
             and not self.was_sent(round_.round_id)
-            and now <= round_.deadline_unix
+            and (self._asynchronous or now <= round_.deadline_unix)
             and self.installed_version == round_.model_version
             and not self.privacy_budget_spent
             and is_sampled(round_.sampling_seed or "", round_.round_id, self.config.device_id,
@@ -380,6 +382,12 @@ class RoundCore:
         )  # fmt: skip
 
     # -- helpers ----------------------------------------------------------------------------
+
+    @property
+    def _asynchronous(self) -> bool:
+        """Buffered asynchronous rounds: no deadline, and an older update is still welcome
+        (up to the announced staleness cap) until its own ack settles it."""
+        return self.announcement is not None and self.announcement.max_staleness is not None
 
     def _settle(self, round_id: int, reason: str | None) -> list[Effect]:
         """A round this process sent is over: acked, or (reason) known closed without an ack."""

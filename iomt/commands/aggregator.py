@@ -39,6 +39,8 @@ ROOT_SET_SEED = 0
 HELP = "run the federated aggregator (or: status / export of its state file)"
 _RUN_REQUIRED = ("broker", "fleet", "bundle", "state")
 _WORKER_REQUIRED = ("broker", "fleet", "state")
+DEFAULT_BUFFER_SIZE = 4  # --mode async: updates per new version
+DEFAULT_MAX_STALENESS = 4  # --mode async: versions an update may lag behind
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +52,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-clients", type=int, default=2, help="quorum per round")
     parser.add_argument("--deadline", type=float, default=60.0, help="seconds per round")
     parser.add_argument("--strategy", default="fedavg", help="aggregation strategy")
+    parser.add_argument(
+        "--mode", choices=("sync", "async"), default="sync",
+        help="sync: rounds wait for quorum or deadline; async: apply a buffer every K updates",
+    )  # fmt: skip
+    parser.add_argument(
+        "--buffer-size", type=int, default=DEFAULT_BUFFER_SIZE,
+        help=f"async: updates per new version (K, default {DEFAULT_BUFFER_SIZE})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-staleness", type=int, default=DEFAULT_MAX_STALENESS,
+        help="async: refuse an update trained more than this many versions ago"
+        f" (default {DEFAULT_MAX_STALENESS})",
+    )  # fmt: skip
     parser.add_argument(
         "--codec",
         default="int8",
@@ -186,6 +201,12 @@ def _check_run_arguments(args: argparse.Namespace) -> None:
                         ("--device-burst", args.device_burst)):  # fmt: skip
         check_number(flag, value)
     check_number("--momentum", args.momentum, inclusive=True, below=1.0)
+    check_number("--buffer-size", args.buffer_size)
+    check_number("--max-staleness", args.max_staleness, inclusive=True)
+    if args.mode == "async" and args.secure_agg:
+        raise UsageError("--secure-agg masks one synchronous round's sum: use --mode sync")
+    if args.mode == "async" and args.role != "single":
+        raise UsageError("--mode async runs as --role single (workers add one round's sums)")
     check_appendable("--metrics-out", args.metrics_out)
 
 
@@ -229,6 +250,8 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     log = _logger(env, args.json)
     dp_config = dp_config_from_arguments(args)
     check_privacy_arguments(dp_config, args)
+    if dp_config is not None and args.mode == "async":
+        raise UsageError("--dp-* accounts per synchronous round (sampling, budget): use --mode sync")
     if dp_config is not None and args.secure_agg:
         raise UsageError("--dp-* (central) needs single updates; with --secure-agg use "
                          "iomt edge --dp-local-noise")  # fmt: skip
@@ -249,6 +272,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
             evaluate=evaluate, verify_key=_verify_key(args.registry),
             on_metrics=on_metrics, log=log, signing_key=signing_key,
             secure_agg=_secure_options(args), privacy=privacy_plan(dp_config, store, args),
+            async_settings=_async_settings(args),
             coordination=coordination(signing_key) if coordinator else None,
         )  # fmt: skip
         try:
@@ -282,6 +306,14 @@ def _secure_topics(args: argparse.Namespace) -> tuple[str, ...]:
     from fleet_protocol.secure_aggregation.transport import aggregator_subscriptions
 
     return aggregator_subscriptions(args.fleet)
+
+
+def _async_settings(args: argparse.Namespace) -> Any:
+    if args.mode != "async":
+        return None
+    from aggregator.async_core import AsyncSettings
+
+    return AsyncSettings(args.buffer_size, args.max_staleness)
 
 
 def _secure_options(args: argparse.Namespace) -> Any:

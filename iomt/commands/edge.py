@@ -63,6 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-rounds", type=int, help="exit after this many accepted rounds")
     parser.add_argument("--seed", type=int, default=0, help="local training seed")
     parser.add_argument(
+        "--min-train-time", type=float, default=0.0, metavar="S",
+        help="experiments: one local training lasts at least S s (emulates a slower CPU)",
+    )  # fmt: skip
+    parser.add_argument(
         "--poison", action="store_true", help="experiments: send sign-flipped deltas x10"
     )
     parser.add_argument("--json", action="store_true", help="JSON lines on stdout")
@@ -121,6 +125,7 @@ def _check_run_arguments(args: argparse.Namespace) -> None:
     check_number("--speed", args.speed, inclusive=True)
     check_number("--min-samples", args.min_samples)
     check_number("--max-rounds", args.max_rounds)
+    check_number("--min-train-time", args.min_train_time, inclusive=True)
 
 
 def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
@@ -142,7 +147,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
         aggregator_key=_aggregator_key(args.aggregator_key),
         trusted_keys=trusted_keys(env, args),
         dp_local=local_dp_config(args),
-        poison=args.poison,
+        poison=args.poison, min_train_s=args.min_train_time,
         secure_agg=args.secure_agg,
         wrist=args.wrist or MODEL_WRIST,
         train_on_mcu=args.train_on_mcu,

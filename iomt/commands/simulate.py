@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from iomt.commands.aggregator import DEFAULT_BUFFER_SIZE, DEFAULT_MAX_STALENESS
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
 from iomt.progress import PhaseProgress
@@ -73,6 +74,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ROUND",
         help="SIGKILL the aggregator during this round and restart it",
     )
+    parser.add_argument(
+        "--mode", choices=("sync", "async"), default="sync",
+        help="synchronous rounds, or buffered asynchronous ones (iomt aggregator --mode)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--buffer-size", type=int, default=DEFAULT_BUFFER_SIZE, help="async: updates per version"
+    )
+    parser.add_argument(
+        "--max-staleness", type=int, default=DEFAULT_MAX_STALENESS,
+        help="async: refuse updates trained more versions ago than this",
+    )  # fmt: skip
+    parser.add_argument(
+        "--train-time", type=float, default=0.0, metavar="S",
+        help="each device's local training lasts at least S s (a real wait: a slower CPU)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--slow-fraction", type=float, default=0.0, help="share of devices that are slower"
+    )
+    parser.add_argument(
+        "--slowdown", type=float, default=5.0, help="how many times longer they train"
+    )
     parser.add_argument("--out", type=Path, help="report directory (default runs/sim-TASK)")
     parser.add_argument("--cache-dir", type=Path, help="data and bundle cache")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
@@ -112,6 +134,12 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         kill_aggregator_at=args.kill_aggregator_at,
         seed=args.seed,
         secure_agg=args.secure_agg,
+        mode=args.mode,
+        buffer_size=args.buffer_size,
+        max_staleness=args.max_staleness,
+        train_time_s=args.train_time,
+        slow_fraction=args.slow_fraction,
+        slowdown=args.slowdown,
     )
     with PhaseProgress(env) as progress:
 
@@ -146,6 +174,12 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--poison must be between 0 and --devices")
     if args.kill_aggregator_at is not None and not 1 < args.kill_aggregator_at <= args.rounds:
         raise UsageError("--kill-aggregator-at must name a round after the first")
+    if args.mode == "async" and args.secure_agg:
+        raise UsageError("--secure-agg masks one synchronous round's sum: use --mode sync")
+    if args.buffer_size < 1 or args.max_staleness < 0:
+        raise UsageError("--buffer-size must be at least 1 and --max-staleness at least 0")
+    if args.train_time < 0 or args.slowdown < 1 or not 0.0 <= args.slow_fraction <= 1.0:
+        raise UsageError("--train-time >= 0, --slowdown >= 1 and --slow-fraction in [0, 1]")
 
 
 def _print_summary(env: Environment, report: dict[str, Any], out: Path) -> None:

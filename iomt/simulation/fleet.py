@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from iomt.commands.aggregator import DEFAULT_BUFFER_SIZE, DEFAULT_MAX_STALENESS
 from iomt.simulation.processes import ProcessGroup
 
 POLL_S = 0.2
@@ -29,6 +30,7 @@ class DevicePlan:
     device_id: str
     replay: Path
     poisoned: bool = False
+    min_train_s: float = 0.0  # a real wait: local training lasts at least this long
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class FleetPlan:
     kill_aggregator_at: int | None = None
     seed: int = 0
     secure_agg: bool = False  # aggregator and devices run secure aggregation (masked sums)
+    mode: str = "sync"  # or "async": buffered asynchronous rounds (`aggregator.async_core`)
+    buffer_size: int = DEFAULT_BUFFER_SIZE
+    max_staleness: int = DEFAULT_MAX_STALENESS
 
 
 @dataclass
@@ -99,7 +104,15 @@ def aggregator_args(plan: FleetPlan) -> list[str]:
         "--metrics-out",
         str(plan.workdir / "metrics.jsonl"),
         *(["--secure-agg"] if plan.secure_agg else []),
+        *_async_args(plan),
     ]
+
+
+def _async_args(plan: FleetPlan) -> list[str]:
+    if plan.mode != "async":
+        return []
+    return ["--mode", "async", "--buffer-size", str(plan.buffer_size),
+            "--max-staleness", str(plan.max_staleness)]  # fmt: skip
 
 
 def device_args(plan: FleetPlan, device: DevicePlan) -> list[str]:
@@ -125,6 +138,7 @@ def device_args(plan: FleetPlan, device: DevicePlan) -> list[str]:
         "--seed",
         str(plan.seed),
         *(["--secure-agg"] if plan.secure_agg else []),
+        *(["--min-train-time", str(device.min_train_s)] if device.min_train_s > 0 else []),
     ]
     return [*args, "--poison"] if device.poisoned else args
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from iomt.commands.aggregator import DEFAULT_BUFFER_SIZE, DEFAULT_MAX_STALENESS
 from iomt.simulation import baselines
 from iomt.simulation.baselines import DeviceData, Split
 from iomt.simulation.fleet import DevicePlan, FleetOutcome, FleetPlan, run_fleet
@@ -61,6 +62,12 @@ class SimulationConfig:
     kill_aggregator_at: int | None = None
     seed: int = 0
     secure_agg: bool = False
+    mode: str = "sync"  # or "async" (buffered asynchronous rounds)
+    buffer_size: int = DEFAULT_BUFFER_SIZE
+    max_staleness: int = DEFAULT_MAX_STALENESS
+    train_time_s: float = 0.0  # every device's local training lasts at least this long
+    slow_fraction: float = 0.0  # this share of devices trains `slowdown` times longer
+    slowdown: float = 5.0
 
 
 def run_simulation(
@@ -225,10 +232,12 @@ def _fleet_plan(
     shards: list[DeviceShard],
     replays: dict[str, Path],
 ) -> FleetPlan:
+    slow = _slow_devices(config, len(shards))
     devices = [
-        DevicePlan(s.device_id, replays[s.device_id], poisoned=i < config.poison)
+        DevicePlan(s.device_id, replays[s.device_id], poisoned=i < config.poison,
+                   min_train_s=config.train_time_s * (config.slowdown if i in slow else 1.0))
         for i, s in enumerate(shards)
-    ]
+    ]  # fmt: skip
     return FleetPlan(
         broker_url=config.broker or "",
         fleet=f"sim-{config.task}",
@@ -249,7 +258,17 @@ def _fleet_plan(
         kill_aggregator_at=config.kill_aggregator_at,
         seed=config.seed,
         secure_agg=config.secure_agg,
+        mode=config.mode,
+        buffer_size=config.buffer_size,
+        max_staleness=config.max_staleness,
     )
+
+
+def _slow_devices(config: SimulationConfig, num_devices: int) -> set[int]:
+    """Which devices are the slow ones: a seeded draw of `slow_fraction` of them."""
+    count = round(config.slow_fraction * num_devices)
+    rng = np.random.default_rng(config.seed)
+    return {int(i) for i in rng.permutation(num_devices)[:count]}
 
 
 def _run_with_broker(

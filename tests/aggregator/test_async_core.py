@@ -221,4 +221,4 @@ def _replay(store: StateStore, effects: list[Effect]) -> list[Effect]:
 
 def test_settings_refuse_an_empty_buffer() -> None:
     with pytest.raises(ValueError, match="buffer_size"):
-        AsyncSettings(buffer_size=0)
+        AsyncSettings(buffer_size=0, max_staleness=1)

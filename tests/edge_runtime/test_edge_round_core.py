@@ -598,3 +598,41 @@ def test_an_ack_before_the_update_was_sent_here_is_recorded_and_never_resent() -
     # Assert
     assert _of(RecordAck, ack) == [RecordAck(1, "accepted")]
     assert not _of(ReadOutbox, later) and not _updates(later)
+
+
+# -- asynchronous (buffered) rounds ------------------------------------------------------------
+
+
+def _async_round(round_id: int, version: int, deadline: float = 10.0) -> MessageArrived:
+    sha = message_sha256(_head(float(version)))
+    announcement = RoundAnnouncement(FLEET, round_id, version, sha, deadline, 2, max_staleness=3)
+    return MessageArrived(round_topic(FLEET), encode_message(announcement))
+
+
+def test_an_asynchronous_round_has_no_deadline_for_the_device() -> None:
+    # Prepare
+    shell = _shell()
+    shell.feed(_async_round(1, 0, deadline=10.0), 50.0)
+
+    # Execute
+    effects = shell.feed(Tick(), 500.0)
+
+    # Assert
+    assert _updates(effects)
+
+
+def test_in_async_mode_a_newer_version_does_not_supersede_the_update_in_flight() -> None:
+    # Prepare: round 1's update is sent; versions move on before its ack arrives
+    shell = _shell()
+    shell.feed(_async_round(1, 0), 100.0)
+    shell.feed(Tick(), 100.0)
+
+    # Execute
+    moved_on = shell.feed(_async_round(2, 1), 101.0) + shell.feed(_model(1), 101.0)
+    acked = shell.feed(_ack(1), 102.0)
+    retrained = shell.feed(Tick(), 103.0)
+
+    # Assert: the stale update still counts when its ack says so; the device trains on version 1
+    assert _of(RecordAck, moved_on) == []
+    assert _of(RecordAck, acked) == [RecordAck(1, "accepted")] and shell.core.rounds_acked == 1
+    assert _of(TrainForRound, retrained)[0].announcement.model_version == 1  # type: ignore[attr-defined]

@@ -17,7 +17,7 @@ from edge_runtime.sample_store import SampleStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.tf]
 
-SLOW_TRAIN_S = "20"  # ample for the fast devices to publish versions 1 and 2 meanwhile
+SLOW_TRAIN_S = "20"
 
 
 def _aggregator_args(url: str, task, state: Path) -> list[str]:  # type: ignore[no-untyped-def]
@@ -48,16 +48,17 @@ def _outcomes(path: Path) -> list[tuple[int, int, str | None]]:
 def test_slow_devices_past_the_staleness_cap_are_refused_then_rejoin_on_the_new_version(
     mosquitto, tiny_task, processes, tmp_path: Path
 ) -> None:
-    # Execute: the slow devices have round 1 (version 0) and train; then the fast ones start
+    # Execute: every device is connected and waiting before the aggregator announces version 0,
+    # so the fast ones publish versions 1 and 2 well within the slow ones' training
     url, state = mosquitto.url, tmp_path / "agg.sqlite"
-    aggregator = processes.start("agg", _aggregator_args(url, tiny_task, state))
     slow = [processes.start(name, _edge_args(url, tiny_task, name, subject, tmp_path,
                                              "--min-train-time", SLOW_TRAIN_S))
             for name, subject in (("slow0", 0), ("slow1", 1))]  # fmt: skip
-    for device in slow:
-        device.wait_for('"event": "round"')
     fast = [processes.start(name, _edge_args(url, tiny_task, name, subject, tmp_path))
             for name, subject in (("fast0", 2), ("fast1", 0))]  # fmt: skip
+    for device in (*slow, *fast):
+        device.wait_for('"event": "connected"')
+    aggregator = processes.start("agg", _aggregator_args(url, tiny_task, state))
 
     # Assert: every process ends by itself; three versions
     assert [p.finish(timeout_s=180) for p in (aggregator, *fast, *slow)] == [0] * 5

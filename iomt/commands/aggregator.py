@@ -251,7 +251,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     dp_config = dp_config_from_arguments(args)
     check_privacy_arguments(dp_config, args)
     if dp_config is not None and args.mode == "async":
-        raise UsageError("--dp-* accounts per synchronous round (sampling, budget): use --mode sync")
+        raise UsageError("--dp-* accounts per synchronous round: use --mode sync")
     if dp_config is not None and args.secure_agg:
         raise UsageError("--dp-* (central) needs single updates; with --secure-agg use "
                          "iomt edge --dp-local-noise")  # fmt: skip

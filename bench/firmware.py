@@ -267,6 +267,10 @@ def report_section(results: dict[str, Any], plots: Any) -> str:
         "bytes on the windows it ran). Kernels: TensorFlow Lite reference kernels from "
         f"{results.get('kernels', {}).get('tf_file', '?')}.\n"
     )
+    later = sorted({f"{m['bundle']} (`python -m bench firmware {' '.join(m['measured_with'])}`)"
+                    for m in results.get("models", []) if "measured_with" in m})  # fmt: skip
+    if later:
+        note += "Re-measured by a later run than the other rows: " + ", ".join(later) + ".\n"
     training = results.get("training")
     if training:
         from bench.firmware_training import report_rows

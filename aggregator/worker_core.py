@@ -139,9 +139,10 @@ class WorkerCore:
     # messages ------------------------------------------------------------------------------------
     def _on_message(self, topic: str, payload: bytes, now: float) -> None:
         try:
-            kind = parse_topic(topic).kind
+            parsed = parse_topic(topic)
         except TopicError:
             return
+        kind = parsed.kind
         if kind == "round" and payload:
             self._on_round(payload)
         elif kind == "model" and payload:
@@ -153,7 +154,7 @@ class WorkerCore:
                 if len(self._pending) < MAX_PENDING:
                     self._pending.append((topic, payload))
                 return
-            self._on_update(self._round, parse_topic(topic).arg or "", payload, now)
+            self._on_update(self._round, parsed.arg or "", payload, now)
 
     def _on_round(self, payload: bytes) -> None:
         try:

@@ -116,7 +116,7 @@ register(Part("federation", "bytes, int8 vs float32, Flower aggregate", "bench.f
 register(Part("bridge", "model upload over a pty at two baud rates", runner=run_bridge))
 register(Part("dp", "accuracy against epsilon, DP-FedAvg", runner=run_dp))
 register(Part("flower", "same task against Flower", "bench.flower"))
-register(Part("fleet", "10 / 100 / 1,000 emulated devices", "bench.fleet_scale"))
+register(Part("fleet", "100 / 1,000 / 10,000 devices; 1, 2, 4 workers", "bench.fleet_scale"))
 register(Part("ppg", "heart rate from real and simulated PPG", "bench.ppg"))
 register(Part("firmware", "C model runner on Cortex-M4 (QEMU)", "bench.firmware"))
 register(Part("hostile", "3,000 hostile messages against a real aggregator", "bench.hostile"))

@@ -40,8 +40,8 @@ class RoundTiming:
     model_s: float
     last_ack_s: float
     acks: int
-    aggregator_cpu_s: float
-    peak_rss_mb: float
+    aggregator_cpu_s: float  # every aggregator process (coordinator and workers) together
+    peak_rss_mb: dict[int, float]  # polled, per process
 
 
 def write_setup(workdir: Path, device_ids: tuple[str, ...], head: Any) -> RoundSetup:
@@ -78,17 +78,41 @@ def _manifest(bundle: Path, head: Any) -> dict[str, Any]:
 
 
 def start_aggregator(
-    broker_url: str, fleet: str, setup: RoundSetup, count: int, workdir: Path
+    broker_url: str, fleet: str, setup: RoundSetup, count: int, workdir: Path, role: str = "single"
 ) -> subprocess.Popen[bytes]:
     """`iomt aggregator` for one round that needs every device (a second round keeps it alive)."""
     args = [
-        sys.executable, "-m", "iomt.cli", "aggregator", "--broker", broker_url, "--fleet", fleet,
-        "--bundle", str(setup.bundle), "--state", str(setup.state), "--rounds", "2",
-        "--min-clients", str(count), "--deadline", "600", "--registry", str(setup.registry),
-        "--codec", "int8", "--local-epochs", "1",
+        *_aggregator_command(broker_url, fleet, setup, setup.state),
+        "--bundle", str(setup.bundle), "--rounds", "2", "--min-clients", str(count),
+        "--deadline", "600", "--codec", "int8", "--local-epochs", "1", "--role", role,
     ]  # fmt: skip
-    log = (workdir / "aggregator.log").open("wb")
+    log = (workdir / f"aggregator-{role}.log").open("wb")
     return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+
+
+def start_worker(
+    broker_url: str, fleet: str, setup: RoundSetup, worker: int, workdir: Path
+) -> subprocess.Popen[bytes]:
+    """`iomt aggregator --role worker` with its own state file; it logs once it is connected."""
+    state = workdir / f"worker-{worker}.sqlite"
+    args = [*_aggregator_command(broker_url, fleet, setup, state), "--role", "worker",
+            "--worker-id", f"w{worker}", "--json"]  # fmt: skip
+    log = (workdir / f"worker-{worker}.log").open("wb")
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _aggregator_command(broker_url: str, fleet: str, setup: RoundSetup, state: Path) -> list[str]:
+    return [sys.executable, "-m", "iomt.cli", "aggregator", "--broker", broker_url,
+            "--fleet", fleet, "--state", str(state), "--registry", str(setup.registry)]  # fmt: skip
+
+
+def wait_for_log(path: Path, text: str, timeout_s: float) -> None:
+    """Until `text` appears in a process's log file."""
+    deadline = time.monotonic() + timeout_s
+    while text not in path.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path.name}: no {text!r} within {timeout_s:.0f} s")
+        time.sleep(0.1)
 
 
 def aggregator_peak_mb(pid: int, polled_mb: float) -> float:
@@ -100,6 +124,11 @@ def aggregator_peak_mb(pid: int, polled_mb: float) -> float:
     except OSError:
         pass
     return polled_mb
+
+
+def peak_mb_of(pids: list[int], polled: dict[int, float]) -> dict[int, float]:
+    """Each aggregator process's peak RSS (VmHWM, or what the observer polled)."""
+    return {pid: aggregator_peak_mb(pid, polled.get(pid, 0.0)) for pid in pids}
 
 
 class RoundObserver:
@@ -124,7 +153,7 @@ class RoundObserver:
         self.model_at: float | None = None
         self.last_ack_at: float | None = None
         self.acks = 0
-        self.pid: int | None = None
+        self.pids: list[int] = []
         self.model_seen = threading.Event()
 
     def __enter__(self) -> RoundObserver:
@@ -138,19 +167,25 @@ class RoundObserver:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def wait_round(self, pid: int, devices: int, timeout_s: float) -> RoundTiming:
-        """Sample the aggregator until the new model is out and every device has its ack."""
+    def watch(self, pids: list[int]) -> None:
+        """The aggregator processes whose CPU counts from the announcement on."""
+        with self.lock:
+            self.pids = list(pids)
+
+    def wait_round(self, pids: list[int], devices: int, timeout_s: float) -> RoundTiming:
+        """Sample the aggregators until the new model is out and every device has its ack."""
         import psutil
 
-        self.pid = pid
-        process = psutil.Process(pid)
-        peak_mb, deadline = 0.0, time.monotonic() + timeout_s
+        self.watch(pids)
+        processes = [psutil.Process(pid) for pid in pids]
+        peak_mb = dict.fromkeys(pids, 0.0)
+        deadline = time.monotonic() + timeout_s
         while not (self.model_seen.wait(RSS_POLL_S) and self._acks() >= devices):
-            peak_mb = max(peak_mb, process.memory_info().rss / 2**20)
+            for process in processes:
+                peak_mb[process.pid] = max(peak_mb[process.pid], process.memory_info().rss / 2**20)
             if time.monotonic() > deadline:
                 raise TimeoutError("the round did not close in time")
-        cpu_end = _cpu_s(process)
-        peak_mb = max(peak_mb, process.memory_info().rss / 2**20)
+        cpu_end = sum(_cpu_s(process) for process in processes)
         with self.lock:
             assert self.announced_at is not None and self.model_at is not None
             return RoundTiming(
@@ -182,10 +217,8 @@ class RoundObserver:
     def _aggregator_cpu(self) -> float:
         import psutil
 
-        if self.pid is None:
-            return 0.0
         try:
-            return _cpu_s(psutil.Process(self.pid))
+            return sum(_cpu_s(psutil.Process(pid)) for pid in self.pids)
         except psutil.Error:
             return 0.0
 

@@ -1,16 +1,20 @@
-"""Fleet scale on one machine: 10, 100, 1,000 emulated devices, one round through one Mosquitto.
+"""Fleet scale on one machine: up to 10,000 emulated devices through one Mosquitto, against one
+aggregator or a coordinator with 1, 2 or 4 workers (`iomt aggregator --role worker`).
 
-Real parts: Mosquitto (`aggregator.broker.LocalBroker`), the `iomt aggregator` process with a
+Real parts: Mosquitto (`aggregator.broker.LocalBroker`), the `iomt aggregator` processes with a
 device registry (every update's Ed25519 signature is verified) and `--min-clients N`, and devices
-speaking the real wire protocol (`bench/fleet_devices.py`: paho clients, a few processes). The
-devices' embeddings are synthetic (of the head's input size): the backbone is not what scales.
+speaking the real wire protocol (`bench/fleet_devices.py`: paho clients in a few processes, each
+MQTT connection carrying `--devices-per-connection` device identities, each with its own key,
+update topic and ack topic). The devices' embeddings are synthetic (of the head's input size) and
+their round-1 updates are fine-tuned and signed before the round opens: what is timed is the
+aggregator's side, not the emulator's.
 
-Per run: round latency (announcement seen -> new global model seen), aggregator CPU seconds and
-peak RSS (psutil / VmHWM on its pid), broker throughput over the round (update and ack messages,
-bytes of updates). Each count runs `--repeats` times; median, min and max go to
-`bench/results/fleet.json`.
+Per run: round latency (announcement seen -> new global model seen, with every ack seen too),
+CPU seconds of every aggregator process together (per update), peak RSS (VmHWM per process,
+summed), broker throughput over the round. Each configuration runs `--repeats` times; median,
+min and max go to `bench/results/fleet.json`, and the figures block of `docs/scaling.md`.
 
-    python -m bench.fleet_scale [--devices 10,100,1000] [--repeats 3] [--processes 4]
+    python -m bench.fleet_scale [--devices 100,1000,10000] [--workers 0,1,2,4] [--repeats 1]
 """
 
 from __future__ import annotations
@@ -33,7 +37,14 @@ import numpy as np
 from bench.common import median_of, write_results
 from bench.fleet_devices import WorkerSpec, run_worker
 from bench.fleet_report import report_section, update_scaling_doc
-from bench.fleet_round import RoundObserver, aggregator_peak_mb, start_aggregator, write_setup
+from bench.fleet_round import (
+    RoundObserver,
+    peak_mb_of,
+    start_aggregator,
+    start_worker,
+    wait_for_log,
+    write_setup,
+)
 
 RESULTS = Path(__file__).parent / "results" / "fleet.json"
 __all__ = ["main", "measure_round", "report_section", "run_bench"]
@@ -42,52 +53,77 @@ DEFAULT_HEAD = (136, 32, 7)  # the har task's LSTM-FCN head (pi): embedding -> 3
 
 @dataclass(frozen=True)
 class RunResult:
-    """One round with N devices."""
+    """One round with N devices and W aggregator workers (0: the single aggregator)."""
 
     devices: int
+    workers: int
     round_latency_s: float
     all_acked_s: float
     aggregator_cpu_s: float
-    aggregator_peak_mb: float
+    cpu_per_update_ms: float
+    aggregator_peak_mb: float  # the sum of every aggregator process's own peak
+    largest_process_peak_mb: float
     updates_per_s: float
     messages_per_s: float
     bytes_per_s: float
     update_bytes: int
     accepted: int
+    resent: int  # updates the devices sent again after no ack within 15 s
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """What to run: device counts, worker counts, repeats, and how devices are emulated."""
+
+    counts: list[int]
+    workers: list[int]
+    repeats: int
+    processes: int
+    devices_per_connection: int
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    result = run_bench(
-        [int(n) for n in args.devices.split(",")], args.repeats, args.processes, args.out
-    )
+    plan = BenchPlan([int(n) for n in args.devices.split(",")],
+                     [int(w) for w in args.workers.split(",")], args.repeats, args.processes,
+                     args.devices_per_connection)  # fmt: skip
+    result = run_bench(plan, args.out)
     print(json.dumps(result["summary"], indent=2))
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.fleet_scale", description=__doc__)
-    parser.add_argument("--devices", default="10,100,1000", help="device counts, comma-separated")
-    parser.add_argument("--repeats", type=int, default=5, help="runs per count (median of them)")
+    parser.add_argument("--devices", default="100,1000,10000", help="device counts")
+    parser.add_argument(
+        "--workers", default="0,1,2,4", help="aggregator workers per run (0: one single aggregator)"
+    )
+    parser.add_argument("--repeats", type=int, default=1, help="runs per configuration")
     parser.add_argument("--processes", type=int, default=4, help="device processes")
+    parser.add_argument(
+        "--devices-per-connection",
+        type=int,
+        default=25,
+        help="device identities sharing one MQTT connection",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
-    return parser
+    return parser  # fmt: skip
 
 
-def run_bench(counts: list[int], repeats: int, processes: int, out: Path | None) -> dict[str, Any]:
-    """Every count `repeats` times through one broker; writes `out` (if given) and returns it."""
+def run_bench(plan: BenchPlan, out: Path | None) -> dict[str, Any]:
+    """Every (count, workers) `repeats` times through one broker; writes `out` and returns it."""
     from aggregator.broker import LocalBroker
 
     _raise_open_files_limit()
     runs: list[RunResult] = []
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp, LocalBroker() as broker:
-        for count in counts:
-            for repeat in range(repeats):
-                workdir = Path(tmp) / f"n{count}-r{repeat}"
-                runs.append(measure_round(broker, count, processes, workdir))
-                print(f"fleet: {count} devices, run {repeat + 1}: {runs[-1]}", file=sys.stderr)
+        for count, workers, repeat in itertools.product(plan.counts, plan.workers,
+                                                        range(plan.repeats)):  # fmt: skip
+            workdir = Path(tmp) / f"n{count}-w{workers}-r{repeat}"
+            runs.append(measure_round(broker, count, workers, plan, workdir))
+            print(f"fleet: {count} devices, {workers} workers: {runs[-1]}", file=sys.stderr)
         broker_kind = broker.kind
-    result = _result(runs, counts, repeats, processes, broker_kind)
+    result = _result(runs, plan, broker_kind)
     if out is not None:
         write_results("fleet", result, out)
         if out == RESULTS:
@@ -95,45 +131,62 @@ def run_bench(counts: list[int], repeats: int, processes: int, out: Path | None)
     return result
 
 
-def measure_round(broker: Any, count: int, processes: int, workdir: Path) -> RunResult:
-    """One round with `count` devices against a fresh aggregator on its own fleet name."""
+def measure_round(
+    broker: Any, count: int, workers: int, plan: BenchPlan, workdir: Path
+) -> RunResult:
+    """One round with `count` devices against fresh aggregator processes on their own fleet."""
     fleet = workdir.name.replace("-", "")
     device_ids = tuple(f"d{i:05d}" for i in range(count))
     setup = write_setup(workdir, device_ids, _synthetic_head())
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
-    workers = [
-        context.Process(target=run_worker, args=(spec, events), daemon=True)
-        for spec in _worker_specs(broker, fleet, device_ids, setup.head, processes)
-    ]
-    for worker in workers:
-        worker.start()
+    specs = _worker_specs(broker, fleet, device_ids, setup.head, plan)
+    emulators = [context.Process(target=run_worker, args=(spec, events), daemon=True)
+                 for spec in specs]  # fmt: skip
+    for emulator in emulators:
+        emulator.start()
+    aggregators: list[subprocess.Popen[bytes]] = []
     try:
-        _expect(events, "ready", len(workers), timeout_s=180.0)
+        _expect(events, "ready", len(emulators), timeout_s=900.0)
         with RoundObserver(broker.host, broker.port, fleet) as observer:
-            aggregator = start_aggregator(broker.url, fleet, setup, count, workdir)
-            try:
-                timing = observer.wait_round(aggregator.pid, count, timeout_s=600.0)
-                tallies = _expect(events, "done", len(workers), timeout_s=600.0)
-                peak_mb = aggregator_peak_mb(aggregator.pid, timing.peak_rss_mb)
-            finally:
-                _stop(aggregator)
+            aggregators = _start_aggregators(broker.url, fleet, setup, count, workers, workdir)
+            observer.watch([p.pid for p in aggregators])
+            pids = [p.pid for p in aggregators]
+            timing = observer.wait_round(pids, count, timeout_s=900.0)
+            tallies = _expect(events, "done", len(emulators), timeout_s=900.0)
+            peaks = peak_mb_of(pids, timing.peak_rss_mb)
     finally:
-        for worker in workers:
-            worker.join(timeout=30)
-            if worker.is_alive():
-                worker.terminate()
-    return _run_result(count, timing, tallies, peak_mb)
+        for process in aggregators:
+            _stop(process)
+        for emulator in emulators:
+            emulator.join(timeout=30)
+            if emulator.is_alive():
+                emulator.terminate()
+    return _run_result(count, workers, timing, tallies, peaks)
+
+
+def _start_aggregators(
+    url: str, fleet: str, setup: Any, count: int, workers: int, workdir: Path
+) -> list[subprocess.Popen[bytes]]:
+    """The single aggregator, or W workers (subscribed first) and their coordinator."""
+    if workers == 0:
+        return [start_aggregator(url, fleet, setup, count, workdir)]
+    started = [start_worker(url, fleet, setup, w, workdir) for w in range(1, workers + 1)]
+    for w in range(1, workers + 1):
+        wait_for_log(workdir / f"worker-{w}.log", "committed updates in its file", 120.0)
+    time.sleep(0.5)  # their SUBACKs: a shared subscription must exist before updates flow
+    return [*started, start_aggregator(url, fleet, setup, count, workdir, role="coordinator")]
 
 
 def _worker_specs(
-    broker: Any, fleet: str, device_ids: tuple[str, ...], head: Path, processes: int
+    broker: Any, fleet: str, device_ids: tuple[str, ...], head: Path, plan: BenchPlan
 ) -> list[WorkerSpec]:
-    shares = np.array_split(np.array(device_ids), max(1, min(processes, len(device_ids))))
+    shares = np.array_split(np.array(device_ids), max(1, min(plan.processes, len(device_ids))))
     return [
-        WorkerSpec(i, broker.host, broker.port, fleet, tuple(str(d) for d in share), str(head))
+        WorkerSpec(i, broker.host, broker.port, fleet, tuple(str(d) for d in share), str(head),
+                   devices_per_connection=plan.devices_per_connection, prepare=True)
         for i, share in enumerate(shares)
-    ]
+    ]  # fmt: skip
 
 
 def _expect(events: Any, kind: str, count: int, timeout_s: float) -> list[Any]:
@@ -156,21 +209,27 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _run_result(count: int, timing: Any, tallies: list[dict[str, int]], peak: float) -> RunResult:
+def _run_result(
+    count: int, workers: int, timing: Any, tallies: list[dict[str, int]], peaks: dict[int, float]
+) -> RunResult:
     update_bytes = sum(t["bytes_sent"] for t in tallies)
     accepted = sum(t["acked"] for t in tallies)
     latency = timing.model_s
     return RunResult(
         devices=count,
+        workers=workers,
         round_latency_s=round(latency, 3),
         all_acked_s=round(timing.last_ack_s, 3),
         aggregator_cpu_s=round(timing.aggregator_cpu_s, 3),
-        aggregator_peak_mb=round(peak, 1),
+        cpu_per_update_ms=round(1000 * timing.aggregator_cpu_s / count, 3),
+        aggregator_peak_mb=round(sum(peaks.values()), 1),
+        largest_process_peak_mb=round(max(peaks.values()), 1),
         updates_per_s=round(count / latency, 1),
         messages_per_s=round(broker_messages(count) / latency, 1),
         bytes_per_s=round(update_bytes / latency, 1),
         update_bytes=update_bytes,
         accepted=accepted,
+        resent=sum(t["resent"] for t in tallies),
     )
 
 
@@ -209,42 +268,58 @@ def _stats(values: list[float]) -> dict[str, Any]:
     return median_of(values)
 
 
-def _result(
-    runs: list[RunResult], counts: list[int], repeats: int, processes: int, broker: str
-) -> dict[str, Any]:
-    fields = [f for f in asdict(runs[0]) if f not in ("devices", "update_bytes", "accepted")]
-    by_count: dict[str, dict[str, Any]] = {
-        str(n): {f: _stats([getattr(r, f) for r in runs if r.devices == n]) for f in fields}
-        for n in counts
-    }
-    for n in counts:
-        by_count[str(n)]["accepted_min"] = min(r.accepted for r in runs if r.devices == n)
-    growth = _growth(by_count, counts)
+def setup_label(workers: int) -> str:
+    """How a configuration is named in the results."""
+    return "single" if workers == 0 else f"{workers} worker{'s' if workers > 1 else ''}"
+
+
+def _result(runs: list[RunResult], plan: BenchPlan, broker: str) -> dict[str, Any]:
+    fields = [f for f in asdict(runs[0]) if f not in ("devices", "workers", "update_bytes",
+                                                      "accepted", "resent")]  # fmt: skip
+    by_count: dict[str, dict[str, Any]] = {}
+    for n, w in itertools.product(plan.counts, plan.workers):
+        mine = [r for r in runs if r.devices == n and r.workers == w]
+        stats: dict[str, Any] = {f: _stats([getattr(r, f) for r in mine]) for f in fields}
+        stats["accepted_min"] = min(r.accepted for r in mine)
+        stats["resent_max"] = max(r.resent for r in mine)
+        by_count.setdefault(str(n), {})[setup_label(w)] = stats
+    growth = _growth(by_count, plan)
     return {
         "broker": broker,
-        "device_processes": processes,
-        "repeats": repeats,
+        "device_processes": plan.processes,
+        "devices_per_connection": plan.devices_per_connection,
+        "repeats": plan.repeats,
         "embeddings": "synthetic, of the head's input size (136); head 136-32-7 as in har (pi)",
         "codec": "int8, Ed25519-signed ModelUpdate, QoS 1, aggregator verifies via --registry",
+        "devices_prepared": "fine-tuned and signed before the round opens (aggregator timed)",
         "by_devices": by_count,
         "growth": growth,
         "summary": {
-            "round_latency_s": {n: by_count[str(n)]["round_latency_s"]["median"] for n in counts},
+            "round_latency_s": _medians(by_count, "round_latency_s"),
+            "cpu_per_update_ms": _medians(by_count, "cpu_per_update_ms"),
             "growth": growth,
         },
         "runs": [asdict(r) for r in runs],
     }
 
 
-def _growth(by_count: dict[str, Any], counts: list[int]) -> dict[str, dict[str, float]]:
-    """How each median grows from one device count to the next (x10 devices -> x?)."""
-    growth = {}
-    for small, large in itertools.pairwise(counts):
-        key = f"{small}->{large}"
-        growth[key] = {
-            field: _ratio(by_count[str(large)][field], by_count[str(small)][field])
-            for field in ("round_latency_s", "aggregator_cpu_s", "aggregator_peak_mb")
-        }
+def _medians(by_count: dict[str, Any], field: str) -> dict[str, dict[str, float]]:
+    return {n: {label: stats[field]["median"] for label, stats in by_label.items()}
+            for n, by_label in by_count.items()}  # fmt: skip
+
+
+def _growth(by_count: dict[str, Any], plan: BenchPlan) -> dict[str, dict[str, Any]]:
+    """How each median grows from one device count to the next, per configuration."""
+    growth: dict[str, dict[str, Any]] = {}
+    for small, large in itertools.pairwise(plan.counts):
+        for w in plan.workers:
+            label = setup_label(w)
+            small_stats, large_stats = by_count[str(small)][label], by_count[str(large)][label]
+            growth.setdefault(f"{small}->{large}", {})[label] = {
+                "devices": round(large / small, 2),
+                **{field: _ratio(large_stats[field], small_stats[field])
+                   for field in ("round_latency_s", "aggregator_cpu_s", "aggregator_peak_mb")},
+            }  # fmt: skip
     return growth
 
 

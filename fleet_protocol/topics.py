@@ -15,6 +15,8 @@ TOPIC_KINDS = ("round", "model", "patch", "update", "status", "ack", "partial")
 _KINDS_WITH_ARG = frozenset({"model", "patch", "update", "status", "ack", "partial"})
 _KINDS_WITH_VERSION = frozenset({"model", "patch"})
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_MAX_REMEMBERED_IDS = 100_000
+_VALID_IDS: set[str] = set()  # ids that passed `_ID_PATTERN` (the pattern does not change)
 
 
 class ParsedTopic(NamedTuple):
@@ -39,8 +41,12 @@ def validate_device_id(device_id: str) -> str:
 
 
 def _validate_id(value: object, what: str) -> str:
+    if isinstance(value, str) and value in _VALID_IDS:  # a fleet's ids recur in every message
+        return value
     if not isinstance(value, str) or _ID_PATTERN.fullmatch(value) is None:
         raise TopicError(f"invalid {what} {value!r}: use 1-64 letters, digits, '.', '_', '-'")
+    if len(_VALID_IDS) < _MAX_REMEMBERED_IDS:
+        _VALID_IDS.add(value)
     return value
 
 

@@ -24,6 +24,8 @@ from iomt.errors import UsageError
 
 ROLES = ("single", "coordinator", "worker", "site")
 SITE_PARTIAL_EVERY_S = 1.0  # a site's growing sum goes upstream at most this often
+WORKER_QUEUE_MESSAGES = 100_000  # a worker takes bursts: updates wait here for the next batch
+WORKER_QUEUE_BYTES = 256 * 1024 * 1024
 WORKER_STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi")  # a plain weighted sum folds
 
 
@@ -101,7 +103,9 @@ def run_worker(args: argparse.Namespace, log: Any, device_key: Any, signing_key:
     trust = WorkerTrust(device_key, (lambda signer: public) if public else None, signing_key)
     client_id = args.client_id or f"aggregator-{args.fleet}-{args.worker_id}"
     topics = site_subscriptions(args.fleet) if site else worker_subscriptions(args.fleet)
-    link_config = LinkConfig(args.broker, client_id, topics, tls=_tls(args))
+    link_config = LinkConfig(args.broker, client_id, topics, tls=_tls(args),
+                             max_queued_messages=WORKER_QUEUE_MESSAGES,
+                             max_queued_bytes=WORKER_QUEUE_BYTES)  # fmt: skip
     with WorkerStore(args.state) as store, MqttLink(link_config) as link, ExitStack() as stack:
         stored = store.open_round()
         rows = store.updates(stored.round_id) if stored else []

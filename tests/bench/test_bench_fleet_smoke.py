@@ -1,4 +1,5 @@
-"""Fleet-scale bench, small: 3 and 5 emulated devices, real Mosquitto, real `iomt aggregator`."""
+"""Fleet-scale bench, small: 3 and 5 emulated devices, real Mosquitto, real `iomt aggregator`
+processes (one single aggregator, then a coordinator with two workers)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.broker import find_mosquitto
-from bench.fleet_scale import run_bench
+from bench.fleet_scale import BenchPlan, run_bench
 from bench.report import Plots
 
 pytestmark = pytest.mark.integration
@@ -19,23 +20,28 @@ def fleet_results(tmp_path_factory: pytest.TempPathFactory) -> dict:
     if find_mosquitto() is None:
         pytest.skip("mosquitto is not installed")
     out = tmp_path_factory.mktemp("fleet") / "fleet.json"
-    run_bench([3, 5], repeats=1, processes=2, out=out)
+    plan = BenchPlan([3, 5], [0, 2], repeats=1, processes=2, devices_per_connection=2)
+    run_bench(plan, out=out)
     return json.loads(out.read_text())
 
 
 def test_every_device_of_the_round_is_accepted(fleet_results: dict) -> None:
-    assert fleet_results["by_devices"]["5"]["accepted_min"] == 5
-    assert fleet_results["by_devices"]["3"]["accepted_min"] == 3
-    (run_5,) = [run for run in fleet_results["runs"] if run["devices"] == 5]
-    assert run_5["update_bytes"] > 5 * 4000  # an int8 head delta of 136x32 + 32x7 weights
+    for setup in ("single", "2 workers"):
+        assert fleet_results["by_devices"]["5"][setup]["accepted_min"] == 5
+        assert fleet_results["by_devices"]["3"][setup]["accepted_min"] == 3
+    runs_5 = [run for run in fleet_results["runs"] if run["devices"] == 5]
+    assert [run["workers"] for run in runs_5] == [0, 2]
+    assert all(run["update_bytes"] > 5 * 4000 for run in runs_5)  # int8 136x32 + 32x7 weights
 
 
 def test_results_carry_medians_growth_and_machine(fleet_results: dict) -> None:
-    latency = fleet_results["by_devices"]["5"]["round_latency_s"]
+    latency = fleet_results["by_devices"]["5"]["2 workers"]["round_latency_s"]
     assert latency["min"] <= latency["median"] <= latency["max"]
     assert latency["median"] > 0
-    assert fleet_results["by_devices"]["5"]["aggregator_peak_mb"]["median"] > 0
+    workers = fleet_results["by_devices"]["5"]["2 workers"]
+    assert workers["aggregator_peak_mb"]["median"] > workers["largest_process_peak_mb"]["median"]
     assert set(fleet_results["growth"]) == {"3->5"}
+    assert set(fleet_results["growth"]["3->5"]) == {"single", "2 workers"}
     assert fleet_results["machine"]["cores"] >= 1
 
 
@@ -43,7 +49,7 @@ def test_report_section_renders_the_table(fleet_results: dict, tmp_path: Path) -
     from bench.fleet_scale import report_section
 
     section = report_section(fleet_results, Plots(tmp_path, "plots"))
-    assert "| 5 |" in section
+    assert "| 5 | 2 workers |" in section
     assert "fleet_latency.png" in section
     assert (tmp_path / "fleet_latency.png").exists()
 

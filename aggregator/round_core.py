@@ -305,6 +305,8 @@ class AggregatorCore:
     def _should_close(self, round_: _OpenRound) -> bool:
         if self._now >= round_.deadline:
             return True
+        if round_.partials is not None and round_.partials.overlaps():
+            return False  # a worker still holds a device another holds: wait for its re-send
         everyone_in = self._awaited(round_) <= round_.participants  # online and may send
         return len(round_.participants) >= round_.memory.record.quorum and everyone_in
 

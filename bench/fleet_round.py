@@ -41,6 +41,7 @@ class RoundTiming:
     last_ack_s: float
     acks: int
     aggregator_cpu_s: float  # every aggregator process (coordinator and workers) together
+    cpu_by_process_s: dict[int, float]
     peak_rss_mb: dict[int, float]  # polled, per process
 
 
@@ -149,7 +150,7 @@ class RoundObserver:
         self.host, self.port = host, port
         self.lock = threading.Lock()
         self.announced_at: float | None = None
-        self.cpu_at_announce: float | None = None
+        self.cpu_at_announce: dict[int, float] = {}
         self.model_at: float | None = None
         self.last_ack_at: float | None = None
         self.acks = 0
@@ -185,14 +186,16 @@ class RoundObserver:
                 peak_mb[process.pid] = max(peak_mb[process.pid], process.memory_info().rss / 2**20)
             if time.monotonic() > deadline:
                 raise TimeoutError("the round did not close in time")
-        cpu_end = sum(_cpu_s(process) for process in processes)
+        cpu_end = {process.pid: _cpu_s(process) for process in processes}
         with self.lock:
+            used = {pid: cpu - self.cpu_at_announce.get(pid, 0.0) for pid, cpu in cpu_end.items()}
             assert self.announced_at is not None and self.model_at is not None
             return RoundTiming(
                 model_s=self.model_at - self.announced_at,
                 last_ack_s=(self.last_ack_at or self.model_at) - self.announced_at,
                 acks=self.acks,
-                aggregator_cpu_s=cpu_end - (self.cpu_at_announce or 0.0),
+                aggregator_cpu_s=sum(used.values()),
+                cpu_by_process_s=used,
                 peak_rss_mb=peak_mb,
             )
 
@@ -214,13 +217,13 @@ class RoundObserver:
                 self.model_at = self.model_at or now
                 self.model_seen.set()
 
-    def _aggregator_cpu(self) -> float:
+    def _aggregator_cpu(self) -> dict[int, float]:
         import psutil
 
         try:
-            return sum(_cpu_s(psutil.Process(pid)) for pid in self.pids)
+            return {pid: _cpu_s(psutil.Process(pid)) for pid in self.pids}
         except psutil.Error:
-            return 0.0
+            return {}
 
 
 def _cpu_s(process: Any) -> float:

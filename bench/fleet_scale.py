@@ -60,7 +60,8 @@ class RunResult:
     round_latency_s: float
     all_acked_s: float
     aggregator_cpu_s: float
-    cpu_per_update_ms: float
+    cpu_per_update_ms: float  # every aggregator process's CPU together, per update
+    busiest_process_cpu_per_update_ms: float  # what one process spends per update of the fleet
     aggregator_peak_mb: float  # the sum of every aggregator process's own peak
     largest_process_peak_mb: float
     updates_per_s: float
@@ -222,6 +223,9 @@ def _run_result(
         all_acked_s=round(timing.last_ack_s, 3),
         aggregator_cpu_s=round(timing.aggregator_cpu_s, 3),
         cpu_per_update_ms=round(1000 * timing.aggregator_cpu_s / count, 3),
+        busiest_process_cpu_per_update_ms=round(
+            1000 * max(timing.cpu_by_process_s.values()) / count, 3
+        ),
         aggregator_peak_mb=round(sum(peaks.values()), 1),
         largest_process_peak_mb=round(max(peaks.values()), 1),
         updates_per_s=round(count / latency, 1),

@@ -476,3 +476,33 @@ def test_with_a_registry_only_statuses_the_device_signed_count_it_online() -> No
 
     # Assert
     assert unsigned_or_forged == set() and core.online == {"a"}
+
+
+def _partial(signer: str, devices: dict[str, float], sequence: int) -> MessageArrived:
+    """A worker's partial sum of devices (id -> delta value), 10 examples each, round 1 on v0."""
+    from fleet_protocol.partial_sum import PartialSum, encode_partial_sum
+    from fleet_protocol.topics import partial_topic
+
+    size = sum(w.size for w in HEAD)
+    total = sum((np.full(size, v) * 10 for v in devices.values()), start=np.zeros(size))
+    partial = PartialSum(FLEET, 1, 0, signer, sequence, total, 10 * len(devices),
+                         tuple(sorted(devices)), tuple(w.shape for w in HEAD))  # fmt: skip
+    return MessageArrived(partial_topic(FLEET, signer), encode_partial_sum(partial, None))
+
+
+def test_a_coordinator_waits_while_a_device_is_in_two_partial_sums_then_adds_them() -> None:
+    # Prepare: quorum 3; w2 holds dev-b twice over (its resend), w1 holds it too
+    from aggregator.partial_sums import Coordination
+
+    core = _core(config=_config(min_clients=3), coordination=Coordination(None))
+    core.start(0.0)
+    core.handle(_partial("w1", {"dev-a": 1.0, "dev-b": 2.0}, 1), 1.0)
+    # Execute
+    overlapping = core.handle(_partial("w2", {"dev-b": 2.0, "dev-c": 4.0}, 1), 2.0)
+    resolved = core.handle(_partial("w2", {"dev-c": 4.0}, 2), 3.0)
+    # Assert: no close while dev-b is held twice; then the mean of 1, 2, 4 over all three
+    assert _closed(overlapping) == []
+    (closed,) = _closed(resolved)
+    assert closed.metrics.participants == 3 and closed.metrics.num_examples == 30
+    assert closed.version is not None
+    np.testing.assert_allclose(closed.version.weights[0], np.full((4, 2), 7.0 / 3), atol=1e-6)

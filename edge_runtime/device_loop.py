@@ -320,8 +320,8 @@ class DeviceLoop:
                     event = link.next_event(0.0)
                 self._feed_due_windows()
                 self._refresh_health(client, link)
-                if secure is None:  # secure rounds send no delta in clear
-                    client.tick()
+                if secure is None and not self._finished(client):  # no round past --max-rounds
+                    client.tick()  # (secure rounds send no delta in clear)
             client.publish_status(False)
         finally:
             link.stop()

@@ -47,9 +47,10 @@ def _table(results: dict[str, Any]) -> str:
                 f"×{fmt(_ratio(stats, single, 'cpu_per_update_ms'))}"
             )  # fmt: skip
             rows.append([fmt(int(n)), setup, *(fmt_range(stats[key]) for key, _ in _COLUMNS),
-                         fmt(stats["accepted_min"]), versus])  # fmt: skip
+                         fmt(stats["accepted_min"]), fmt(stats.get("resent_max", 0)),
+                         versus])  # fmt: skip
     header = ["devices", "aggregator", *(title for _, title in _COLUMNS), "accepted (min)",
-              "×single"]  # fmt: skip
+              "resent after 15 s (max)", "×single"]  # fmt: skip
     return markdown_table(header, rows)
 
 
@@ -110,12 +111,14 @@ def scaling_figures(results: dict[str, Any]) -> str:
                     fmt(stats["largest_process_peak_mb"]["median"]),
                     fmt(stats["updates_per_s"]["median"]),
                     fmt(stats["accepted_min"]),
+                    fmt(stats.get("resent_max", 0)),
                 ]
             )
     table = markdown_table(
         ["devices", "aggregator", "round latency (s)", "CPU per update, all processes (ms)",
          "busiest process CPU per update (ms)",
-         "peak RSS, all processes (MB)", "largest process (MB)", "updates/s", "accepted"], rows,
+         "peak RSS, all processes (MB)", "largest process (MB)", "updates/s", "accepted",
+         "resent"], rows,
     )  # fmt: skip
     steps = "; ".join(
         f"{step} ({setup}): latency ×{fmt(f['round_latency_s'])}, CPU ×{fmt(f['aggregator_cpu_s'])}"

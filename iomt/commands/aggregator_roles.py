@@ -106,11 +106,12 @@ def run_worker(args: argparse.Namespace, log: Any, device_key: Any, signing_key:
     link_config = LinkConfig(args.broker, client_id, topics, tls=_tls(args),
                              max_queued_messages=WORKER_QUEUE_MESSAGES,
                              max_queued_bytes=WORKER_QUEUE_BYTES)  # fmt: skip
-    with WorkerStore(args.state) as store, MqttLink(link_config) as link, ExitStack() as stack:
+    with MqttLink(link_config) as link, ExitStack() as stack:
+        service_link = _site_link(args, client_id, link, stack) if site else link
+        store = stack.enter_context(WorkerStore(args.state))  # only once the brokers answered
         stored = store.open_round()
         rows = store.updates(stored.round_id) if stored else []
         core = WorkerCore(config, trust, stored, rows)
-        service_link = _site_link(args, client_id, link, stack) if site else link
         service = WorkerService(core, service_link, store, clock=time.time, log=log)
         log(f"{args.role} {args.worker_id}: {len(rows)} committed updates in its file")
         try:

@@ -96,3 +96,21 @@ def test_site_role_refusals_are_usage_errors(argv: list[str], says: str, tmp_pat
 def test_broker_bridge_needs_a_fleet() -> None:
     code, _, err = _run(["broker", "--port", "0", "--bridge", "mqtt://c:1883"])
     assert code == 2 and "--fleet" in err
+
+
+def test_site_with_an_unreachable_upstream_fails_and_writes_no_state(tmp_path: Path) -> None:
+    # Prepare: a site broker that answers, an upstream where nobody listens
+    from aggregator.broker import LocalBroker, find_mosquitto, free_port
+
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed")
+    state = tmp_path / "site.sqlite"
+    with LocalBroker() as site:
+        # Execute
+        code, _, err = _run(["aggregator", "--broker", site.url, "--fleet", "ward",
+                             "--state", str(state), "--role", "site", "--worker-id", "s1",
+                             "--upstream", f"mqtt://127.0.0.1:{free_port()}"])  # fmt: skip
+
+    # Assert
+    assert code == 1 and "did not accept the connection" in err
+    assert not state.exists()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from dataclasses import dataclass, field
 from multiprocessing.queues import Queue
 from typing import Any
@@ -23,6 +24,7 @@ import numpy as np
 SYNTHETIC_EXAMPLES = 32
 CONNECT_TIMEOUT_S = 300.0
 RESEND_S = 15.0  # a device's ack timeout (`iomt edge`): then it sends the same update again
+RESEND_CHECK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,10 @@ def run_worker(spec: WorkerSpec, events: Queue) -> None:
     _wait_for(lambda: tally.subscribed >= wanted, CONNECT_TIMEOUT_S)
     events.put(("ready", spec.worker, len(spec.device_ids)))
     waited = 0.0
-    while not tally.done.wait(RESEND_S) and waited < spec.timeout_s:
-        waited += RESEND_S
+    while not tally.done.wait(RESEND_CHECK_S) and waited < spec.timeout_s:
+        waited += RESEND_CHECK_S
         for connection in connections:  # as `iomt edge` does: no ack in time, send it again
-            connection.resend_unacked()
+            connection.resend_unacked(time.monotonic())
     events.put(("done", spec.worker, _summary(tally)))
     for connection in connections:
         connection.close()
@@ -132,7 +134,7 @@ class _Connection:
         self.round_topic = round_topic(spec.fleet)
         self.ack_topics = {ack_topic(spec.fleet, d): d for d in device_ids}
         self.prepared: dict[str, bytes] = {}
-        self.sent: dict[str, bytes] = {}  # device -> the update it sent this round
+        self.sent: dict[str, tuple[bytes, float]] = {}  # device -> its update, when sent
         self.acked: set[str] = set()
         self.answered_round: int | None = None
         self.client = mqtt.Client(
@@ -175,8 +177,6 @@ class _Connection:
             self._on_ack(bytes(message.payload))
 
     def _on_round(self, payload: bytes) -> None:
-        import time
-
         from fleet_protocol.messages import RoundAnnouncement
         from fleet_protocol.topics import update_topic
         from fleet_protocol.wire import decode_message
@@ -193,21 +193,24 @@ class _Connection:
             update = self.prepared.get(device_id) if usable else None
             if update is None:
                 update = _encoded_update(self.spec, device_id, self.head, announcement)
-            self.sent[device_id] = update
+            self.sent[device_id] = (update, time.monotonic())
             self.client.publish(update_topic(self.spec.fleet, device_id), update, qos=1)
             with self.tally.lock:
                 self.tally.sent += 1
                 self.tally.bytes_sent += len(update)
 
-    def resend_unacked(self) -> None:
-        """Send the same bytes again for every device of this connection still without an ack."""
+    def resend_unacked(self, now: float) -> None:
+        """Send the same bytes again for each device without an ack `RESEND_S` after its send."""
         from fleet_protocol.topics import update_topic
 
         with self.tally.lock:
-            waiting = [d for d in self.sent if d not in self.acked]
-            self.tally.resent += len(waiting)
-        for device_id in waiting:
-            self.client.publish(update_topic(self.spec.fleet, device_id), self.sent[device_id], 1)
+            due = [d for d, (_, at) in self.sent.items()
+                   if d not in self.acked and now - at >= RESEND_S]  # fmt: skip
+            self.tally.resent += len(due)
+        for device_id in due:
+            update = self.sent[device_id][0]
+            self.sent[device_id] = (update, now)
+            self.client.publish(update_topic(self.spec.fleet, device_id), update, 1)
 
     def _on_ack(self, payload: bytes) -> None:
         from fleet_protocol.messages import UpdateAck

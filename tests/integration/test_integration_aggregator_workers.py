@@ -217,3 +217,42 @@ def test_kill_9_of_a_worker_mid_round_loses_no_acknowledged_update(
     assert metrics["participants"] == len(DEVICES)
     for got, want in zip(_head_of(tmp_path / "c.s"), reference_head, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+
+
+def test_a_killed_workers_acknowledged_updates_come_back_from_its_file_alone(
+    mosquitto, processes, reference_head, tmp_path: Path
+) -> None:
+    # Prepare: half the fleet acked; then w1 and the coordinator die by SIGKILL and w1's
+    # retained partial sum is cleared, so its updates can only come back from w1's own file
+    from fleet_protocol.topics import partial_topic
+
+    setup = write_setup(tmp_path, DEVICES, _head())
+    w1, w2 = _start_workers(processes, mosquitto.url, "file", setup, tmp_path)
+    for worker in (w1, w2):
+        worker.wait_for("0 committed updates")
+    coordinator_args = _coordinator_args(mosquitto.url, "file", setup, tmp_path / "c.s")
+    coordinator = processes.start("coord", coordinator_args)
+    sim = FleetSim(mosquitto.url, "file")
+    try:
+        sim.send(DEVICES[:6])
+        held_by_w1 = _rows(tmp_path / "w1.sqlite")
+        for victim in (w1, coordinator):
+            victim.popen.send_signal(signal.SIGKILL)
+            assert victim.finish() == -signal.SIGKILL
+        sim.client.publish(partial_topic("file", "w1"), b"", qos=1, retain=True).wait_for_publish()
+        # Execute: the rest of the fleet reports, the coordinator resumes, then w1 restarts
+        sim.send(DEVICES[6:], wait=False)
+        resumed = processes.start("coord-2", coordinator_args)
+        resumed.wait_for("round 1: resumed")
+        w1_args = _worker_args(mosquitto.url, "file", setup, tmp_path / "w1.sqlite", "w1")
+        processes.start("w1b", w1_args).wait_for(f"{held_by_w1} committed updates in its file")
+        sim.wait_acked(DEVICES)
+        metrics = _closed_metrics(resumed)
+        assert resumed.finish(timeout_s=60) == 0
+    finally:
+        sim.close()
+    # Assert
+    assert held_by_w1 > 0
+    assert metrics["participants"] == len(DEVICES)
+    for got, want in zip(_head_of(tmp_path / "c.s"), reference_head, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)

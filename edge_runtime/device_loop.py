@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -274,6 +274,7 @@ class DeviceLoop:
         self.store.set_class_count(len(self.parts.bundle.labels))
         self.key = load_or_create_key(self.directory)
         self.source: ReplaySource | SerialSource | None = None
+        self._trainer_link: Any = None  # --replay --serial --train-on-mcu: the MCU's link
         self.windows_seen = 0
         self._stop_requested = False
         self._health_due = 0.0
@@ -327,15 +328,25 @@ class DeviceLoop:
             link.stop()
             if self.source is not None:
                 self.source.close()
+            if self._trainer_link is not None:
+                self._trainer_link.close()
             self.store.close()
         return client.rounds_acked
 
     def _mcu_trainer(self) -> McuTrainer | None:
-        """With --train-on-mcu, the serial microcontroller's trainer (the source's link)."""
-        if not self.options.train_on_mcu or not isinstance(self.source, SerialSource):
+        """With --train-on-mcu, the serial microcontroller's trainer: the sensor's link, or
+        (with --replay) a link of its own that only trains."""
+        o = self.options
+        if not o.train_on_mcu or o.serial_port is None:
             return None
+        if isinstance(self.source, SerialSource):
+            driver = self.source.driver
+        else:
+            from firmware_bridge.host_driver import HostDriver
+
+            driver = self._trainer_link = HostDriver.open(o.serial_port)
         out = self.parts.bundle.quantisation("backbone", "output")
-        return McuTrainer(self.source.driver, Quantisation(out.scale, out.zero_point))
+        return McuTrainer(driver, Quantisation(out.scale, out.zero_point))
 
     def _on_link_event(self, event: LinkEvent, client: FedClient, link: MqttLink) -> None:
         if event.kind == "connected":

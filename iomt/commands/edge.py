@@ -41,9 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device-id", help="this device's id (as registered)")
     parser.add_argument("--bundle", type=Path, help="the installed bundle directory")
     parser.add_argument("--store", type=Path, help="the device's SQLite sample store")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--replay", type=Path, help="window dataset .npz to replay with labels")
-    source.add_argument("--serial", help="a microcontroller's serial port (firmware_bridge)")
+    parser.add_argument("--replay", type=Path, help="window dataset .npz to replay with labels")
+    parser.add_argument(
+        "--serial",
+        help="a microcontroller's serial port (firmware_bridge): its sensor, or with --replay"
+        " and --train-on-mcu only its trainer",
+    )
     parser.add_argument(
         "--wrist",
         choices=["left", "right"],
@@ -168,8 +171,12 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
 
 
 def _check_train_on_mcu(args: argparse.Namespace) -> None:
-    """--train-on-mcu needs the microcontroller and sends its delta as it computed it."""
+    """--train-on-mcu needs the microcontroller and sends its delta as it computed it; with
+    --replay the windows come from the dataset and the microcontroller only trains."""
     if not args.train_on_mcu:
+        if args.replay is not None and args.serial is not None:
+            raise UsageError("--replay and --serial are two sensors; give one (both only with "
+                             "--train-on-mcu, where the microcontroller only trains)")  # fmt: skip
         return
     if args.serial is None:
         raise UsageError("--train-on-mcu needs --serial PORT (the microcontroller that trains)")

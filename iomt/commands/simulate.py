@@ -66,6 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--poison", type=int, default=0, help="devices sending poisoned deltas")
     parser.add_argument(
+        "--mcu-devices",
+        type=int,
+        default=0,
+        help="of the devices, this many (the last ones) are QEMU microcontrollers that train"
+        " their rounds behind `iomt edge --serial --train-on-mcu`",
+    )
+    parser.add_argument(
         "--secure-agg", action="store_true", help="secure aggregation: the aggregator sees sums"
     )
     parser.add_argument(
@@ -140,6 +147,7 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         train_time_s=args.train_time,
         slow_fraction=args.slow_fraction,
         slowdown=args.slowdown,
+        mcu_devices=args.mcu_devices,
     )
     with PhaseProgress(env) as progress:
 
@@ -172,6 +180,7 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--drop-rate must be in [0, 1)")
     if args.poison < 0 or (args.devices is not None and args.poison > args.devices):
         raise UsageError("--poison must be between 0 and --devices")
+    _check_mcu_devices(args)
     if args.kill_aggregator_at is not None and not 1 < args.kill_aggregator_at <= args.rounds:
         raise UsageError("--kill-aggregator-at must name a round after the first")
     if args.mode == "async" and args.secure_agg:
@@ -180,6 +189,23 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--buffer-size must be at least 1 and --max-staleness at least 0")
     if args.train_time < 0 or args.slowdown < 1 or not 0.0 <= args.slow_fraction <= 1.0:
         raise UsageError("--train-time >= 0, --slowdown >= 1 and --slow-fraction in [0, 1]")
+
+
+def _check_mcu_devices(args: argparse.Namespace) -> None:
+    """MCU devices are the last ones; they neither poison nor mask (the MCU's delta is sent)."""
+    if args.mcu_devices == 0:
+        return
+    import shutil
+
+    if args.mcu_devices < 0 or (args.devices is not None and args.mcu_devices > args.devices):
+        raise UsageError("--mcu-devices must be between 0 and --devices")
+    if args.secure_agg:
+        raise UsageError("--mcu-devices cannot run with --secure-agg (the MCU's delta is sent)")
+    if args.devices is not None and args.poison + args.mcu_devices > args.devices:
+        raise UsageError("--poison and --mcu-devices devices must not overlap")
+    missing = [t for t in ("qemu-system-arm", "arm-none-eabi-gcc") if shutil.which(t) is None]
+    if missing:
+        raise UsageError(f"--mcu-devices needs {', '.join(missing)} (install with `make firmware`)")
 
 
 def _print_summary(env: Environment, report: dict[str, Any], out: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from iomt.commands.aggregator import DEFAULT_BUFFER_SIZE, DEFAULT_MAX_STALENESS
+from iomt.simulation.mcu_boards import start_board
 from iomt.simulation.processes import ProcessGroup
 
 POLL_S = 0.2
@@ -25,12 +26,14 @@ STARTUP_TIMEOUT_S = 120.0
 
 @dataclass(frozen=True)
 class DevicePlan:
-    """One device process: its replay file and whether it sends poisoned deltas."""
+    """One device process: its replay file, whether it sends poisoned deltas, and whether a
+    QEMU microcontroller trains its rounds (`--mcu-devices`)."""
 
     device_id: str
     replay: Path
     poisoned: bool = False
     min_train_s: float = 0.0  # a real wait: local training lasts at least this long
+    mcu: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class FleetPlan:
     mode: str = "sync"  # or "async": buffered asynchronous rounds (`aggregator.async_core`)
     buffer_size: int = DEFAULT_BUFFER_SIZE
     max_staleness: int = DEFAULT_MAX_STALENESS
+    mcu_image: Path | None = None  # the firmware image the `mcu` devices' boards run
 
 
 @dataclass
@@ -115,8 +119,8 @@ def _async_args(plan: FleetPlan) -> list[str]:
             "--max-staleness", str(plan.max_staleness)]  # fmt: skip
 
 
-def device_args(plan: FleetPlan, device: DevicePlan) -> list[str]:
-    """The `iomt edge` command line of one device."""
+def device_args(plan: FleetPlan, device: DevicePlan, serial_port: str | None = None) -> list[str]:
+    """The `iomt edge` command line of one device (an MCU device's with its board's pty)."""
     args = [
         "edge",
         "--broker",
@@ -139,6 +143,7 @@ def device_args(plan: FleetPlan, device: DevicePlan) -> list[str]:
         str(plan.seed),
         *(["--secure-agg"] if plan.secure_agg else []),
         *(["--min-train-time", str(device.min_train_s)] if device.min_train_s > 0 else []),
+        *(["--serial", serial_port, "--train-on-mcu"] if serial_port else []),
     ]
     return [*args, "--poison"] if device.poisoned else args
 
@@ -152,10 +157,17 @@ def run_fleet(plan: FleetPlan, on_round: Callable[[dict[str, Any]], None]) -> Fl
     rng = np.random.default_rng(plan.seed)
     with ProcessGroup(plan.workdir / "logs") as group:
         group.start("aggregator", aggregator_args(plan))
-        for device in plan.devices:
-            group.start(device.device_id, device_args(plan, device))
+        ports = {d.device_id: _start_board(plan, group, d) for d in plan.devices if d.mcu}
+        for device in plan.devices:  # boards first: every device process starts together
+            group.start(device.device_id, device_args(plan, device, ports.get(device.device_id)))
         _follow(plan, group, metrics_path, outcome, rng, on_round)
     return outcome
+
+
+def _start_board(plan: FleetPlan, group: ProcessGroup, device: DevicePlan) -> str:
+    if plan.mcu_image is None:
+        raise RuntimeError("MCU devices need the firmware image (FleetPlan.mcu_image)")
+    return start_board(group, device.device_id, plan.bundle, plan.mcu_image)
 
 
 def _follow(

@@ -50,7 +50,7 @@ def build_report(
     config: dict[str, Any],
     rows: list[dict[str, Any]],
     summary: Summary,
-    per_device: dict[str, dict[str, float]],
+    per_device: dict[str, dict[str, Any]],
     faults: dict[str, Any],
     timings: dict[str, float],
 ) -> dict[str, Any]:
@@ -124,13 +124,14 @@ def markdown(report: dict[str, Any], plot_names: list[str]) -> str:
         )
     lines += [
         "",
-        "| device | subject | global | personalised | local-only (test) |",
-        "|---|---|---|---|---|",
+        "| device | trained on | subject | global | personalised | gain | local-only (test) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for device_id, d in report["devices"].items():
+        gain = d["personalised"] - d["global"]
         lines.append(
-            f"| {device_id} | {d['subject']} | {d['global']:.3f} | "
-            f"{d['personalised']:.3f} | {d['local_only']:.3f} |"
+            f"| {device_id} | {d.get('trained_on', 'pi')} | {d['subject']} | {d['global']:.3f} | "
+            f"{d['personalised']:.3f} | {gain:+.3f} | {d['local_only']:.3f} |"
         )
     faults = report["faults"]
     lines += ["", f"Faults: {json.dumps(faults)}", ""]

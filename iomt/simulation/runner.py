@@ -68,6 +68,7 @@ class SimulationConfig:
     train_time_s: float = 0.0  # every device's local training lasts at least this long
     slow_fraction: float = 0.0  # this share of devices trains `slowdown` times longer
     slowdown: float = 5.0
+    mcu_devices: int = 0  # the last N devices train on a QEMU microcontroller
 
 
 def run_simulation(
@@ -104,6 +105,11 @@ def run_simulation(
     embedded, test_split = _embed(parts, dataset, shards, test)
 
     plan = _fleet_plan(config, model.bundle, workdir, holdout, shards, replay_paths)
+    if config.mcu_devices:
+        from iomt.simulation.mcu_boards import build_mcu_image
+
+        announce(f"firmware image for {config.mcu_devices} MCU devices")
+        plan = replace(plan, mcu_image=build_mcu_image(model.bundle, config.cache_dir))
     fleet_started = time.monotonic()
     outcome = _run_with_broker(config, plan, announce, on_round)
     fleet_s = time.monotonic() - fleet_started
@@ -113,6 +119,10 @@ def run_simulation(
         config.rounds, config.local_epochs, _learning_rate(config), config.momentum
     )
     summary, per_device = _score(parts.head, global_head, embedded, test_split, central)
+    for device in plan.devices:  # which device trained where, and what personalising gave it
+        row = per_device[device.device_id]
+        row["trained_on"] = "mcu" if device.mcu else "pi"
+        row["personalisation_gain"] = row["personalised"] - row["global"]
     report = build_report(
         config=_config_record(config, preset.name, pretrain, test, members, len(shards), model),
         rows=round_rows(outcome.rounds),
@@ -233,9 +243,11 @@ def _fleet_plan(
     replays: dict[str, Path],
 ) -> FleetPlan:
     slow = _slow_devices(config, len(shards))
+    first_mcu = len(shards) - config.mcu_devices
     devices = [
         DevicePlan(s.device_id, replays[s.device_id], poisoned=i < config.poison,
-                   min_train_s=config.train_time_s * (config.slowdown if i in slow else 1.0))
+                   min_train_s=config.train_time_s * (config.slowdown if i in slow else 1.0),
+                   mcu=i >= first_mcu)
         for i, s in enumerate(shards)
     ]  # fmt: skip
     return FleetPlan(
@@ -303,10 +315,10 @@ def _score(
     devices: list[DeviceData],
     test: Split,
     central: Any,
-) -> tuple[Summary, dict[str, dict[str, float]]]:
+) -> tuple[Summary, dict[str, dict[str, Any]]]:
     local = baselines.local_only(pretrained, devices, test)
     personal = baselines.personalisation(global_head, devices)
-    per_device = {
+    per_device: dict[str, dict[str, Any]] = {
         d.device_id: {
             "subject": d.subject,
             "global": personal[d.device_id][0],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -154,3 +155,26 @@ def test_ctrl_c_stops_every_process_it_started(tmp_path: Path, tiny_data: Path) 
     # Assert
     assert status == 130
     assert _children_of_run(tmp_path) == []
+
+
+def test_mixed_fleet_trains_on_a_qemu_microcontroller_and_says_which(
+    tmp_path: Path, tiny_data: Path
+) -> None:
+    # Prepare: one of the three devices is the C firmware under QEMU behind its relay
+    if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("firmware toolchain missing: run `make firmware`")
+    args = [*_simulate_args(tmp_path, tiny_data, rounds=2), "--mcu-devices", "1"]
+    # Execute
+    completed = subprocess.run(args, capture_output=True, text=True, timeout=900, check=False)
+    # Assert: every device in every round, the last one trained on the MCU, said so
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads((tmp_path / "sim" / "report.json").read_text())
+    assert [r["participants"] for r in report["rounds"]] == [3, 3]
+    kinds = {d: row["trained_on"] for d, row in report["devices"].items()}
+    assert sorted(kinds.values()) == ["mcu", "pi", "pi"]
+    mcu_device = next(d for d, kind in kinds.items() if kind == "mcu")
+    logs = tmp_path / "sim" / "fleet" / "logs"
+    assert '"port"' in (logs / f"{mcu_device}-mcu.log").read_text()
+    device_log = (logs / f"{mcu_device}.log").read_text()
+    assert "mcu_train_failed" not in device_log
+    assert "| mcu |" in (tmp_path / "sim" / "report.md").read_text()

@@ -47,3 +47,15 @@ def test_what_would_change_the_mcus_delta_is_refused(
         " delta is relayed as it computed it"
     ]
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_two_sensors_are_refused_unless_the_microcontroller_only_trains(tmp_path: Path) -> None:
+    # Execute
+    code, err = _edge(tmp_path, "--replay", str(tmp_path / "d.npz"), "--serial", "/dev/x")
+    # Assert
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "iomt edge: error: --replay and --serial are two sensors; give one (both only with "
+        "--train-on-mcu, where the microcontroller only trains)"
+    ]
+    assert not (tmp_path / "s.sqlite").exists()

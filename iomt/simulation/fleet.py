@@ -167,7 +167,7 @@ def run_fleet(plan: FleetPlan, on_round: Callable[[dict[str, Any]], None]) -> Fl
 def _start_board(plan: FleetPlan, group: ProcessGroup, device: DevicePlan) -> str:
     if plan.mcu_image is None:
         raise RuntimeError("MCU devices need the firmware image (FleetPlan.mcu_image)")
-    return start_board(group, device.device_id, plan.bundle, plan.mcu_image)
+    return start_board(group, device.device_id, plan.bundle, plan.mcu_image, device.replay)
 
 
 def _follow(

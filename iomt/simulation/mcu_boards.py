@@ -44,10 +44,16 @@ def board_name(device_id: str) -> str:
     return f"{device_id}-mcu"
 
 
-def start_board(group: ProcessGroup, device_id: str, bundle: Path, image: Path) -> str:
-    """Boot the device's QEMU board (`iomt bridge emulate --qemu`); returns its pty."""
+def start_board(
+    group: ProcessGroup, device_id: str, bundle: Path, image: Path, replay: Path
+) -> str:
+    """Boot the device's QEMU board (`iomt bridge emulate --qemu`); returns its pty.
+
+    Its sensor is the device's replay (so its channels are the bundle's); the host never asks
+    it to stream: the host replays the windows itself and the board only trains.
+    """
     args = ["bridge", "emulate", "--board", "nano33ble", "--bundle", str(bundle), "--qemu",
-            "--image", str(image), "--json"]  # fmt: skip
+            "--image", str(image), "--replay", str(replay), "--json"]  # fmt: skip
     child = group.start(board_name(device_id), args)
     deadline = time.monotonic() + BOARD_START_S
     while time.monotonic() < deadline:
@@ -57,4 +63,7 @@ def start_board(group: ProcessGroup, device_id: str, bundle: Path, image: Path) 
         if not child.alive:
             break
         time.sleep(0.2)
-    raise RuntimeError(f"the QEMU board of {device_id} did not come up; see {child.log_path}")
+    lines = child.log_path.read_text(errors="replace").strip().splitlines() or ["no output"]
+    raise RuntimeError(
+        f"the QEMU board of {device_id} did not come up ({lines[-1]}); see {child.log_path}"
+    )

@@ -29,6 +29,7 @@ def test_time_to_accuracy_is_when_each_run_first_reached_the_sync_final_accuracy
     assert result["target_accuracy"] == 0.8
     assert (result["sync_time_to_target_s"], result["async_time_to_target_s"]) == (20.0, 9.0)
     assert result["async_reached_target_sooner"] and result["speedup"] == 2.22
+    assert result["sync_time_to_final_s"] == 40.0 and result["speedup_vs_sync_run"] == 4.44
 
 
 def test_an_async_run_that_never_reaches_the_target_says_so() -> None:
@@ -49,5 +50,5 @@ def test_section_has_both_modes_and_the_plot(tmp_path: Path) -> None:
 
     # Assert
     assert "| sync |" in text and "| async |" in text and "too_stale 2" in text
-    assert "reached the synchronous run's final accuracy sooner" in text
+    assert "asynchronous rounds reached that accuracy sooner" in text
     assert (tmp_path / "async_time_to_accuracy.png").stat().st_size > 0

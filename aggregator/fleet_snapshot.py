@@ -34,6 +34,7 @@ class FleetSnapshot:
     rejections: dict[str, int] = field(default_factory=dict)
     latest_version: int | None = None
     open_round: int | None = None
+    initial_accuracy: float | None = None  # round 0: the pretrained head (version 0), on holdout
 
     @property
     def devices_online(self) -> int:
@@ -52,8 +53,10 @@ def read_fleet_snapshot(state_path: Path) -> FleetSnapshot:
         records = store.rounds()
         latest = store.latest_version()
         open_record = store.open_round_record()
+        first = records[0].metrics if records and records[0].base_version == 0 else None
         return FleetSnapshot(
             rounds=[_point(r.round_id, r.metrics) for r in records if r.status == "closed"],
+            initial_accuracy=_float((first or {}).get("base_accuracy")),
             devices=fleet_rows(store.devices(), None),
             rejections=store.rejection_totals(),
             latest_version=None if latest is None else latest.version,
@@ -63,15 +66,18 @@ def read_fleet_snapshot(state_path: Path) -> FleetSnapshot:
 
 def _point(round_id: int, metrics: dict[str, object] | None) -> RoundPoint:
     m = metrics or {}
-    accuracy = m.get("accuracy")
     return RoundPoint(
         round_id,
         str(m.get("status", "closed")),
         _int(m.get("participants")),
-        float(accuracy) if isinstance(accuracy, (int, float)) else None,
+        _float(m.get("accuracy")),
         _int(m.get("bytes_in")),
         _int(m.get("bytes_out")),
     )
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _int(value: object) -> int:

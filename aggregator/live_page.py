@@ -35,7 +35,7 @@ def render_page(snap: FleetSnapshot, now: float) -> str:
         f'<!doctype html><html><head><meta charset="utf-8"><title>iomt fleet</title>'
         f'<meta http-equiv="refresh" content="{REFRESH_S}"><style>{_STYLE}</style></head><body>'
         f"<h1>Fleet</h1><p>{summary}</p>{_fleet_table(snap.devices, now)}"
-        f'<div class="charts">{_accuracy_chart(snap.rounds)}{_bytes_chart(snap.rounds)}</div>'
+        f'<div class="charts">{_accuracy_chart(snap)}{_bytes_chart(snap.rounds)}</div>'
         f"<h2>Refused updates</h2>{_rejections(snap.rejections)}</body></html>"
     )
 
@@ -116,15 +116,18 @@ def _y(value: float, y_max: float) -> float:
     return _CHART_H - _PAD - (_CHART_H - 2 * _PAD) * value / y_max
 
 
-def _accuracy_chart(rounds: list[RoundPoint]) -> str:
-    scored = [(i, p) for i, p in enumerate(rounds) if p.accuracy is not None]
-    points = " ".join(f"{_x(i, len(rounds)):.0f},{_y(p.accuracy or 0.0, 1.0):.0f}"
-                      for i, p in scored)  # fmt: skip
-    dots = "".join(f'<circle cx="{_x(i, len(rounds)):.0f}" cy="{_y(p.accuracy or 0.0, 1.0):.0f}"'
-                   ' r="3" fill="#1f77b4"/>' for i, p in scored)  # fmt: skip
+def _accuracy_chart(snap: FleetSnapshot) -> str:
+    """From round 0 (the pretrained head, before any federated round) to the last closed one."""
+    series = [(0, snap.initial_accuracy)] + [(p.round_id, p.accuracy) for p in snap.rounds]
+    count = len(series)
+    scored = [(i, a) for i, (_, a) in enumerate(series) if a is not None]
+    points = " ".join(f"{_x(i, count):.0f},{_y(a, 1.0):.0f}" for i, a in scored)
+    dots = "".join(f'<circle cx="{_x(i, count):.0f}" cy="{_y(a, 1.0):.0f}" r="3"'
+                   ' fill="#1f77b4"/>' for i, a in scored)  # fmt: skip
     line = f'<polyline points="{points}" fill="none" stroke="#1f77b4" stroke-width="2"/>'
-    ticks = [p.round_id for p in rounds]
-    return _frame("Holdout accuracy per round", "accuracy", 1.0, ticks, line + dots)
+    ticks = [round_id for round_id, _ in series]
+    return _frame("Holdout accuracy per round (0: pretrained)", "accuracy", 1.0, ticks,
+                  line + dots)  # fmt: skip
 
 
 def _bytes_chart(rounds: list[RoundPoint]) -> str:

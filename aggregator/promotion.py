@@ -20,6 +20,7 @@ class Verdict:
     candidate: float | None = None
     held_back: str = ""
     best: float | None = None  # best published accuracy, this round's head included
+    base: float | None = None  # of the head the round started from (the pretrained one in round 1)
 
 
 def promotion_verdict(
@@ -33,10 +34,10 @@ def promotion_verdict(
     base_accuracy = float(evaluate(base))
     best = max(best or base_accuracy, base_accuracy)
     if candidate is None:
-        return Verdict(published=base_accuracy, best=best)
+        return Verdict(published=base_accuracy, best=best, base=base_accuracy)
     accuracy = float(evaluate(candidate))
     if margin is None or accuracy >= best - margin:
-        return Verdict(published=accuracy, candidate=accuracy, best=max(best, accuracy))
+        return Verdict(accuracy, accuracy, best=max(best, accuracy), base=base_accuracy)
     why = (f"holdout accuracy {accuracy:.4f} is more than {margin:g} below the best"
            f" {best:.4f}")  # fmt: skip
-    return Verdict(published=base_accuracy, candidate=accuracy, held_back=why, best=best)
+    return Verdict(base_accuracy, accuracy, held_back=why, best=best, base=base_accuracy)

@@ -607,6 +607,7 @@ class AggregatorCore:
             candidate_accuracy=verdict.candidate if verdict.held_back else None,
             held_back=verdict.held_back,
             best_accuracy=verdict.best,
+            base_accuracy=verdict.base,
             bytes_in=memory.bytes_in,
             bytes_out=memory.bytes_out,
             extra=dict(self.strategy.round_report()),

@@ -169,6 +169,7 @@ class RoundMetrics:
     candidate_accuracy: float | None = None  # of the aggregate the promotion gate held back
     held_back: str = ""  # why the aggregate was not published (promotion gate)
     best_accuracy: float | None = None  # the best published head's accuracy after this round
+    base_accuracy: float | None = None  # of the head the round started from (round 1: version 0)
     bytes_in: int = 0
     bytes_out: int = 0
     extra: dict[str, Any] = field(default_factory=dict)  # strategy reports (DP epsilon, ...)

@@ -66,9 +66,20 @@ CREATE TABLE IF NOT EXISTS device_rejections (
     PRIMARY KEY (device_id, reason));
 """
 
-MIGRATIONS = (Migration(1, script(SCHEMA)), Migration(2, script(PRIVACY_SCHEMA)))
+PROMOTIONS = """
+CREATE TABLE promotions (
+    version INTEGER PRIMARY KEY, round_id INTEGER NOT NULL, after_round INTEGER NOT NULL,
+    abandoned_round INTEGER, created_unix REAL NOT NULL);
+"""
+
+MIGRATIONS = (
+    Migration(1, script(SCHEMA)),
+    Migration(2, script(PRIVACY_SCHEMA)),
+    Migration(3, script(PROMOTIONS)),
+)
 """Ordered schema migrations (`PRAGMA user_version`); 1 is every release before versions,
-2 adds epsilon per device and per version (`aggregator.privacy_store`)."""
+2 adds epsilon per device and per version (`aggregator.privacy_store`), 3 the record of
+candidates promoted by hand."""
 
 
 @dataclass(frozen=True)
@@ -361,29 +372,60 @@ class StateStore:
         A new version number (not the old one) is what makes every device follow: each
         installs the highest version it is offered. Returns the new version.
         """
-        weights, record = self.load_weights(source), self.latest_version()
-        assert record is not None  # load_weights found a version
-        version = record.version + 1
+        weights = self.load_weights(source)
+        sha = self._db.execute("SELECT sha256 FROM versions WHERE version=?", (source,))
         with self._transaction():
-            open_round = self.open_round_record()
-            abandoned = None if open_round is None else open_round.round_id
-            if abandoned is not None:
-                self._db.execute(
-                    "UPDATE rounds SET status='closed', result_version=base_version,"
-                    " closed_unix=?, metrics=? WHERE round_id=?",
-                    (now, json.dumps({"round": abandoned, "status": "abandoned"}), abandoned),
-                )
-                self._db.execute("DELETE FROM strategy_state WHERE round_id=?", (abandoned,))
-            last = self._db.execute("SELECT MAX(round_id) FROM rounds").fetchone()[0] or 0
-            sha = self._db.execute("SELECT sha256 FROM versions WHERE version=?", (source,))
-            self.add_version(version, weights, source, None, sha.fetchone()[0], now)
+            version, last, abandoned = self._add_newest(weights, source, sha.fetchone()[0], now)
             self._db.execute("INSERT INTO rollbacks VALUES (?, ?, ?, ?, ?)",
                              (version, source, last, abandoned, now))  # fmt: skip
         return version
 
+    def promote(self, round_id: int, now: float) -> int:
+        """Publish the candidate the promotion gate held back in `round_id` as the newest
+        version (its parent: that round's base); abandon an open round. Returns the version."""
+        row = self._db.execute(
+            "SELECT c.weights, c.sha256, r.base_version FROM candidates c"
+            " JOIN rounds r USING (round_id) WHERE round_id=?", (round_id,)
+        ).fetchone()  # fmt: skip
+        if row is None:
+            raise KeyError(f"no held-back candidate of round {round_id} in {self.path}")
+        done = self._db.execute("SELECT version FROM promotions WHERE round_id=?", (round_id,))
+        if (promoted := done.fetchone()) is not None:
+            raise KeyError(f"round {round_id}'s candidate is already version {promoted[0]}")
+        with self._transaction():
+            weights, sha, parent = weights_from_bytes(bytes(row[0])), str(row[1]), int(row[2])
+            version, last, abandoned = self._add_newest(weights, parent, sha, now)
+            self._db.execute("INSERT INTO promotions VALUES (?, ?, ?, ?, ?)",
+                             (version, round_id, last, abandoned, now))  # fmt: skip
+        return version
+
+    def _add_newest(
+        self, weights: Weights, parent: int, sha: str, now: float
+    ) -> tuple[int, int, int | None]:
+        """Inside a transaction: `weights` as the newest version, an open round abandoned.
+        Returns the new version, the last round before it and the abandoned round (or None)."""
+        record = self.latest_version()
+        version = 0 if record is None else record.version + 1
+        open_round = self.open_round_record()
+        abandoned = None if open_round is None else open_round.round_id
+        if abandoned is not None:
+            self._db.execute(
+                "UPDATE rounds SET status='closed', result_version=base_version,"
+                " closed_unix=?, metrics=? WHERE round_id=?",
+                (now, json.dumps({"round": abandoned, "status": "abandoned"}), abandoned),
+            )
+            self._db.execute("DELETE FROM strategy_state WHERE round_id=?", (abandoned,))
+        last = self._db.execute("SELECT MAX(round_id) FROM rounds").fetchone()[0] or 0
+        self.add_version(version, weights, parent, None, sha, now)
+        return version, int(last), abandoned
+
     def last_rollback_round(self) -> int:
-        """The last round closed before the newest rollback (0: never rolled back)."""
-        row = self._db.execute("SELECT MAX(after_round) FROM rollbacks").fetchone()
+        """The last round closed before the newest rollback or promotion (0: neither): the
+        operator chose that head, and the promotion bar restarts from it."""
+        row = self._db.execute(
+            "SELECT MAX(after_round) FROM (SELECT after_round FROM rollbacks"
+            " UNION ALL SELECT after_round FROM promotions)"
+        ).fetchone()
         return int(row[0] or 0)
 
     # devices

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 POLL_S = 0.05
 HEALTH_S = 60.0  # how often a device refreshes the health in its retained status
 POISON_SCALE = -10.0  # sign-flipped and scaled x10, the robustness benchmark's attack
+RUN_OVER_GRACE_S = 5.0  # a passed-deadline announcement not followed by a new round this long
 
 
 @dataclass(frozen=True)
@@ -378,12 +379,15 @@ class DeviceLoop:
             self._log({"event": "status_pending", "error": str(exc)})
 
     def _finished(self, client: FedClient) -> bool:
-        """Done after `max_rounds` accepted rounds, once the last of them is over.
+        """Done after `max_rounds` accepted rounds, once the last of them is over, or when the
+        aggregator's run is over first (a round closed below quorum counts toward its rounds).
 
         Over means: the head it produced is installed, or (closed below quorum, or the run
         ended) a later round is announced or the announced round's deadline has passed.
         """
         limit = self.options.max_rounds
+        if limit is not None and self._run_over(client, limit):
+            return True
         if limit is None or client.rounds_done < limit:
             return False
         rounds = self.store.recent_rounds(1)
@@ -396,6 +400,17 @@ class DeviceLoop:
         return announced is not None and (
             announced.round_id > last.round_id or announced.deadline_unix <= self._clock()
         )
+
+    def _run_over(self, client: FedClient, limit: int) -> bool:
+        """The aggregator re-announced its last round with the deadline passed (it does so when
+        its run ends) and no round followed: stop, saying so in one line. Only with
+        `--max-rounds`; a device without it waits for the aggregator's next run."""
+        since, round_ = client.core.run_over_since, client.announcement
+        if since is None or round_ is None or self._clock() - since < RUN_OVER_GRACE_S:
+            return False
+        self._log({"event": "run_over", "round": round_.round_id,
+                   "rounds_done": client.rounds_done, "max_rounds": limit})  # fmt: skip
+        return True
 
     def _feed_due_windows(self) -> None:
         if self.source is None:

@@ -41,6 +41,7 @@ from edge_runtime.round_events import (
     Effect,
     Event,
     FetchModel,
+    ForgetRounds,
     HeadInstalled,
     HeadInstallFailed,
     InstallHead,
@@ -243,6 +244,8 @@ class FedClient:
             return OutboxRead(effect.round_id, path.read_bytes() if path.exists() else None)
         elif isinstance(effect, RecordAck):
             self.store.record_round_outcome(effect.round_id, effect.outcome)
+        elif isinstance(effect, ForgetRounds):
+            self.store.forget_rounds_from(effect.from_round)
         elif isinstance(effect, Log):
             self._log(effect.record)
         return None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge_runtime.model_privacy import ModelPrivacy
+from edge_runtime.rejoin import RejoinPolicy
 from edge_runtime.round_events import (
     ApplyPatch,
     Connected,
@@ -23,6 +24,7 @@ from edge_runtime.round_events import (
     Effect,
     Event,
     FetchModel,
+    ForgetRounds,
     HeadInstalled,
     HeadInstallFailed,
     InstallHead,
@@ -140,6 +142,10 @@ class RoundCore:
         self.rounds_acked = 0  # accepted acks (or answered secure rounds) in this process
         self.rounds_settled = 0  # rounds this process sent that are over
         self.privacy_budget_spent = snapshot.privacy_budget_spent  # then it never sends again
+        self._rejoin = RejoinPolicy()  # a device above the aggregator's versions rejoins it
+        self._rejoining: int | None = None  # the round being rejoined, until its head installs
+        self.run_over_since: float | None = None  # the announced round's deadline had passed
+        self._saw_open_round = False  # a run this process took part in (not a stale retained)
 
     @property
     def rounds_done(self) -> int:
@@ -194,7 +200,7 @@ class RoundCore:
             return []
         try:
             if kind == "round":
-                return self._on_round(event.payload)
+                return self._on_round(event.payload, now)
             if kind == "model":
                 return self._on_model(event.payload)
             if kind == "patch":
@@ -204,20 +210,21 @@ class RoundCore:
             self._refuse(exc.reason)
             return [Log({"event": "bad_message", "topic": event.topic, "error": str(exc)})]
 
-    def _on_round(self, payload: bytes) -> list[Effect]:
+    def _on_round(self, payload: bytes, now: float) -> list[Effect]:
         message = decode_message(payload, expected_type=RoundAnnouncement, verify_key=self._verify)
         assert isinstance(message, RoundAnnouncement)
         if message.fleet != self.config.fleet:
             return []
         self.announcement = message
         self._progress.next_sample_check = 0.0
+        # once a round was open: a re-announcement with its deadline passed ends the run
+        passed = message.deadline_unix <= now
+        self.run_over_since = now if passed and self._saw_open_round else None
+        self._saw_open_round = self._saw_open_round or not passed
         effects: list[Effect] = [
             Log({"event": "round", "round": message.round_id, "version": message.model_version})
         ]
-        if self.installed_version is not None and self.installed_version > message.model_version:
-            effects.append(Log({"event": "round_below_installed", "round": message.round_id,
-                                "version": message.model_version,
-                                "installed": self.installed_version}))  # fmt: skip
+        effects += self._maybe_rejoin(message, open_=not passed)
         earlier = [] if self._asynchronous else self._progress.in_flight  # async: still counts
         for round_id in [r for r in earlier if r < message.round_id]:
             effects += self._settle(round_id, "superseded")  # its round closed; the ack got lost
@@ -227,9 +234,14 @@ class RoundCore:
 
     def _fetch_if_missing(self, version: int) -> list[Effect]:
         """Ask for the full head of an announced version no patch has given us."""
-        installed, progress = self.installed_version, self._progress
+        installed = self.installed_version
         if installed is not None and installed >= version:
             return []
+        return self._fetch(version)
+
+    def _fetch(self, version: int) -> list[Effect]:
+        """Follow `model/{version}` once (a retained full head), unless already under way."""
+        progress = self._progress
         if version in progress.fetching or version in progress.installing:
             return []
         progress.fetching.add(version)
@@ -252,12 +264,55 @@ class RoundCore:
         self._progress.patched.add(version)
         return [ApplyPatch(patch, ModelPrivacy(version, patch.dp_epsilon, patch.dp_delta))]
 
+    def _maybe_rejoin(self, message: RoundAnnouncement, open_: bool) -> list[Effect]:
+        """Below the installed version: one line; rejoin on the announced head (see `rejoin`)."""
+        installed, version = self.installed_version, message.model_version
+        self._rejoining = None
+        follow = self._rejoin.should_rejoin(message.round_id, version, installed, open_)
+        if installed is None or installed <= version:
+            return []
+        line = Log({"event": "round_below_installed", "round": message.round_id,
+                    "version": version, "installed": installed, "rejoin": follow})  # fmt: skip
+        if not follow:
+            return [line]
+        self._rejoining = message.round_id
+        model = self._rejoin.model_for(version, message.model_sha256)
+        return [
+            line,
+            *(self._fetch(version) if model is None else self._install_lower(model, message)),
+        ]
+
+    def _install_lower(self, model: GlobalModel, round_: RoundAnnouncement) -> list[Effect]:
+        """Install the announced lower head; rounds from this one on were another state's."""
+        progress, first = self._progress, round_.round_id
+        progress.sent = {r for r in progress.sent if r < first}
+        progress.settled = {r for r in progress.settled if r < first}
+        progress.in_flight = {r: b for r, b in progress.in_flight.items() if r < first}
+        shapes = tuple(w.shape for w in model.weights)
+        progress.installing[model.model_version] = (shapes, round_.model_sha256)
+        stamp = ModelPrivacy(model.model_version, model.dp_epsilon, model.dp_delta)
+        return [ForgetRounds(first), InstallHead(model.model_version, model.weights, stamp)]
+
+    def _on_lower_model(self, message: GlobalModel) -> list[Effect]:
+        """A model below the installed version: the head to rejoin on, or kept until announced."""
+        sha, round_ = message_sha256(message.weights), self.announcement
+        if round_ is None or self._rejoining != round_.round_id \
+                or round_.model_version != message.model_version:  # fmt: skip
+            self._rejoin.remember(message, sha)
+            return []
+        if sha != round_.model_sha256:
+            self._refuse("model_hash")
+            return [Log({"event": "model_rejected", "version": message.model_version})]
+        return self._install_lower(message, round_)
+
     def _on_model(self, payload: bytes) -> list[Effect]:
         shapes = None if self._installed_shapes is None else list(self._installed_shapes)
         message = decode_message(payload, expected_type=GlobalModel, expected_shapes=shapes,
                                  verify_key=self._verify)  # fmt: skip
         assert isinstance(message, GlobalModel)
         version = message.model_version
+        if self.installed_version is not None and version < self.installed_version:
+            return self._on_lower_model(message)
         if self.installed_version is not None and version <= self.installed_version:
             return []
         sha = message_sha256(message.weights)
@@ -301,6 +356,7 @@ class RoundCore:
             return [log, *(self._fetch_if_missing(event.version) if from_patch else [])]
         self.installed_version, self._installed_shapes = event.version, shapes
         self._progress.next_sample_check = 0.0
+        self._rejoining = None
         effects: list[Effect] = []
         for round_id, base in list(self._progress.in_flight.items()):
             if event.version > base and not self._asynchronous:

@@ -192,6 +192,14 @@ class RecordAck:
 
 
 @dataclass(frozen=True)
+class ForgetRounds:
+    """Durably forget the rounds recorded as sent from `from_round` on (and their outcomes):
+    they were another aggregator state's rounds (`edge_runtime.rejoin`). Sequence numbers stay."""
+
+    from_round: int
+
+
+@dataclass(frozen=True)
 class Log:
     """A structured log line for the operator."""
 
@@ -209,5 +217,6 @@ Effect = Union[  # noqa: UP007
     RecordRoundSent,
     ReadOutbox,
     RecordAck,
+    ForgetRounds,
     Log,
 ]

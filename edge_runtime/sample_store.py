@@ -428,6 +428,14 @@ class SampleStore:
         prefix = len(_OUTCOME_PREFIX)
         return {int(k[prefix:]): str(v) for k, v in rows if k[prefix:].isdigit()}
 
+    def forget_rounds_from(self, round_id: int) -> None:
+        """Rounds from `round_id` on were another aggregator state's (a rejoin): no longer
+        sent, outcomes dropped. Their rows stay, so sequence numbers keep growing."""
+        with self._transaction():
+            self._db.execute("UPDATE rounds SET sent = 0 WHERE round_id >= ?", (round_id,))
+            outcomes = [f"{_OUTCOME_PREFIX}{r}" for r in self.round_outcomes() if r >= round_id]
+            self._db.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in outcomes])
+
     def next_sequence(self) -> int:
         """1 + the highest sequence number ever recorded (1 on a fresh store)."""
         row = self._db.execute("SELECT MAX(sequence) FROM rounds").fetchone()

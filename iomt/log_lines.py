@@ -32,9 +32,15 @@ def device_text_line(record: dict[str, Any]) -> str | None:
     if event == "ack":
         verdict = "accepted" if record.get("accepted") else f"refused ({record.get('reason')})"
         return f"{device}: round {record['round']}: update {verdict}"
-    if event == "round_below_installed":  # the aggregator's state was reset or rolled back
+    if event == "round_below_installed":  # the aggregator's state was reset or restored
+        then = (f"rejoining on version {record['version']}" if record.get("rejoin")
+                else "not followed (an older round delivered late)")  # fmt: skip
         return (f"{device}: round {record['round']} announces version {record['version']},"
-                f" below the installed {record['installed']}")  # fmt: skip
+                f" below the installed {record['installed']}: {then}")  # fmt: skip
+    if event == "run_over":  # the aggregator closed its last round before --max-rounds
+        return (f"{device}: the aggregator's run is over (round {record['round']} closed, no"
+                f" round follows) after {record['rounds_done']} of {record['max_rounds']} rounds:"
+                " stopping")  # fmt: skip
     if event in {"round", "update", "settled", "resend", "dp_local", "installed"}:
         return None
     rest = " ".join(f"{k}={v}" for k, v in record.items() if k not in {"device", "event"})

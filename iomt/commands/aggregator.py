@@ -143,6 +143,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     rollback.add_argument("target_version", metavar="VERSION", type=int, help="version to restore")
     rollback.add_argument("--state", type=Path, required=True, help="the aggregator's state file")
+    promote = actions.add_parser(
+        "promote", help="publish a head the promotion gate held back, as the newest version"
+    )
+    promote.add_argument(
+        "round_id", metavar="ROUND", type=int, help="the held_back round whose candidate to publish"
+    )
+    promote.add_argument("--state", type=Path, required=True, help="the aggregator's state file")
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
@@ -153,6 +160,8 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         return _export(env, args)
     if action == "rollback":
         return _rollback(env, args)
+    if action == "promote":
+        return _promote(env, args)
     required = _WORKER_REQUIRED if args.role in ("worker", "site") else _RUN_REQUIRED
     missing = [f"--{name}" for name in required if getattr(args, name) is None]
     if missing:
@@ -444,9 +453,15 @@ def _status(env: Environment, args: argparse.Namespace) -> ExitStatus:
         rounds = [r.__dict__ for r in store.rounds()]
         versions = [v.__dict__ for v in store.versions()]
         privacy = privacy_status(store.privacy.devices(), store.privacy.versions())
+        candidates = store.candidates()
     if args.json:
-        env.print(json.dumps({"rounds": rounds, "versions": versions, "privacy": privacy},
-                             default=str))  # fmt: skip
+        document = {
+            "rounds": rounds,
+            "versions": versions,
+            "privacy": privacy,
+            "candidates": [{"round": r, "accuracy": a} for r, a in candidates.items()],
+        }
+        env.print(json.dumps(document, default=str))  # fmt: skip
         return ExitStatus.SUCCESS
     stamps = {row["version"]: row for row in privacy["versions"]}
     for v in versions:
@@ -461,6 +476,10 @@ def _status(env: Environment, args: argparse.Namespace) -> ExitStatus:
         env.print(f"round {r['round_id']:4d}  {r['status']:6s}  base {r['base_version']}"
                   f" -> {r['result_version']}  participants {m.get('participants', '-')}"
                   f"  accuracy {m.get('accuracy', '-')}")  # fmt: skip
+        if r["round_id"] in candidates:
+            env.print(f"      held back: {m.get('held_back', '')}; candidate accuracy"
+                      f" {candidates[r['round_id']]:.4f} (`iomt aggregator promote"
+                      f" {r['round_id']}` publishes it)")  # fmt: skip
     return ExitStatus.SUCCESS
 
 
@@ -502,6 +521,25 @@ def _rollback(env: Environment, args: argparse.Namespace) -> ExitStatus:
         version = store.roll_back(args.target_version, time.time())
     env.print(f"version {version} = version {args.target_version}; start the aggregator"
               " to publish it (devices install it as the newest)")  # fmt: skip
+    return ExitStatus.SUCCESS
+
+
+def _promote(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    """Record a held-back candidate as a new, newest version; the aggregator publishes it at
+    start, and the promotion bar restarts from it (the operator chose it)."""
+    import time
+
+    from aggregator.state_store import StateStore
+
+    check_state_file(args.state)
+    with StateStore(args.state) as store:
+        try:
+            version = store.promote(args.round_id, time.time())
+        except KeyError as exc:
+            held = ", ".join(map(str, store.candidates())) or "none"
+            raise UsageError(f"{exc.args[0]} (held-back rounds: {held})") from exc
+    env.print(f"version {version} = the candidate of round {args.round_id}; start the"
+              " aggregator to publish it (devices install it as the newest)")  # fmt: skip
     return ExitStatus.SUCCESS
 
 

@@ -214,3 +214,63 @@ def test_rollback_resets_the_promotion_bar(tmp_path: Path) -> None:
     store.roll_back(0, now=2.0)
     assert read_snapshot(store).best_accuracy is None
     store.close()
+
+
+def _held_back_state(path: Path) -> StateStore:
+    """Round 1 published (version 1), round 2's worse aggregate held back, round 3 open."""
+    store = StateStore(path)
+    core = _core(read_snapshot(store), evaluate=_mean_value_accuracy, margin=0.05)
+    round_one = _announcement(_apply(store, core.start(0.0), 0.0))
+    round_two = _announcement(_apply(store, core.handle(_update("a", round_one, 0.01), 1.0), 1.0))
+    _apply(store, core.handle(_update("a", round_two, 0.5, sequence=2), 2.0), 2.0)
+    return store
+
+
+def test_promote_publishes_the_held_back_candidate_as_the_newest_version(tmp_path: Path) -> None:
+    # Prepare
+    store = _held_back_state(tmp_path / "agg.sqlite")
+    best_before = read_snapshot(store).best_accuracy
+
+    # Execute
+    version = store.promote(2, now=5.0)
+    restarted = _core(read_snapshot(store), evaluate=_mean_value_accuracy, margin=0.05)
+    effects = _apply(store, restarted.start(6.0), 6.0)
+
+    # Assert
+    assert version == 2 and best_before == pytest.approx(1.0)
+    model = decode_message(next(e for e in effects if isinstance(e, Publish)
+                                and e.topic == model_topic(FLEET, 2)).payload)  # fmt: skip
+    assert isinstance(model, GlobalModel) and model.parent_version == 1  # round 2's base
+    np.testing.assert_allclose(model.weights[0], 0.51, atol=1e-6)  # 0.01 then the 0.5 step
+    announcement = _announcement(effects)
+    assert (announcement.round_id, announcement.model_version) == (4, 2)  # round 3 abandoned
+    assert store.rounds()[2].metrics == {"round": 3, "status": "abandoned"}
+    assert read_snapshot(store).best_accuracy is None  # the bar restarts from the chosen head
+    with pytest.raises(KeyError, match="already version 2"):
+        store.promote(2, now=7.0)
+    with pytest.raises(KeyError, match="no held-back candidate of round 1"):
+        store.promote(1, now=7.0)
+    store.close()
+
+
+def test_promote_command_and_status_name_the_candidate(tmp_path: Path) -> None:
+    import io
+
+    from iomt.cli import main
+    from iomt.environment import Environment
+
+    _held_back_state(tmp_path / "agg.sqlite").close()
+    state = str(tmp_path / "agg.sqlite")
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        return main(list(argv), Environment(stdout=out, stderr=err)), out.getvalue(), err.getvalue()
+
+    status, text, _ = run("aggregator", "status", "--state", state)
+    assert status == 0 and "`iomt aggregator promote 2` publishes it" in text
+    status, _, err = run("aggregator", "promote", "1", "--state", state)
+    assert status == 2 and "held-back rounds: 2" in err and err.count("\n") == 1
+    status, text, _ = run("aggregator", "promote", "2", "--state", state)
+    assert status == 0 and text.startswith("version 2 = the candidate of round 2")
+    with StateStore(tmp_path / "agg.sqlite") as store:
+        assert store.latest_version().version == 2  # type: ignore[union-attr]

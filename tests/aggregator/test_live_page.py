@@ -98,8 +98,15 @@ def test_metrics_endpoint_serves_rounds_rejections_bytes_accuracy_and_devices(st
 def test_page_lists_devices_and_charts_every_round(state: Path) -> None:
     page = render_page(read_fleet_snapshot(state), now=10.0)
     assert "pi-a" in page and "pi-b" in page and "malformed" in page
-    assert page.count("<circle") == 3 and page.count("<rect") == 3
+    assert page.count("<circle") == 4 and page.count("<rect") == 3  # accuracy from round 0
     assert "Holdout accuracy per round" in page and "Bytes per round" in page
+    assert ">0</text>" in page.split("Bytes per round")[0]  # round 0 on the accuracy axis
+
+
+def test_round_0_is_the_pretrained_heads_accuracy(state: Path) -> None:
+    snapshot = read_fleet_snapshot(state)
+    assert snapshot.initial_accuracy == pytest.approx(0.5)  # the evaluator on the zero head
+    assert snapshot.rounds[0].accuracy == pytest.approx(0.6, abs=0.01)
 
 
 def test_an_empty_state_renders_a_page_without_charts_data() -> None:

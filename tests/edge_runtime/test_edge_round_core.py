@@ -20,6 +20,8 @@ from edge_runtime.round_events import (
     CountLabelled,
     Effect,
     Event,
+    FetchModel,
+    ForgetRounds,
     HeadInstalled,
     HeadInstallFailed,
     InstallHead,
@@ -506,17 +508,85 @@ def test_a_failed_install_keeps_the_old_head_and_is_counted() -> None:
     assert not _of(Publish, effects)
 
 
-def test_a_round_below_the_installed_version_is_logged_and_not_joined() -> None:
-    # Prepare
+def test_a_device_above_the_announced_version_rejoins_and_takes_part() -> None:
+    # Prepare: version 5 installed, rounds 1-5 sent and acked under an earlier state file
+    old = frozenset(range(1, 6))
+    shell = _shell(_installed(5, sent_rounds=old, settled_rounds=old))
+
+    # Execute: a fresh aggregator announces round 1 on version 0, then its model arrives
+    below = shell.feed(_round(1, 0), 100.0)
+    installed = shell.feed(_model(0), 100.5)
+    joined = shell.feed(Tick(), 101.0)
+
+    # Assert
+    (record,) = _logged(below, "round_below_installed")
+    assert record.record == {"event": "round_below_installed", "round": 1, "version": 0,
+                             "installed": 5, "rejoin": True}  # fmt: skip
+    assert FetchModel(0) in below  # the full head of the announced version, retained
+    assert _of(ForgetRounds, installed) == [ForgetRounds(1)]
+    assert [e.version for e in _of(InstallHead, installed)] == [0]
+    assert shell.core.installed_version == 0 and not shell.core.was_sent(2)
+    assert [e.round_id for e in _of(RecordRoundSent, joined)] == [1]  # it takes part
+    assert len(_updates(joined)) == 1
+
+
+def test_a_lower_model_arriving_before_its_announcement_is_remembered() -> None:
+    # Prepare: retained messages come in any order
     shell = _shell(_installed(5))
 
     # Execute
-    effects = shell.feed(_round(1, 3), 100.0) + shell.feed(Tick(), 100.0)
+    early = shell.feed(_model(0), 100.0)
+    announced = shell.feed(_round(1, 0), 100.5)
 
     # Assert
-    (record,) = _logged(effects, "round_below_installed")
-    assert record.record["installed"] == 5 and record.record["version"] == 3
-    assert not _of(CountLabelled, effects)
+    assert early == []
+    assert _of(ForgetRounds, announced) == [ForgetRounds(1)]
+    assert [e.version for e in _of(InstallHead, announced)] == [0]
+    assert shell.core.installed_version == 0
+
+
+def test_a_lower_model_whose_hash_is_not_the_announced_one_is_refused() -> None:
+    # Prepare
+    shell = _shell(_installed(5))
+    shell.feed(_round(1, 0, sha="0" * 64), 100.0)
+
+    # Execute
+    effects = shell.feed(_model(0), 100.5) + shell.feed(Tick(), 101.0)
+
+    # Assert
+    assert _logged(effects, "model_rejected") and shell.core.refused == {"model_hash": 1}
+    assert shell.core.installed_version == 5 and not _of(InstallHead, effects)
+
+
+def test_a_running_device_follows_a_reset_aggregator_from_its_second_round() -> None:
+    # Prepare: round 5 on the installed version 5 was under way
+    shell = _shell(_installed(5))
+    shell.feed(_round(5, 5), 100.0)
+
+    # Execute: a reset aggregator announces round 1, then round 2, on version 0
+    first = shell.feed(_round(1, 0), 200.0) + shell.feed(_model(0), 200.0)
+    second = shell.feed(_round(2, 0), 300.0)
+
+    # Assert: one round could be a late redelivery; two in a row are the aggregator's numbering
+    assert [r.record["rejoin"] for r in _logged(first, "round_below_installed")] == [False]
+    assert not _of(InstallHead, first)
+    assert [e.version for e in _of(InstallHead, second)] == [0]
+
+
+def test_an_announcement_whose_deadline_passed_says_the_run_is_over() -> None:
+    # Prepare
+    shell = _shell(_installed(0))
+
+    # Execute / Assert: a stale retained announcement (no open round seen yet) says nothing
+    shell.feed(_round(4, 0, deadline=50.0), 60.0)
+    assert shell.core.run_over_since is None
+    # the aggregator re-announces its last round, deadline passed, when its run is done
+    shell.feed(_round(5, 0, deadline=90.0), 80.0)
+    assert shell.core.run_over_since is None
+    shell.feed(_round(5, 0, deadline=90.0), 95.0)
+    assert shell.core.run_over_since == 95.0
+    shell.feed(_round(6, 0, deadline=200.0), 96.0)
+    assert shell.core.run_over_since is None
 
 
 # -- authenticity and foreign traffic -----------------------------------------------------
@@ -583,7 +653,8 @@ def test_a_late_older_round_after_a_newer_model_is_logged_and_not_joined() -> No
     tick = shell.feed(Tick(), 101.0)
 
     # Assert
-    assert _logged(late, "round_below_installed")
+    (record,) = _logged(late, "round_below_installed")
+    assert record.record["rejoin"] is False  # not followed: a redelivery, not a reset
     assert tick == [] and not shell.core.was_sent(1)
 
 

@@ -194,6 +194,21 @@ def test_invalid_labels_and_empty_rows_are_rejected(store: SampleStore) -> None:
         store.add_window(0, 1)
 
 
+def test_forgotten_rounds_are_unsent_and_sequences_keep_growing(tmp_path: Path) -> None:
+    # Prepare: rounds 1-3 sent and acked under an earlier aggregator state
+    with SampleStore(tmp_path / "s.sqlite") as store:
+        for round_id in (1, 2, 3):
+            store.record_round_sent(round_id, round_id - 1, store.next_sequence())
+            store.record_round_outcome(round_id, "accepted")
+        # Execute: a rejoin from round 2 on
+        store.forget_rounds_from(2)
+    # Assert (after a reopen, as a restarted device reads it)
+    with SampleStore(tmp_path / "s.sqlite") as reopened:
+        assert reopened.sent_round_ids() == [1]
+        assert reopened.round_outcomes() == {1: "accepted"}
+        assert reopened.next_sequence() == 4  # never reused: the aggregator refuses replays
+
+
 def test_round_bookkeeping_survives_reopen(tmp_path: Path) -> None:
     # Prepare
     path = tmp_path / "s.sqlite"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -51,8 +52,9 @@ def load_firmware_bundle(bundle: Path) -> FirmwareBundle:
 
 
 def default_image(bundle: Path) -> Path:
-    """Where `make firmware BUNDLE=...` puts the image of a bundle."""
-    return DEFAULT_BUILD_DIR / bundle.resolve().name / IMAGE_FILE
+    """Where `make firmware BUNDLE=...` puts the image of a bundle: named as make names it,
+    `$(notdir $(abspath BUNDLE))` (a symlinked bundle keeps the link's name)."""
+    return DEFAULT_BUILD_DIR / Path(os.path.abspath(bundle)).name / IMAGE_FILE
 
 
 def partition_size(image: Path) -> int:

@@ -271,9 +271,12 @@ def _run_emulate(env: Environment, args: argparse.Namespace) -> ExitStatus:
     _check_emulated_model(env, args)
     if args.qemu:
         return _run_emulate_qemu(env, args)
+    import signal
+
     from firmware_bridge.emulator_cli import build_emulator
 
     service, endpoint = build_emulator(args)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # stopped like Ctrl-C: pty closed, exit 0
     env.print(
         json.dumps({"port": endpoint.path, "board": args.board}) if args.json else endpoint.path
     )

@@ -60,7 +60,7 @@ def make_windows() -> Callable[..., dict[str, np.ndarray]]:
     return synthetic_windows
 
 
-def _train_tiny_model(data: dict[str, np.ndarray]):  # type: ignore[no-untyped-def]
+def _train_tiny_model(data: dict[str, np.ndarray], whole: bool = False):  # type: ignore[no-untyped-def]
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     import tensorflow as tf
     import tf_keras
@@ -82,15 +82,18 @@ def _train_tiny_model(data: dict[str, np.ndarray]):  # type: ignore[no-untyped-d
         for sample in samples:
             yield [sample[None]]
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(backbone)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative_dataset
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
+    def int8(keras_model):  # type: ignore[no-untyped-def]
+        converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+        return bytes(converter.convert())
+
     head = [w.astype(np.float32) for name in ("head_0", "head_1")
             for w in model.get_layer(name).get_weights()]  # fmt: skip
-    return bytes(converter.convert()), head
+    return int8(backbone), head, (int8(model) if whole else None)
 
 
 def _quantisation(interpreter_detail: dict) -> dict:  # type: ignore[type-arg]
@@ -99,23 +102,28 @@ def _quantisation(interpreter_detail: dict) -> dict:  # type: ignore[type-arg]
             "scale": float(scale), "zero_point": int(zero_point)}  # fmt: skip
 
 
-def build_tiny_bundle(out: Path, data: dict[str, np.ndarray]) -> Path:
-    """Write a signed bundle directory (backbone, head, manifest) for the synthetic task."""
+def build_tiny_bundle(out: Path, data: dict[str, np.ndarray], whole: bool = False) -> Path:
+    """Write a signed bundle directory (backbone, head, manifest) for the synthetic task; with
+    `whole`, also the whole int8 model the Python emulated MCU runs (`model.int8.tflite`)."""
     from bundle_format import signing
     from edge_runtime.head import Head
     from edge_runtime.interpreter import Int8Model
 
     # normalisation: the windows are already roughly unit-scale, keep it simple and explicit
     mean, std = [0.0] * NUM_CHANNELS, [1.0] * NUM_CHANNELS
-    backbone_bytes, head = _train_tiny_model(data)
+    backbone_bytes, head, whole_bytes = _train_tiny_model(data, whole)
     out.mkdir(parents=True)
     (out / "backbone.int8.tflite").write_bytes(backbone_bytes)
+    names = ("backbone.int8.tflite", "head.npz")
+    if whole_bytes is not None:
+        (out / "model.int8.tflite").write_bytes(whole_bytes)
+        names += ("model.int8.tflite",)
     Head.from_weights(head, ("relu", "softmax")).to_npz(out / "head.npz")
     model = Int8Model.from_path(out / "backbone.int8.tflite")
     details = model.interpreter.get_input_details()[0], model.interpreter.get_output_details()[0]
     files = {name: {"bytes": (out / name).stat().st_size,
                     "sha256": hashlib.sha256((out / name).read_bytes()).hexdigest()}
-             for name in ("backbone.int8.tflite", "head.npz")}  # fmt: skip
+             for name in names}  # fmt: skip
     manifest = {
         "schema_version": 1, "task": "tiny", "labels": LABELS, "channels": ["ax", "ay", "az"],
         "sample_rate_hz": SAMPLE_RATE_HZ, "window_length": WINDOW_LENGTH,
@@ -151,6 +159,16 @@ def tiny_task(tmp_path_factory: pytest.TempPathFactory) -> TinyTask:
     np.savez(root / "holdout.npz", **holdout)
     bundle = build_tiny_bundle(root / "bundle", data)
     return TinyTask(root / "data.npz", root / "holdout.npz", bundle, data)
+
+
+@pytest.fixture(scope="session")
+def tiny_whole_task(tmp_path_factory: pytest.TempPathFactory) -> TinyTask:
+    """The tiny task with `model.int8.tflite` in its bundle too (the Python emulated MCU)."""
+    root = tmp_path_factory.mktemp("tiny-whole")
+    data = synthetic_windows(subjects=3, per_subject=40, seed=1)
+    np.savez(root / "data.npz", **data)
+    bundle = build_tiny_bundle(root / "bundle", data, whole=True)
+    return TinyTask(root / "data.npz", root / "data.npz", bundle, data)
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,15 @@
 """The shell blocks of the operator docs, run as written against real processes.
 
-Every command of every ```bash / ```sh block of docs/operating-aggregator.md and
-docs/edge-device.md runs through bash in a scratch directory, with small settings swapped in
-(`SMALL`: fewer rounds, a quorum of one, the test's tiny bundle and data in place of
-`bundles/har` and `data.npz`, a free port for 1883). Conventions the runner reads: `[...]` is
-an optional part and is left out; `<hex>` is the key the previous command printed; a command
-ending in `&`, and the aggregator itself, run in the background, and must exit 0 before the
-next block starts (the broker is stopped at the end). docs/hil-rig.md needs a serial board or
-the emulator on a pty and is not run here.
+Every command of every ```bash / ```sh block of docs/operating-aggregator.md,
+docs/edge-device.md and docs/hil-rig.md runs through bash in a scratch directory, with small
+settings swapped in (`SMALL`: fewer rounds, a quorum of one, the test's tiny bundle and data in
+place of `bundles/har` (`bundles/NAME`) and `data.npz`, a free port for 1883). Conventions the
+runner reads: `[...]` is an optional part and is left out; `<hex>` is the key the previous
+command printed; a command ending in `&`, and the aggregator itself, run in the background, and
+must exit 0 before the next block starts (the broker is stopped at the end). `iomt bridge
+emulate` runs in the background as a board would: the pty it prints stands for `/dev/ttyACM0`
+in later commands, and it is stopped at the end. The hil-rig page's other blocks (```shell:
+`arduino-cli`, which needs a real board) are checked to be only those.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class DocRunner:
         self.workdir, self.replacements = workdir, replacements
         self.background: list[tuple[str, subprocess.Popen[str]]] = []
         self.broker: subprocess.Popen[str] | None = None
+        self.boards: list[subprocess.Popen[str]] = []  # `iomt bridge emulate`, newest last
+        self.port: str | None = None  # the newest emulated board's pty
         self.last_output = ""
         self._logs = 0
         bin_dir = str(Path(sys.executable).parent)  # the `iomt` of this environment
@@ -74,6 +78,8 @@ class DocRunner:
             command = command.replace(old, new)
         if "<hex>" in command:
             command = command.replace("<hex>", self.last_output.strip().splitlines()[-1])
+        if self.port is not None:
+            command = command.replace("/dev/ttyACM0", self.port)
         return command
 
     def run_block(self, commands: list[str]) -> None:
@@ -81,6 +87,8 @@ class DocRunner:
             command = self._small(written)
             if command.startswith("iomt broker"):
                 self._start_broker(command.rstrip("& "))
+            elif command.startswith("iomt bridge emulate"):
+                self._start_board(command.rstrip("& "))
             elif command.endswith("&") or command.startswith("iomt aggregator --broker"):
                 self.background.append((written, self._popen(command.rstrip("& "))))
             else:
@@ -103,6 +111,13 @@ class DocRunner:
         line = self.broker.stdout.readline()  # the broker prints its URL once it listens
         assert line.startswith("mqtt://"), f"{command}: {line!r}"
 
+    def _start_board(self, command: str) -> None:
+        board = self._popen(command, stdout=subprocess.PIPE)
+        assert board.stdout is not None
+        self.port = board.stdout.readline().strip()  # the pty, once it serves
+        assert self.port.startswith("/dev/"), f"{command}: {self.port!r}"
+        self.boards.append(board)
+
     def wait_background(self) -> None:
         for written, process in self.background:
             assert process.wait(timeout=300) == 0, f"{written}: see {self.workdir}/*.log"
@@ -111,6 +126,9 @@ class DocRunner:
     def stop(self) -> None:
         for _, process in self.background:
             process.kill()
+        for board in self.boards:  # SIGTERM: QEMU powered off, the pty closed
+            board.terminate()
+            assert board.wait(timeout=60) == 0
         if self.broker is not None:
             self.broker.terminate()
             self.broker.wait(timeout=30)
@@ -136,6 +154,35 @@ def test_operating_aggregator_doc_runs_as_written(tiny_task, tmp_path: Path) -> 
     finally:
         runner.stop()
     assert (tmp_path / "rounds.jsonl").read_text().count("\n") == 2
+
+
+def test_hil_rig_doc_runs_as_written(mosquitto, tiny_whole_task, tmp_path: Path) -> None:
+    import shutil
+
+    missing = [t for t in ("qemu-system-arm", "arm-none-eabi-gcc") if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"firmware toolchain missing ({', '.join(missing)}): run `make firmware`")
+    text = (DOCS / "hil-rig.md").read_text()
+    board_only = re.findall(r"^```(?!bash\n|sh\n)\w+\n(.*?)^```", text, re.M | re.S)
+    assert [line.split()[0] for block in board_only for line in block.splitlines()] == [
+        "arduino-cli"] * 3  # fmt: skip
+    url = mosquitto.url  # the aggregator host the doc's HOST:1883 stands for
+    runner = DocRunner(_sandbox(tmp_path, tiny_whole_task),
+                       {**SMALL, "NAME": "har", "mqtt://HOST:1883": url,
+                        "--seconds 10": "--seconds 2", "--count 50": "--count 5"})  # fmt: skip
+    aggregator = runner._popen(
+        f"iomt aggregator --broker {url} --fleet lab --bundle bundles/har --state agg.sqlite"
+        " --rounds 1 --min-clients 1 --deadline 120"
+    )
+    try:
+        for block in shell_commands(text):
+            runner.run_block(block)
+        assert aggregator.wait(timeout=300) == 0
+    finally:
+        aggregator.kill()
+        runner.stop()
+    assert (tmp_path / "build" / "firmware" / "har" / "iomt_firmware.elf").is_file()
+    assert (tmp_path / "build" / "firmware" / "har" / "nano33ble").is_dir()
 
 
 def test_edge_device_doc_runs_as_written(mosquitto, tiny_task, tmp_path: Path) -> None:

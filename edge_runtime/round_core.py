@@ -269,8 +269,8 @@ class RoundCore:
         installed, version = self.installed_version, message.model_version
         self._rejoining = None
         follow = self._rejoin.should_rejoin(message.round_id, version, installed, open_)
-        if installed is None or installed <= version:
-            return []
+        if installed is None or installed <= version or not open_:
+            return []  # a closed round (a finished run's last, retained) is nothing to join
         line = Log({"event": "round_below_installed", "round": message.round_id,
                     "version": version, "installed": installed, "rejoin": follow})  # fmt: skip
         if not follow:

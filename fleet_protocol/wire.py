@@ -139,24 +139,11 @@ def decode_message(
     verify_key: VerifyKey | None = None,
 ) -> Message:
     """Decode and validate an envelope; `verify_key(signer)` makes the signature mandatory."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise MalformedMessageError(f"expected bytes, got {type(data).__name__}")
-    if len(data) > max_bytes:
-        raise MessageTooLargeError(f"message of {len(data)} bytes exceeds {max_bytes}")
-    envelope = _unpack_map(bytes(data), "envelope")
-    body = _check_envelope(envelope)
-    if verify_key is not None:
-        _verify_signature(envelope, body, verify_key)
-    if "z" in envelope:
-        if envelope["z"] != ZSTD:
-            raise MalformedMessageError(f"unknown body compression {envelope['z']!r}")
-        body = decompress_body(body, max_bytes)
-    content = _unpack_map(body, "body")
+    signer, content = open_envelope(data, max_bytes=max_bytes, verify_key=verify_key)
     message = _message_from_body(content, expected_type, expected_shapes, max_bytes)
-    if verify_key is not None and envelope["signer"] != signer_of(message):
+    if verify_key is not None and signer != signer_of(message):
         raise SignatureError(
-            f"{type(message).__name__} signed by {envelope['signer']!r}, "
-            f"expected {signer_of(message)!r}"
+            f"{type(message).__name__} signed by {signer!r}, expected {signer_of(message)!r}"
         )
     return message
 
@@ -176,7 +163,8 @@ def seal_envelope(body: bytes, signer: str | None, signing_key: Ed25519PrivateKe
 def open_envelope(
     data: bytes, *, max_bytes: int, verify_key: VerifyKey | None
 ) -> tuple[str | None, dict[str, Any]]:
-    """Check size, envelope and (given `verify_key`) signature; return (signer, unpacked body)."""
+    """Check size, envelope and (given `verify_key`) signature, undo compression; return
+    (signer, unpacked body). `decode_message` and the partial sum's decoder share it."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise MalformedMessageError(f"expected bytes, got {type(data).__name__}")
     if len(data) > max_bytes:
@@ -185,6 +173,10 @@ def open_envelope(
     body = _check_envelope(envelope)
     if verify_key is not None:
         _verify_signature(envelope, body, verify_key)
+    if "z" in envelope:
+        if envelope["z"] != ZSTD:
+            raise MalformedMessageError(f"unknown body compression {envelope['z']!r}")
+        body = decompress_body(body, max_bytes)
     signer = envelope.get("signer")
     return (signer if isinstance(signer, str) else None), _unpack_map(body, "body")
 

@@ -186,17 +186,23 @@ def _rows(path: Path) -> int:
         return int(db.execute("SELECT COUNT(*) FROM worker_update").fetchone()[0])
 
 
+def _two_workers_and_coordinator(processes: Any, url: str, fleet: str, root: Path) -> Any:
+    """Workers w1, w2 (subscribed), then the coordinator, and the devices' client."""
+    setup = write_setup(root, DEVICES, _head())
+    w1, w2 = _start_workers(processes, url, fleet, setup, root)
+    for worker in (w1, w2):
+        worker.wait_for("0 committed updates")
+    coordinator_args = _coordinator_args(url, fleet, setup, root / "c.s")
+    coordinator = processes.start("coord", coordinator_args)
+    return setup, w1, coordinator_args, coordinator, FleetSim(url, fleet)
+
+
 def test_kill_9_of_a_worker_mid_round_loses_no_acknowledged_update(
     mosquitto, processes, reference_head, tmp_path: Path
 ) -> None:
     # Prepare: half the fleet acked, then worker w1 dies by SIGKILL
-    setup = write_setup(tmp_path, DEVICES, _head())
-    w1, w2 = _start_workers(processes, mosquitto.url, "kill", setup, tmp_path)
-    for worker in (w1, w2):
-        worker.wait_for("0 committed updates")
-    coordinator_args = _coordinator_args(mosquitto.url, "kill", setup, tmp_path / "c.s")
-    coordinator = processes.start("coord", coordinator_args)
-    sim = FleetSim(mosquitto.url, "kill")
+    started = _two_workers_and_coordinator(processes, mosquitto.url, "kill", tmp_path)
+    setup, w1, _, coordinator, sim = started
     try:
         sim.send(DEVICES[:6])
         held_by_w1 = _rows(tmp_path / "w1.sqlite")
@@ -226,13 +232,8 @@ def test_a_killed_workers_acknowledged_updates_come_back_from_its_file_alone(
     # retained partial sum is cleared, so its updates can only come back from w1's own file
     from fleet_protocol.topics import partial_topic
 
-    setup = write_setup(tmp_path, DEVICES, _head())
-    w1, w2 = _start_workers(processes, mosquitto.url, "file", setup, tmp_path)
-    for worker in (w1, w2):
-        worker.wait_for("0 committed updates")
-    coordinator_args = _coordinator_args(mosquitto.url, "file", setup, tmp_path / "c.s")
-    coordinator = processes.start("coord", coordinator_args)
-    sim = FleetSim(mosquitto.url, "file")
+    started = _two_workers_and_coordinator(processes, mosquitto.url, "file", tmp_path)
+    setup, w1, coordinator_args, coordinator, sim = started
     try:
         sim.send(DEVICES[:6])
         held_by_w1 = _rows(tmp_path / "w1.sqlite")

@@ -61,6 +61,9 @@ def check_role_arguments(args: argparse.Namespace) -> None:
     if args.strategy not in WORKER_STRATEGIES:
         allowed = " / ".join(WORKER_STRATEGIES)
         raise UsageError(f"--role {args.role} adds partial sums: use --strategy {allowed}")
+    if getattr(args, "dp_noise_multiplier", None) is not None:
+        raise UsageError(f"--role {args.role} adds partial sums; central --dp-* clips each update:"
+                         " use --role single")  # fmt: skip
     if args.role in ("worker", "site"):
         from iomt.input_checks import check_ids
 

@@ -65,3 +65,18 @@ def test_aggregator_status_lists_rounds_and_versions(tmp_path: Path) -> None:
 def test_aggregator_without_required_options_is_a_usage_error() -> None:
     code, _, err = _run(["aggregator", "--fleet", "f"])
     assert code == 2 and "--broker" in err
+
+
+def test_aggregator_roles_refuse_what_partial_sums_cannot_do(tmp_path: Path) -> None:
+    common = ["aggregator", "--broker", "mqtt://127.0.0.1:1", "--fleet", "f",
+              "--state", str(tmp_path / "w.sqlite")]  # fmt: skip
+    cases = [
+        (["--role", "worker"], "--worker-id"),
+        (["--role", "worker", "--worker-id", "w1", "--strategy", "krum"], "--strategy"),
+        (["--role", "worker", "--worker-id", "w1", "--dp-noise-multiplier", "1.0"], "--dp-*"),
+        (["--worker-id", "w1", "--bundle", str(tmp_path / "b")], "needs --role worker"),
+    ]
+    for extra, said in cases:
+        code, _, err = _run([*common, *extra])
+        assert code == 2 and said in err and err.count("\n") == 1, (extra, err)
+    assert not (tmp_path / "w.sqlite").exists()

@@ -132,6 +132,7 @@ def _check_run_arguments(args: argparse.Namespace) -> None:
 
 
 def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
+    from bundle_format.errors import BundleError
     from edge_runtime.device_loop import DeviceLoop, DeviceOptions
     from edge_runtime.errors import EdgeRuntimeError
     from hardware.sensors.wrist_frame import MODEL_WRIST
@@ -158,7 +159,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     log = _logger(env, args.json, args.device_id)
     try:
         loop = DeviceLoop(options, log=log)
-    except EdgeRuntimeError as exc:
+    except (EdgeRuntimeError, BundleError) as exc:  # a missing, altered or untrusted bundle too
         raise UsageError(str(exc)) from exc
     # systemd stops a device with SIGTERM: leave the loop, publish offline, exit 0
     signal.signal(signal.SIGTERM, lambda signum, frame: loop.request_stop())

@@ -55,6 +55,11 @@ CASES: list[tuple[str, str, int]] = [  # (subcommand, argv, exit status)
     ("aggregator promote", "aggregator promote 3 --state missing.sqlite", 2),
     ("edge", "edge", 2),
     ("edge", EDGE.format(broker="bad://x"), 2),
+    (
+        "edge",
+        EDGE.format(broker=UNREACHABLE).replace("bundle", "tampered") + " --replay data.npz",
+        2,
+    ),
     ("edge", EDGE.format(broker=UNREACHABLE) + " --replay data.npz --subject 99", 2),
     ("edge", EDGE.format(broker=UNREACHABLE) + " --replay notes.txt", 2),
     ("edge status", "edge status --store missing.sqlite", 2),

@@ -4,6 +4,9 @@ Every client delta goes through what a device and the aggregator really run:
 `edge_runtime.local_update` -> top-k with error feedback (`edge_runtime.sparse_uplink`, for a
 `topk:` codec) -> `ModelUpdate` -> `encode_message(codec)`, signed -> bytes ->
 `decode_message` -> `Strategy.accumulate`. Only the MQTT hop is left out (bytes are bytes).
+Each new head is published as the aggregator does (`aggregator.model_patches`): the signed full
+head, and the patch against its parent when smaller; what a device holding the parent
+downloads is counted.
 """
 
 from __future__ import annotations
@@ -13,16 +16,18 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from aggregator.model_patches import smaller_patch
+from aggregator.round_memory import StoredVersion
 from aggregator.strategies import Strategy, make_strategy
 from edge_runtime.device_loop import POISON_SCALE
 from edge_runtime.head import Head
 from edge_runtime.local_update import local_update
 from edge_runtime.sparse_uplink import sparsify_delta
-from fleet_protocol.messages import FitConfig, ModelUpdate
+from fleet_protocol.messages import FitConfig, GlobalModel, ModelUpdate
 from fleet_protocol.signing import private_key_from_bytes
 from fleet_protocol.types import Weights
 from fleet_protocol.update_encoding import parse_update_encoding
-from fleet_protocol.wire import decode_message, encode_message
+from fleet_protocol.wire import decode_message, encode_message, message_sha256
 
 FLEET = "bench"
 ROOT_SET_SIZE = 100  # windows of public subjects the server holds for FLTrust
@@ -86,11 +91,15 @@ def root_set(task: HeadTask, seed: int) -> NDArray[np.int64]:
 
 @dataclass(frozen=True)
 class RoundsOutcome:
-    """The final global head, its test accuracy and the size of every signed update sent."""
+    """The final global head, its test accuracy, the size of every signed update sent, and
+    per round the bytes of the full new head and of what a device holding its parent fetches
+    (the patch when smaller, else the full head)."""
 
     weights: Weights
     accuracy: float
     update_bytes: tuple[int, ...] = ()
+    head_bytes: tuple[int, ...] = ()
+    downlink_bytes: tuple[int, ...] = ()
 
 
 def run_rounds(
@@ -105,6 +114,7 @@ def run_rounds(
     encoding = parse_update_encoding(config.codec)
     residuals: list[Weights | None] = [None] * len(clients)  # each device's top-k leftovers
     sizes: list[int] = []
+    downlinks: list[tuple[int, int]] = []
     for round_id in range(config.rounds):
         strategy.begin_round(weights)
         for index, rows in enumerate(clients):
@@ -123,8 +133,21 @@ def run_rounds(
             decoded = decode_message(payload, expected_type=ModelUpdate, expected_shapes=shapes)
             assert isinstance(decoded, ModelUpdate)
             strategy.accumulate(decoded.delta, decoded.num_examples, decoded.device_id)
-        weights = strategy.finish_round(weights)
-    return RoundsOutcome(weights, task.accuracy(weights), tuple(sizes))
+        new = strategy.finish_round(weights)
+        downlinks.append(_downlink(round_id, weights, new))
+        weights = new
+    heads, fetched = zip(*downlinks, strict=True) if downlinks else ((), ())
+    return RoundsOutcome(weights, task.accuracy(weights), tuple(sizes), heads, fetched)
+
+
+def _downlink(round_id: int, base: Weights, new: Weights) -> tuple[int, int]:
+    """Bytes of the signed full head and of what a device holding `base` downloads."""
+    sign = lambda message: encode_message(message, signing_key=DEVICE_KEY)  # noqa: E731
+    model = GlobalModel(FLEET, round_id + 1, new, round_id, round_id + 1)
+    full = len(sign(model))
+    parent = StoredVersion(round_id, base, message_sha256(base))
+    patch = smaller_patch(model, parent, message_sha256(new), full, sign)
+    return full, full if patch is None else len(patch)
 
 
 def _update(round_id: int, index: int, num_examples: int, delta: Weights) -> ModelUpdate:

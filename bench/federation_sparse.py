@@ -4,7 +4,9 @@ For each density (100 % = dense int8, then 10, 5, 2, 1 % top-k with error feedba
 without zstd, FedAvg runs the same rounds and seeds on the watch head task through the
 device's path (`bench.federation_rounds.run_rounds`): bytes of every signed update as
 published (mean, max), their ratio to the full float32 model, and the final test accuracy
-(mean of the seeds), in points against dense int8 of the same runs. Measures; asserts nothing.
+(mean of the seeds), in points against dense int8 of the same runs; and the downlink: the
+signed full new head per round against what a device holding its parent downloads (the patch,
+`fleet_protocol.model_patch`, when smaller). Measures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def _setting(task: HeadTask, clients: list[Any], full_bytes: int, fit: FitConfig
     outcomes = [run_rounds(task, clients, RoundsConfig("fedavg", codec, rounds, fit, seed))
                 for seed in range(seeds)]  # fmt: skip
     sizes = np.array([size for outcome in outcomes for size in outcome.update_bytes])
+    heads = [size for outcome in outcomes for size in outcome.head_bytes]
+    fetched = [size for outcome in outcomes for size in outcome.downlink_bytes]
     accuracies = [outcome.accuracy for outcome in outcomes]
     mean_bytes = float(np.mean(sizes))
     return {
@@ -65,6 +69,9 @@ def _setting(task: HeadTask, clients: list[Any], full_bytes: int, fit: FitConfig
         "ratio_full_float32_at_max": round(full_bytes / int(np.max(sizes)), 1),
         "accuracy_mean": round(float(np.mean(accuracies)), 4),
         "accuracy_runs": median_of(accuracies),
+        "downlink_full_bytes_mean": round(float(np.mean(heads)), 1),
+        "downlink_bytes_mean": round(float(np.mean(fetched)), 1),
+        "downlink_patch_share": round(float(np.mean(np.array(fetched) < np.array(heads))), 3),
     }
 
 
@@ -102,7 +109,27 @@ def sparse_section(results: dict[str, Any], plots: Plots) -> str:
         f"update signed as a device publishes it. Settings with at least "
         f"{fmt(verdict['target_ratio'])}x fewer bytes than the full float32 model (mean) and "
         f"at most {fmt(verdict['target_points'])} point below dense int8: {meeting}.\n\n"
-        f"{table}\n{_frontier_plot(rows, results['upload_bytes_full_float32'], plots)}"
+        f"{table}\n{_frontier_plot(rows, results['upload_bytes_full_float32'], plots)}\n"
+        f"{_downlink_table(rows)}"
+    )
+
+
+def _downlink_table(rows: list[dict[str, Any]]) -> str:
+    """Per round, the signed full head against what a device holding its parent downloads."""
+    if "downlink_bytes_mean" not in rows[0]:
+        return ""
+    plain = [r for r in rows if not r["codec"].endswith("+zstd")]  # zstd changes no head
+    table = markdown_table(
+        ["uplink `--codec`", "full head, bytes (mean)", "downloaded with patches, bytes (mean)",
+         "rounds a patch was smaller"],
+        [(f"`{r['codec']}`", fmt(r["downlink_full_bytes_mean"]), fmt(r["downlink_bytes_mean"]),
+          f"{100 * r['downlink_patch_share']:.0f} %") for r in plain],
+    )  # fmt: skip
+    return (
+        "#### Downlink: the new head as a patch of its parent\n\n"
+        "Each round's new head, signed as the aggregator publishes it on `model/{v}`, against "
+        "what a device holding the previous head downloads (`patch/{v}` when smaller, "
+        "`fleet_protocol.model_patch`).\n\n" + table
     )
 
 

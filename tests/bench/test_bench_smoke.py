@@ -57,6 +57,8 @@ def test_federation_quick_writes_every_figure(results_dir: Path) -> None:
     assert by_codec["topk:0.01"]["bytes_max"] < by_codec["int8"]["bytes_mean"]
     assert by_codec["topk:0.01+zstd"]["bytes_mean"] < by_codec["topk:0.01"]["bytes_mean"]
     assert by_codec["int8"]["points_below_dense_int8"] == 0.0
+    for row in results["sparse"]:  # a device holding the parent never downloads more
+        assert 0 < row["downlink_bytes_mean"] <= row["downlink_full_bytes_mean"]
 
 
 def test_report_renders_sections_from_results(results_dir: Path, tmp_path: Path) -> None:
@@ -67,6 +69,7 @@ def test_report_renders_sections_from_results(results_dir: Path, tmp_path: Path)
     assert "Not measured yet" in text  # the other parts have no results in results_dir
     assert (tmp_path / "benchmarks" / "federation_peak_memory.png").stat().st_size > 0
     assert "### Bytes against accuracy" in text and "`topk:0.05+zstd`" in text
+    assert "#### Downlink: the new head as a patch of its parent" in text
     assert (tmp_path / "benchmarks" / "federation_sparse_frontier.png").stat().st_size > 0
 
 

@@ -156,12 +156,28 @@ def run_fleet(plan: FleetPlan, on_round: Callable[[dict[str, Any]], None]) -> Fl
     outcome = FleetOutcome(state=plan.workdir / "aggregator.sqlite")
     rng = np.random.default_rng(plan.seed)
     with ProcessGroup(plan.workdir / "logs") as group:
-        group.start("aggregator", aggregator_args(plan))
         ports = {d.device_id: _start_board(plan, group, d) for d in plan.devices if d.mcu}
         for device in plan.devices:  # boards first: every device process starts together
             group.start(device.device_id, device_args(plan, device, ports.get(device.device_id)))
+        _wait_until_connected(group, plan.devices)
+        group.start("aggregator", aggregator_args(plan))
         _follow(plan, group, metrics_path, outcome, rng, on_round)
     return outcome
+
+
+def _wait_until_connected(group: ProcessGroup, devices: list[DevicePlan]) -> None:
+    """Every device on the broker before the aggregator opens round 1.
+
+    Otherwise round 1 closes at quorum with whoever started fastest (a QEMU board's relay or a
+    loaded machine makes that a race), and the fleet's first round is not the fleet's.
+    """
+    for device in devices:
+        child = group.children[device.device_id]
+        if child.wait_for_line(lambda line: ": connected to " in line, STARTUP_TIMEOUT_S) is None:
+            raise RuntimeError(
+                f"{device.device_id} did not connect to the broker ({child.last_log_line()});"
+                f" see {child.log_path}"
+            )
 
 
 def _start_board(plan: FleetPlan, group: ProcessGroup, device: DevicePlan) -> str:

@@ -10,7 +10,6 @@ so the fleet differs from an all-Pi fleet only in where the rounds are trained.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from iomt.simulation.processes import ProcessGroup
@@ -39,6 +38,10 @@ def build_mcu_image(bundle: Path, cache_dir: Path) -> Path:
     return build_image(request).elf
 
 
+def _announces_port(line: str) -> bool:
+    return line.startswith("{") and '"port"' in line
+
+
 def board_name(device_id: str) -> str:
     """The process name of a device's board in the fleet's process group and logs."""
     return f"{device_id}-mcu"
@@ -55,15 +58,10 @@ def start_board(
     args = ["bridge", "emulate", "--board", "nano33ble", "--bundle", str(bundle), "--qemu",
             "--image", str(image), "--replay", str(replay), "--json"]  # fmt: skip
     child = group.start(board_name(device_id), args)
-    deadline = time.monotonic() + BOARD_START_S
-    while time.monotonic() < deadline:
-        for line in child.log_path.read_text(errors="replace").splitlines():
-            if line.startswith("{") and '"port"' in line:
-                return str(json.loads(line)["port"])
-        if not child.alive:
-            break
-        time.sleep(0.2)
-    lines = child.log_path.read_text(errors="replace").strip().splitlines() or ["no output"]
-    raise RuntimeError(
-        f"the QEMU board of {device_id} did not come up ({lines[-1]}); see {child.log_path}"
-    )
+    line = child.wait_for_line(_announces_port, BOARD_START_S)
+    if line is None:
+        raise RuntimeError(
+            f"the QEMU board of {device_id} did not come up ({child.last_log_line()});"
+            f" see {child.log_path}"
+        )
+    return str(json.loads(line)["port"])

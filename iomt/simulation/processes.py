@@ -12,11 +12,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 GRACE_S = 5.0
+POLL_S = 0.2
 
 
 @dataclass
@@ -32,6 +35,25 @@ class Child:
     @property
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def wait_for_line(self, matches: Callable[[str], bool], timeout_s: float) -> str | None:
+        """The first line of this child's log that `matches`, waiting up to `timeout_s`.
+
+        None when the child exits or the time runs out first: the caller names what it waited
+        for and points at the log.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for line in self.log_path.read_text(errors="replace").splitlines():
+                if matches(line):
+                    return line
+            if not self.alive or time.monotonic() >= deadline:
+                return None
+            time.sleep(POLL_S)
+
+    def last_log_line(self) -> str:
+        lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        return lines[-1] if lines else "no output"
 
 
 @dataclass
@@ -100,6 +122,8 @@ class ProcessGroup:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                # line by line into the log: the simulation waits on lines (and people tail them)
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         finally:
             log.close()

@@ -21,7 +21,7 @@ from typing import Any
 from firmware_bridge.errors import BridgeError
 
 PORT = "qemu_mps2_an386"
-PARTITION_SIZE = 655360  # bytes of flash for the model partition (two models, two heads)
+PARTITION_SIZE = 688128  # bytes of flash for the model partition (two models, two heads, spill)
 IMAGE_FILE = "iomt_firmware.elf"
 REPORT_FILE = "firmware.json"
 TOOLCHAIN = "arm-none-eabi-gcc"

@@ -21,6 +21,7 @@ RECORD_HEADER = 64
 MAGIC = 0x524D4F49
 COMMITTED = 0x600DC0DE
 KIND_MODEL, KIND_HEAD = 1, 2
+SPILL_PAGES = 8  # the embedding ring's spill region ends the partition (IOMT_RING_SPILL_PAGES)
 _HEADER = struct.Struct("<IIII32s")
 
 
@@ -39,7 +40,10 @@ class PartitionLayout:
     @property
     def model_slot(self) -> int:
         """Bytes per model slot, header included."""
-        return (self.size - 2 * self.head_slot) // 2 // self.page_size * self.page_size
+        spill = SPILL_PAGES * self.page_size
+        room = self.size // self.page_size * self.page_size - 2 * self.head_slot
+        room -= spill if room >= spill else 0
+        return max(room, 0) // 2 // self.page_size * self.page_size
 
     @property
     def model_capacity(self) -> int:

@@ -156,17 +156,57 @@ def test_different_seeds_shuffle_differently_and_both_sides_follow(train_tool: P
         assert relative_error(ours, theirs) <= 1e-4
 
 
-def test_full_ring_keeps_the_newest_embeddings_oldest_first(train_tool: Path) -> None:
-    # Prepare: 128-wide embeddings fill the 32 KiB ring at 256 entries; 300 are pushed
-    case = make_case(128, 16, 4, 300, FITS["plain-sgd-odd-batches"], seed=9)
-    newest = Case(case.head, case.fit, case.q[-256:], case.y[-256:], case.seed)
+def ring_capacity(width: int) -> int:
+    """Entries the ring keeps (core/iomt_embedding_ring.h): the RAM ring, then all 4 KiB spill
+    pages but the one being erased, at most 4,096."""
+    ram = min(32768 // width, 1024)
+    per_page = (4096 - 12) // (1 + width)
+    return min(ram + (8 - 1) * per_page, 4096)
+
+
+SPILLS = {  # width, embeddings pushed: beyond the RAM ring, and beyond the whole bound
+    "watch-width-spilled": (24, 2000),
+    "watch-width-wrapped": (24, 3000),
+    "wide-spill-wrapped": (128, 1000),
+    "narrow-at-the-total-bound": (8, 4500),
+}
+
+
+@pytest.mark.parametrize("name", SPILLS)
+def test_spilled_ring_trains_on_ram_and_flash_entries_oldest_first(
+    train_tool: Path, name: str
+) -> None:
+    # Prepare: more embeddings than the RAM ring holds (1,024 entries or 32 KiB)
+    width, pushed = SPILLS[name]
+    kept = ring_capacity(width)
+    assert pushed > min(32768 // width, 1024)
+    case = make_case(
+        width, 16, 5, pushed, FITS["sgd-momentum-l2-prox"], seed=zlib.crc32(name.encode())
+    )
+    newest = Case(case.head, case.fit, case.q[-kept:], case.y[-kept:], case.seed)
     # Execute
     firmware = run_firmware(train_tool, case)
     reference = local_update(newest.head, newest.fit, newest.embeddings, newest.y, newest.seed)
-    # Assert: what the Pi's store hands out with limit=256
-    assert firmware.num_examples == 256
+    # Assert: what the Pi's store hands out with limit=capacity, RAM and flash entries alike
+    assert firmware.status == 0
+    assert firmware.num_examples == reference.num_examples == min(pushed, kept)
     for ours, theirs in zip(firmware.delta, reference.delta, strict=True):
         assert relative_error(ours, theirs) <= 1e-4
+    rng = PortableRng(case.seed)
+    pi = [encode_tensor(d, "int8", rng) for d in reference.delta]
+    assert same_int8_fraction(firmware.records, pi) >= 0.99
+
+
+def test_spill_is_not_the_ram_ring_alone(train_tool: Path) -> None:
+    # Prepare: 1,500 watch embeddings; the RAM ring alone would keep the newest 1,024
+    case = make_case(24, 16, 5, 1500, FITS["plain-sgd-odd-batches"], seed=77)
+    ram_only = Case(case.head, case.fit, case.q[-1024:], case.y[-1024:], case.seed)
+    # Execute
+    firmware = run_firmware(train_tool, case)
+    ram = local_update(ram_only.head, ram_only.fit, ram_only.embeddings, ram_only.y, case.seed)
+    # Assert: the spilled entries took part
+    assert firmware.num_examples == 1500
+    assert relative_error(firmware.delta[0], ram.delta[0]) > 1e-3
 
 
 def test_labels_beyond_the_head_and_empty_rings_are_refused(train_tool: Path) -> None:

@@ -90,6 +90,35 @@ def test_pushed_embeddings_train_to_numpys_delta_and_the_pis_int8(driver: HostDr
     assert same / sum(d.size for d in reference) >= 0.99
 
 
+def test_embeddings_beyond_the_ram_ring_spill_to_flash_and_train_to_numpys_delta(
+    driver: HostDriver, tmp_path: Path
+) -> None:
+    # Prepare: 2,500 embeddings, past the 1,024 entries the RAM ring holds
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 3, 2500)
+    q = np.clip(rng.integers(-30, 30, (2500, EMBEDDING)) + 25 * y[:, None], -128, 127)
+    q = q.astype(np.int8)
+    X = (np.float32(SCALE) * q.astype(np.float32)).astype(np.float32)
+    # Execute
+    capacity = reset_ring(driver, EMBEDDING, SCALE, 0)
+    held = push_embeddings(driver, q, y)
+    update = train_round(driver, round_request(9, seed=31))
+    flat = read_float_delta(driver, update.result)
+    # Assert: every entry kept (RAM + 7 pages of (4096 - 12) // 5, capped at 4,096) and trained
+    reference = np.concatenate([d.reshape(-1) for d in numpy_update(X, y, 31)])
+    assert capacity == 4096 and held == update.result.num_examples == 2500
+    assert np.linalg.norm(flat - reference) / np.linalg.norm(reference) <= 1e-4
+    # and the 1,476 spilled entries are in the partition file's last 8 pages, two of them used
+    spill = (tmp_path / "flash.bin").read_bytes()[-8 * 4096 :]
+    per_page = (4096 - 12) // (1 + EMBEDDING)
+    for page, first in enumerate((0, per_page)):
+        header = spill[page * 4096 : page * 4096 + 12]
+        assert header[:4] == b"ISPL" and int.from_bytes(header[4:8], "little") == first
+        entry = spill[page * 4096 + 12 : page * 4096 + 12 + 1 + EMBEDDING]
+        assert entry[0] == y[first] and entry[1:] == q[first].tobytes()
+    assert spill[2 * 4096 : 3 * 4096] == b"\xff" * 4096
+
+
 def test_the_devices_own_inferences_fill_the_ring(driver: HostDriver) -> None:
     # Prepare: windows the device infers and the host labels afterwards
     rng = np.random.default_rng(2)

@@ -7,7 +7,7 @@
 #include "iomt_embedding_ring.h"
 
 static float pool[3u * IOMT_TRAIN_MAX_PARAMS]; /* weights | velocity | gradients */
-static uint16_t order[IOMT_RING_MAX_ENTRIES];
+static uint16_t order[IOMT_RING_MAX_TOTAL];
 static float x[IOMT_TRAIN_MAX_INPUTS];
 static float z0[IOMT_HEAD_MAX_HIDDEN], hidden[IOMT_HEAD_MAX_HIDDEN], d_hidden[IOMT_HEAD_MAX_HIDDEN];
 static float probs[IOMT_HEAD_MAX_CLASSES];

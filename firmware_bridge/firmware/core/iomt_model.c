@@ -1,11 +1,13 @@
 /* The running model (see iomt_model.h). Partition layout: two head slots (one HEAD_SET payload
- * each), then two model slots sharing the rest; each pair is an iomt_slots record. */
+ * each), then two model slots sharing the rest but the last IOMT_RING_SPILL_PAGES pages, which
+ * are the embedding ring's spill region; each pair of slots is an iomt_slots record. */
 #include "iomt_model.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "iomt_config.h"
+#include "iomt_embedding_ring.h"
 #include "iomt_errors.h"
 #include "iomt_frame.h"
 #include "iomt_hal.h"
@@ -31,7 +33,11 @@ static void layout(void) {
     uint32_t page = iomt_hal_flash_page_size();
     uint32_t head_slot = round_up(IOMT_RECORD_HEADER + IOMT_MAX_PAYLOAD, page);
     uint32_t model_base = 2 * head_slot;
-    uint32_t model_slot = (iomt_hal_flash_size() - model_base) / 2 / page * page;
+    uint32_t spill = IOMT_RING_SPILL_PAGES * page;
+    uint32_t size = iomt_hal_flash_size() / page * page;
+    if (size < model_base + spill) spill = 0; /* a partition too small for it: no spill */
+    uint32_t model_slot = size < model_base + spill ? 0 : (size - model_base - spill) / 2 / page * page;
+    iomt_ring_attach_spill(size - spill, spill / page);
     iomt_slots_init(&head_slots, 0, head_slot, KIND_HEAD);
     iomt_slots_init(&model_slots, model_base, model_slot, KIND_MODEL);
 }

@@ -1,7 +1,7 @@
 /* Host harness of the head trainer (tests/firmware_bridge/test_head_train_c.py): the ring,
- * the trainer and the int8 codec of core/, built with the host gcc, no QEMU. A request on
- * stdin, its reply on stdout (layouts in train_request.h); exit status 0, or 2-4 when the
- * request is malformed. */
+ * the trainer and the int8 codec of core/, built with the host gcc, no QEMU, the ring spilling
+ * to a RAM flash (flash_ram.c). A request on stdin, its reply on stdout (layouts in
+ * train_request.h); exit status 0, or 2-4 when the request is malformed. */
 #include <stdio.h>
 
 #include "train_request.h"

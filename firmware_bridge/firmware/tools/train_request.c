@@ -2,6 +2,7 @@
 
 #include "iomt_bytes.h"
 #include "iomt_embedding_ring.h"
+#include "iomt_hal.h"
 #include "iomt_int8_codec.h"
 
 #define FIXED_BYTES 41u
@@ -26,8 +27,11 @@ int iomt_train_request_load(const uint8_t *input, size_t len, iomt_train_request
     uint32_t count = iomt_get_u32(input + at), width = request->head.inputs;
     at += 4;
     if (at + (size_t)count * (1u + width) != len) return 3;
+    iomt_ring_attach_spill(0, iomt_hal_flash_size() / iomt_hal_flash_page_size()); /* the whole flash */
     if (iomt_ring_reset((uint16_t)width, scale, zero_point) != 0) return 4;
-    for (uint32_t n = 0; n < count; n++, at += 1u + width) iomt_ring_push((const int8_t *)(input + at + 1), input[at]);
+    for (uint32_t n = 0; n < count; n++, at += 1u + width) {
+        if (iomt_ring_push((const int8_t *)(input + at + 1), input[at]) != 0) return 4;
+    }
     return 0;
 }
 

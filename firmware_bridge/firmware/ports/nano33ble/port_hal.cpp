@@ -15,7 +15,7 @@
 #include "iomt_hal.h"
 
 #ifndef IOMT_PARTITION_SIZE
-#define IOMT_PARTITION_SIZE (640u * 1024u)
+#define IOMT_PARTITION_SIZE (672u * 1024u)
 #endif
 
 namespace {

@@ -91,8 +91,11 @@ class McuTrainer:
         q = self._quantise(X)
         try:
             out = self.quantisation
-            reset_ring(self.driver, q.shape[1], out.scale, out.zero_point)
-            push_embeddings(self.driver, q, np.asarray(y))
+            capacity = reset_ring(self.driver, q.shape[1], out.scale, out.zero_point)
+            # the ring keeps the newest `capacity` (oldest first): push only those, so the
+            # round's example count is what the microcontroller trained on
+            oldest_kept = max(0, len(q) - capacity)
+            push_embeddings(self.driver, q[oldest_kept:], np.asarray(y)[oldest_kept:])
             self.driver.set_head(version, list(head.weights))
             request = cmd.TrainRound(round_id, version, fit.local_epochs, fit.batch_size,
                                      fit.learning_rate, fit.momentum, fit.l2, fit.proximal_mu,

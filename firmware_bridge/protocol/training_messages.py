@@ -176,7 +176,11 @@ class DeltaRead(Message):
         reader = PayloadReader(payload, "DELTA_READ")
         round_id, form, offset, length = reader.unpack("IBIH")
         reader.done()
-        return cls(int(round_id), DeltaForm(form), int(offset), int(length))  # type: ignore[call-overload, arg-type]
+        try:
+            delta_form = DeltaForm(form)  # type: ignore[arg-type]
+        except ValueError:
+            raise PayloadError(f"DELTA_READ: unknown delta form {form}") from None
+        return cls(int(round_id), delta_form, int(offset), int(length))  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)

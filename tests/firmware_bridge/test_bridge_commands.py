@@ -51,6 +51,12 @@ def test_short_payload_names_the_message() -> None:
         cmd.message_from_frame(Frame(cmd.MessageType.MODEL_BEGIN, 0, b"\x01\x02"))
 
 
+def test_unknown_delta_form_is_payload_error() -> None:
+    payload = (1).to_bytes(4, "little") + bytes([2]) + (0).to_bytes(4, "little") + b"\x40\x00"
+    with pytest.raises(PayloadError, match="unknown delta form 2"):
+        cmd.message_from_frame(Frame(cmd.MessageType.DELTA_READ, 0, payload))
+
+
 def test_unsupported_array_dtype_is_refused() -> None:
     with pytest.raises(PayloadError, match="int64"):
         cmd.InferRequest(np.zeros((2, 2), np.int64)).to_frame(0)

@@ -278,6 +278,7 @@ class DeviceLoop:
         self._trainer_link: Any = None  # --replay --serial --train-on-mcu: the MCU's link
         self.windows_seen = 0
         self._stop_requested = False
+        self._run_is_over = False  # decided (and said) once
         self._health_due = 0.0
 
     def request_stop(self) -> None:
@@ -405,11 +406,14 @@ class DeviceLoop:
         """The aggregator re-announced its last round with the deadline passed (it does so when
         its run ends) and no round followed: stop, saying so in one line. Only with
         `--max-rounds`; a device without it waits for the aggregator's next run."""
+        if self._run_is_over:
+            return True
         since, round_ = client.core.run_over_since, client.announcement
         if since is None or round_ is None or self._clock() - since < RUN_OVER_GRACE_S:
             return False
         self._log({"event": "run_over", "round": round_.round_id,
                    "rounds_done": client.rounds_done, "max_rounds": limit})  # fmt: skip
+        self._run_is_over = True
         return True
 
     def _feed_due_windows(self) -> None:

@@ -144,6 +144,7 @@ class RoundCore:
         self.privacy_budget_spent = snapshot.privacy_budget_spent  # then it never sends again
         self._rejoin = RejoinPolicy()  # a device above the aggregator's versions rejoins it
         self._rejoining: int | None = None  # the round being rejoined, until its head installs
+        self._said_below: int | None = None  # the round whose below-installed line was logged
         self.run_over_since: float | None = None  # the announced round's deadline had passed
         self._saw_open_round = False  # a run this process took part in (not a stale retained)
 
@@ -271,14 +272,18 @@ class RoundCore:
         follow = self._rejoin.should_rejoin(message.round_id, version, installed, open_)
         if installed is None or installed <= version or not open_:
             return []  # a closed round (a finished run's last, retained) is nothing to join
-        line = Log({"event": "round_below_installed", "round": message.round_id,
-                    "version": version, "installed": installed, "rejoin": follow})  # fmt: skip
+        lines: list[Effect] = []
+        if self._said_below != message.round_id:  # once a round, if it is announced again
+            self._said_below = message.round_id
+            said = {"event": "round_below_installed", "round": message.round_id,
+                    "version": version, "installed": installed, "rejoin": follow}  # fmt: skip
+            lines.append(Log(said))
         if not follow:
-            return [line]
+            return lines
         self._rejoining = message.round_id
         model = self._rejoin.model_for(version, message.model_sha256)
         return [
-            line,
+            *lines,
             *(self._fetch(version) if model is None else self._install_lower(model, message)),
         ]
 

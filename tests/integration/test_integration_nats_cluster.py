@@ -85,6 +85,9 @@ def test_node_killed_mid_round_all_rounds_complete_nothing_acknowledged_lost(
         ).fetchone()
     acked = set().union(*(_acked(p.output(), f"dev{d}") for d, p in enumerate(devices)))
     assert closed == (ROUNDS,)
-    assert acked == stored == {(f"dev{d}", r) for d in range(DEVICES) for r in range(1, ROUNDS + 1)}
+    # every update stored; every acknowledged one among them (an ack lost in the failover leaves
+    # a stored update its device never heard of: that loses nothing)
+    assert stored == {(f"dev{d}", r) for d in range(DEVICES) for r in range(1, ROUNDS + 1)}
+    assert acked <= stored
     reconnects = [json.loads(line) for line in devices[0].output() if '"connected"' in line]
     assert reconnects[-1]["broker"] != reconnects[0]["broker"]

@@ -8,12 +8,20 @@ or writes the user's `~/.config/iomt` or `~/.cache/iomt`.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from aggregator.broker import LocalBroker, find_mosquitto
+
+# A shell without job control starts a background job (`make test &`, `nohup ...&`) with Ctrl-C
+# ignored, and every process it starts inherits that: the tests that stop an `iomt` process with
+# SIGINT, as a user's Ctrl-C would, then wait forever. Catch it here, so children start with the
+# default (a caught signal is reset on exec; an ignored one is not).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

@@ -156,14 +156,19 @@ class WorkerCore:
                 return
             self._on_update(self._round, parsed.arg or "", payload, now)
 
-    def _on_round(self, payload: bytes) -> None:
+    def _from_coordinator(self, payload: bytes, kind: type, counter: str) -> object | None:
+        """The coordinator's signed message, or None (counted under `counter`_reason)."""
         try:
-            message = decode_message(payload, expected_type=RoundAnnouncement,
-                                     verify_key=self.trust.coordinator_key)  # fmt: skip
+            return decode_message(payload, expected_type=kind,
+                                  verify_key=self.trust.coordinator_key)  # fmt: skip
         except FederationError as exc:
-            self._count(f"round_{exc.reason}")
+            self._count(f"{counter}_{exc.reason}")
+            return None
+
+    def _on_round(self, payload: bytes) -> None:
+        message = self._from_coordinator(payload, RoundAnnouncement, "round")
+        if not isinstance(message, RoundAnnouncement):
             return
-        assert isinstance(message, RoundAnnouncement)
         current = self._round
         if current is not None and current.announcement.round_id == message.round_id:
             current.announcement = message  # a resumed round has a later deadline
@@ -172,13 +177,9 @@ class WorkerCore:
         self._begin_if_ready()
 
     def _on_model(self, payload: bytes) -> None:
-        try:
-            message = decode_message(payload, expected_type=GlobalModel,
-                                     verify_key=self.trust.coordinator_key)  # fmt: skip
-        except FederationError as exc:
-            self._count(f"model_{exc.reason}")
+        message = self._from_coordinator(payload, GlobalModel, "model")
+        if not isinstance(message, GlobalModel):
             return
-        assert isinstance(message, GlobalModel)
         self._heads[message.model_version] = message
         self._begin_if_ready()
 

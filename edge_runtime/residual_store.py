@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fleet_protocol.array_blobs import weights_from_bytes, weights_to_bytes
 from fleet_protocol.types import Weights
 
-# Sample store schema version 3 (`edge_runtime.sample_store.MIGRATIONS`).
+# Sample store schema version 3 (`edge_runtime.sample_store_schema.MIGRATIONS`).
 RESIDUALS_SCHEMA = """
 CREATE TABLE residuals (
     model_key TEXT PRIMARY KEY,

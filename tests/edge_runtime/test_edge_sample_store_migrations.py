@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from edge_runtime.errors import StoreError
-from edge_runtime.sample_store import MIGRATIONS, SampleStore
+from edge_runtime.sample_store import SampleStore
+from edge_runtime.sample_store_schema import MIGRATIONS
 
 # The exact DDL of the last release before schema versions (round ids as TEXT, no user_version).
 RELEASED_SCHEMA = """

@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fleet_protocol.errors import FederationError
+from fleet_protocol.signing import public_key_from_bytes
 from fleet_protocol.topics import validate_device_id
+from fleet_protocol.wire import VerifyKey
 
 REGISTRY_SCHEMA = 1
 ED25519_PUBLIC_KEY_BYTES = 32
@@ -108,6 +110,12 @@ class DeviceRegistry:
     def trusted_keys(self) -> dict[str, bytes]:
         """Public keys of every device that is registered and not revoked."""
         return {d: e.public_key for d, e in self.entries.items() if not e.revoked}
+
+    def verify_key(self) -> VerifyKey:
+        """Signer id -> its key, for the trusted entries: devices' updates, or (a registry of
+        `--partial-signers`) workers' and sites' partial sums. Unknown or revoked: None."""
+        keys = {signer: public_key_from_bytes(key) for signer, key in self.trusted_keys().items()}
+        return keys.get
 
     def status_of(self, device_id: str) -> str:
         """'trusted', 'revoked' or 'unknown'."""

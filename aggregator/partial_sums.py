@@ -16,14 +16,17 @@ import numpy as np
 from aggregator.core_config import Strategy
 from aggregator.round_events import Log
 from aggregator.strategies.base import StreamingStrategy
-from fleet_protocol.errors import AggregationError, FederationError
-from fleet_protocol.partial_sum import PartialSum
+from fleet_protocol.errors import AggregationError, FederationError, SignatureError
+from fleet_protocol.partial_sum import PartialSum, decode_partial_sum
 from fleet_protocol.wire import VerifyKey
 
 
 @dataclass(frozen=True)
 class Coordination:
-    """A coordinator's trust in partial sums: whose signatures (None: unsigned fleet)."""
+    """A coordinator's trust in partial sums: signer id -> its public key (None: unsigned).
+
+    With `--partial-signers` every worker and site has a key of its own (a registry file);
+    without it, the coordinator's own public key for every signer (they share its key)."""
 
     verify_key: VerifyKey | None = None
 
@@ -59,6 +62,28 @@ class PartialSumBook:
         self.fleet, self.round_id, self.model_version = fleet, round_id, model_version
         self.shapes = [tuple(shape) for shape in shapes]
         self.latest: dict[str, PartialSum] = {}
+        self._refusals_said: set[tuple[str, str]] = set()
+
+    def verified(self, topic_signer: str, payload: bytes,
+                 verify_key: VerifyKey | None) -> tuple[PartialSum | str, Log | None]:  # fmt: skip
+        """Decode and verify what arrived on `partial/{topic_signer}`: the partial sum, or why
+        it was refused and, the first time this round a signer is refused for a reason, the
+        line to log. A refused sum is never offered: it changes nothing."""
+        try:
+            partial = decode_partial_sum(payload, verify_key=verify_key,
+                                         expected_shapes=self.shapes)  # fmt: skip
+            if partial.signer_id != topic_signer:
+                raise SignatureError(f"it is {partial.signer_id!r}'s sum")
+        except FederationError as exc:
+            return exc.reason, self._say_once(topic_signer, exc.reason, str(exc))
+        return partial, None
+
+    def _say_once(self, signer: str, reason: str, detail: str) -> Log | None:
+        if (signer, reason) in self._refusals_said:
+            return None
+        self._refusals_said.add((signer, reason))
+        return Log(f"round {self.round_id}: partial sum on partial/{signer} refused ({reason}):"
+                   f" {detail}; none of it is added")  # fmt: skip
 
     def offer(self, partial: PartialSum) -> str | None:
         """Keep `partial` if it is this round's and newer than its signer's; else why not."""

@@ -69,7 +69,6 @@ from fleet_protocol.messages import (
     RoundAnnouncement,
     UpdateAck,
 )
-from fleet_protocol.partial_sum import decode_partial_sum
 from fleet_protocol.secure_aggregation.transport import is_phase_topic
 from fleet_protocol.topics import ack_topic, model_topic, parse_topic, patch_topic, round_topic
 from fleet_protocol.types import Weights
@@ -329,18 +328,17 @@ class AggregatorCore:
         elif parsed.kind == "update" and parsed.arg and self._round is not None:
             self._on_update(self._round, parsed.arg, payload)
         elif parsed.kind == "partial" and self._round and self._round.partials is not None:
-            self._on_partial(self._round, self._round.partials, payload)
+            self._on_partial(self._round, self._round.partials, parsed.arg, payload)
 
-    def _on_partial(self, round_: _OpenRound, book: PartialSumBook, payload: bytes) -> None:
+    def _on_partial(self, round_: _OpenRound, book: PartialSumBook, signer: str | None,
+                    payload: bytes) -> None:  # fmt: skip
         assert self._coordination is not None
-        try:
-            partial = decode_partial_sum(payload, verify_key=self._coordination.verify_key,
-                                         expected_shapes=book.shapes)  # fmt: skip
-        except FederationError as exc:
-            self._gate.count(f"partial_{exc.reason}")
-            return
-        refused = book.offer(partial)
-        if refused is None:
+        partial, line = book.verified(signer or "", payload, self._coordination.verify_key)
+        if line is not None:
+            self._emit(line)
+        if isinstance(partial, str):
+            self._gate.count(f"partial_{partial}")
+        elif book.offer(partial) is None:
             round_.participants |= set(partial.participants)
 
     def _flush_quiet_drops(self) -> None:

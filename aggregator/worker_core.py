@@ -53,11 +53,13 @@ class WorkerConfig:
 
 @dataclass(frozen=True)
 class WorkerTrust:
-    """Keys: devices' (updates), the coordinator's (rounds, models), ours (acks, partials)."""
+    """Keys: devices' (updates), the coordinator's (rounds, models), ours (acks, partials),
+    the other workers' (their partial sums)."""
 
     device_key: VerifyKey | None = None
     coordinator_key: VerifyKey | None = None
     signing_key: Ed25519PrivateKey | None = None
+    peer_key: VerifyKey | None = None
 
 
 @dataclass(frozen=True)
@@ -216,7 +218,7 @@ class WorkerCore:
     def _on_partial(self, payload: bytes) -> None:
         round_ = self._round
         try:
-            partial = decode_partial_sum(payload, verify_key=self.trust.coordinator_key)
+            partial = decode_partial_sum(payload, verify_key=self.trust.peer_key)
         except FederationError as exc:
             self._count(f"partial_{exc.reason}")
             return

@@ -156,6 +156,7 @@ class FedClient:
         clock: Callable[[], float] = time.time,
         log: Callable[[LogRecord], None] = lambda record: None,
         aggregator_key: Ed25519PublicKey | None = None,
+        ack_key: Ed25519PublicKey | None = None,
         mcu: McuTrainer | None = None,
         wait: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -166,9 +167,12 @@ class FedClient:
         self.outbox = heads_dir.parent / "outbox"
         self._residuals: dict[int, PendingResidual] = {}  # committed with RecordRoundSent
         self._fetching: dict[str, int] = {}  # full-head topics followed -> their version
-        # with the aggregator's key, unsigned or forged rounds, models and acks are refused
+        # with the aggregator's key, unsigned or forged rounds, models and acks are refused;
+        # acks are checked against `ack_key` instead when a site aggregator signs them
         verify = aggregator_verifier(aggregator_key) if aggregator_key else None
-        self.core = RoundCore(config, read_snapshot(store, heads_dir), verify, signing_key)
+        ack_verify = aggregator_verifier(ack_key) if ack_key else None
+        self.core = RoundCore(config, read_snapshot(store, heads_dir), verify, signing_key,
+                              ack_verify)  # fmt: skip
 
     # state, as the device loop and `iomt edge` read it
     @property

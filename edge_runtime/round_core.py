@@ -132,8 +132,12 @@ class RoundCore:
         snapshot: DeviceSnapshot,
         verify_key: VerifyKey | None = None,
         signing_key: Ed25519PrivateKey | None = None,
+        ack_verify_key: VerifyKey | None = None,
     ) -> None:
+        """`ack_verify_key`: whose acks to trust when a site or worker aggregator with a key of
+        its own acks (default: `verify_key`, the coordinator's)."""
         self.config, self._verify, self._signing_key = config, verify_key, signing_key
+        self._verify_ack = ack_verify_key or verify_key
         self.installed_version = snapshot.installed_version
         self._installed_shapes = snapshot.installed_shapes
         self._progress = _Progress(set(snapshot.sent_rounds), set(snapshot.settled_rounds))
@@ -331,7 +335,7 @@ class RoundCore:
         return [InstallHead(version, message.weights, stamp)]
 
     def _on_ack(self, payload: bytes) -> list[Effect]:
-        ack = decode_message(payload, expected_type=UpdateAck, verify_key=self._verify)
+        ack = decode_message(payload, expected_type=UpdateAck, verify_key=self._verify_ack)
         assert isinstance(ack, UpdateAck)
         if ack.device_id != self.config.device_id or self.is_settled(ack.round_id):
             return []

@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from iomt.broker_option import add_broker_argument, check_broker
-from iomt.commands.aggregator_roles import add_role_arguments, check_role_arguments, coordination
+from iomt.commands.aggregator_roles import (
+    add_role_arguments,
+    check_role_arguments,
+    coordination,
+    partial_signers,
+)
 from iomt.commands.certs import add_tls_arguments, tls_from_arguments
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
@@ -237,6 +242,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from fleet_protocol.messages import FitConfig
     from fleet_protocol.mqtt_link import LinkConfig, MqttLink
 
+    signers = partial_signers(args.partial_signers)  # before anything is opened
     parts = _bundle_parts(args.bundle, trusted_keys(env, args))
     _check_datasets(args, len(parts.bundle.labels))
     fit = FitConfig(
@@ -282,7 +288,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
             on_metrics=on_metrics, log=log, signing_key=signing_key,
             secure_agg=_secure_options(args), privacy=privacy_plan(dp_config, store, args),
             async_settings=_async_settings(args),
-            coordination=coordination(signing_key) if coordinator else None,
+            coordination=coordination(signing_key, signers) if coordinator else None,
         )  # fmt: skip
         try:
             closed = service.run()
@@ -393,11 +399,8 @@ def _verify_key(registry_path: Path | None) -> Any:
     if registry_path is None:
         return None
     from aggregator.device_registry import DeviceRegistry
-    from fleet_protocol.signing import public_key_from_bytes
 
-    keys = {d: public_key_from_bytes(k) for d, k in DeviceRegistry.load(registry_path)
-            .trusted_keys().items()}  # fmt: skip
-    return keys.get
+    return DeviceRegistry.load(registry_path).verify_key()
 
 
 def _holdout_evaluator(parts: Any, holdout: Path) -> Any:

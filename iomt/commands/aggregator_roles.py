@@ -2,9 +2,15 @@
 
 Workers share the fleet's updates (MQTT 5 shared subscription), each validating, committing and
 acknowledging its share and publishing a signed partial sum; the coordinator opens rounds, adds
-the partial sums and publishes the new head. With `--model-signing-key` workers sign acks and
-partial sums with that same key (under their `--worker-id`) and the coordinator verifies them
-with its public half; without it the fleet is unsigned and so are the partial sums.
+the partial sums and publishes the new head.
+
+Keys: each worker or site has its own (`--worker-key`, made by `iomt keys`); it signs the
+worker's partial sums and acks, and the coordinator verifies every partial sum against the key
+registered for that worker or site id (`--partial-signers`, a registry file written by `iomt
+fleet add`). Workers verify the coordinator's rounds and models with its public key
+(`--aggregator-key`) and need no secret of the coordinator's. The older set-up, every worker
+holding the coordinator's `--model-signing-key`, still works; without keys the fleet is
+unsigned and so are the partial sums.
 
 A site aggregator (`--role site --upstream URL`) is a worker behind a site's own broker: it takes
 every update of that broker (no shared subscription), reads the coordinator's round and models
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import time
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 from iomt.environment import ExitStatus
@@ -44,12 +51,28 @@ def add_role_arguments(parser: argparse.ArgumentParser) -> None:
         "--upstream", metavar="URL",
         help="with --role site: the central broker the site's partial sums go to",
     )  # fmt: skip
+    parser.add_argument(
+        "--worker-key", type=Path, metavar="FILE",
+        help="with --role worker or site: its own Ed25519 private key (`iomt keys`), which"
+        " signs its partial sums and acks",
+    )  # fmt: skip
+    parser.add_argument(
+        "--aggregator-key", type=Path, metavar="FILE",
+        help="with --worker-key: the coordinator's public key, which must sign rounds and models",
+    )  # fmt: skip
+    parser.add_argument(
+        "--partial-signers", type=Path, metavar="FILE",
+        help="with --role coordinator or worker: registry of each worker's and site's public"
+        " key (`iomt fleet add ID --public-key-file ... --registry FILE`); a partial sum not"
+        " signed by its signer's key is refused",
+    )  # fmt: skip
 
 
 def check_role_arguments(args: argparse.Namespace) -> None:
     """What `--role` forbids or needs, before anything is opened."""
     if args.upstream is not None and args.role != "site":
         raise UsageError("--upstream needs --role site")
+    _check_keys(args)
     if args.role == "single":
         if args.worker_id is not None:
             raise UsageError("--worker-id needs --role worker")
@@ -78,21 +101,83 @@ def check_role_arguments(args: argparse.Namespace) -> None:
         check_broker(args.upstream)
 
 
-def coordination(signing_key: Any) -> Any:
-    """The coordinator's trust in partial sums: its own public key, whoever the worker is."""
+def _check_keys(args: argparse.Namespace) -> None:
+    """Which key options go with which role, and with each other."""
+    worker = args.role in ("worker", "site")
+    for flag, value in (("--worker-key", args.worker_key),
+                        ("--aggregator-key", args.aggregator_key)):  # fmt: skip
+        if value is not None and not worker:
+            raise UsageError(f"{flag} needs --role worker or site")
+    if args.partial_signers is not None and args.role not in ("coordinator", "worker"):
+        raise UsageError("--partial-signers needs --role coordinator or worker")
+    if not worker or args.worker_key is None:
+        if worker and args.aggregator_key is not None:
+            raise UsageError("--aggregator-key goes with --worker-key (the worker's own key)")
+        return
+    if args.model_signing_key is not None:
+        raise UsageError("--worker-key replaces --model-signing-key on a worker or site: the"
+                         " coordinator's key stays with the coordinator")  # fmt: skip
+    if args.aggregator_key is None:
+        raise UsageError("--worker-key needs --aggregator-key FILE (the coordinator's public"
+                         " key, which signs rounds and models)")  # fmt: skip
+    if args.role == "worker" and args.partial_signers is None:
+        raise UsageError("--role worker --worker-key needs --partial-signers FILE (to read the"
+                         " other workers' partial sums)")  # fmt: skip
+
+
+def partial_signers(path: Path | None) -> Any:
+    """`--partial-signers`: signer id -> public key, or None without the option."""
+    if path is None:
+        return None
+    from aggregator.device_registry import DeviceRegistry, RegistryError
+
+    try:
+        return DeviceRegistry.load(path).verify_key()
+    except RegistryError as exc:
+        raise UsageError(f"--partial-signers: {exc}") from exc
+
+
+def coordination(signing_key: Any, signers: Any) -> Any:
+    """The coordinator's trust in partial sums: each signer's registered key, or (no
+    `--partial-signers`) its own public key whoever the worker is, or none (unsigned)."""
     from aggregator.partial_sums import Coordination
 
+    if signers is not None:
+        return Coordination(signers)
     if signing_key is None:
         return Coordination(None)
     public = signing_key.public_key()
     return Coordination(lambda signer: public)
 
 
+def worker_trust(args: argparse.Namespace, device_key: Any, signing_key: Any) -> Any:
+    """A worker's keys: its own `--worker-key` and the coordinator's public key, or (older
+    set-up) the coordinator's `--model-signing-key` for everything, or none."""
+    from aggregator.worker_core import WorkerTrust
+    from bundle_format.signing import SigningKeyError, load_private_key, load_public_key_bytes
+    from fleet_protocol.aggregator_identity import aggregator_verifier
+
+    peers = partial_signers(args.partial_signers)
+    if args.worker_key is None:
+        public = signing_key.public_key() if signing_key is not None else None
+        shared = (lambda signer: public) if public else None
+        return WorkerTrust(device_key, shared, signing_key, peers or shared)
+    try:
+        own = load_private_key(args.worker_key)
+    except (SigningKeyError, OSError) as exc:
+        raise UsageError(f"--worker-key: {exc}") from exc
+    try:
+        coordinator = aggregator_verifier(load_public_key_bytes(args.aggregator_key))
+    except (SigningKeyError, OSError) as exc:
+        raise UsageError(f"--aggregator-key: {exc}") from exc
+    return WorkerTrust(device_key, coordinator, own, peers)
+
+
 def run_worker(args: argparse.Namespace, log: Any, device_key: Any, signing_key: Any) -> ExitStatus:
     """Serve as one worker (or site aggregator) until interrupted."""
     from aggregator.site_link import site_subscriptions
     from aggregator.update_bounds import BoundsPolicy
-    from aggregator.worker_core import PARTIAL_EVERY_S, WorkerConfig, WorkerCore, WorkerTrust
+    from aggregator.worker_core import PARTIAL_EVERY_S, WorkerConfig, WorkerCore
     from aggregator.worker_service import WorkerService, worker_subscriptions
     from aggregator.worker_store import WorkerStore
     from fleet_protocol.mqtt_link import LinkConfig, MqttLink
@@ -102,8 +187,7 @@ def run_worker(args: argparse.Namespace, log: Any, device_key: Any, signing_key:
     config = WorkerConfig(args.fleet, args.worker_id,
                           BoundsPolicy(args.max_update_norm, args.max_update_value),
                           partial_every_s=every_s)  # fmt: skip
-    public = signing_key.public_key() if signing_key is not None else None
-    trust = WorkerTrust(device_key, (lambda signer: public) if public else None, signing_key)
+    trust = worker_trust(args, device_key, signing_key)
     client_id = args.client_id or f"aggregator-{args.fleet}-{args.worker_id}"
     topics = site_subscriptions(args.fleet) if site else worker_subscriptions(args.fleet)
     link_config = LinkConfig(args.broker, client_id, topics, tls=_tls(args),

@@ -76,6 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--aggregator-key", type=Path, help="aggregator's public key: refuse unsigned models"
     )
+    parser.add_argument(
+        "--ack-key", type=Path,
+        help="with --aggregator-key: the public key of the site aggregator that acks this"
+        " device's updates (`iomt aggregator --role site --worker-key`), if not the aggregator's",
+    )  # fmt: skip
     add_tls_arguments(parser)
     add_trust_arguments(parser)
     parser.add_argument(
@@ -137,6 +142,9 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from edge_runtime.errors import EdgeRuntimeError
     from hardware.sensors.wrist_frame import MODEL_WRIST
 
+    if args.ack_key is not None and args.aggregator_key is None:
+        raise UsageError("--ack-key needs --aggregator-key (rounds and models are the"
+                         " coordinator's to sign)")  # fmt: skip
     if args.wrist is not None and args.serial is None:
         raise UsageError("--wrist applies to a --serial sensor; datasets are already in one frame")
     _check_train_on_mcu(args)
@@ -148,7 +156,8 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
         speed=args.speed, keep_windows=args.keep_windows, max_rounds=args.max_rounds,
         min_samples=args.min_samples, seed=args.seed,
         tls=tls_from_arguments(args, args.device_id),
-        aggregator_key=_aggregator_key(args.aggregator_key),
+        aggregator_key=_public_key("--aggregator-key", args.aggregator_key),
+        ack_key=_public_key("--ack-key", args.ack_key),
         trusted_keys=trusted_keys(env, args),
         dp_local=local_dp_config(args),
         poison=args.poison, min_train_s=args.min_train_time,
@@ -203,7 +212,7 @@ def _check_replay(path: Path, subject: int | None) -> None:
         raise UsageError(f"--subject {subject}: no windows in {path} (subjects {span})")
 
 
-def _aggregator_key(path: Path | None) -> bytes | None:
+def _public_key(flag: str, path: Path | None) -> bytes | None:
     if path is None:
         return None
     from bundle_format.signing import SigningKeyError, load_public_key_bytes
@@ -211,7 +220,7 @@ def _aggregator_key(path: Path | None) -> bytes | None:
     try:
         return load_public_key_bytes(path)
     except (SigningKeyError, OSError) as exc:
-        raise UsageError(f"--aggregator-key: {exc}") from exc
+        raise UsageError(f"{flag}: {exc}") from exc
 
 
 def _logger(env: Environment, as_json: bool, device_id: str) -> Callable[[LogRecord], None]:

@@ -75,6 +75,51 @@ def test_aggregator_roles_refuse_what_partial_sums_cannot_do(tmp_path: Path) -> 
         (["--role", "worker", "--worker-id", "w1", "--strategy", "krum"], "--strategy"),
         (["--role", "worker", "--worker-id", "w1", "--dp-noise-multiplier", "1.0"], "--dp-*"),
         (["--worker-id", "w1", "--bundle", str(tmp_path / "b")], "needs --role worker"),
+        (["--worker-key", "k", "--bundle", "b"], "--worker-key needs --role worker or site"),
+        (
+            [
+                "--role",
+                "site",
+                "--worker-id",
+                "s",
+                "--upstream",
+                "mqtt://127.0.0.1:1",
+                "--partial-signers",
+                "r.json",
+            ],
+            "--partial-signers needs --role coordinator",
+        ),
+        (["--role", "worker", "--worker-id", "w1", "--worker-key", "k"], "--aggregator-key"),
+        (
+            ["--role", "worker", "--worker-id", "w1", "--worker-key", "k", "--aggregator-key", "p"],
+            "--partial-signers",
+        ),
+        (
+            [
+                "--role",
+                "worker",
+                "--worker-id",
+                "w1",
+                "--worker-key",
+                "k",
+                "--aggregator-key",
+                "p",
+                "--model-signing-key",
+                "c",
+            ],
+            "replaces --model-signing-key",
+        ),
+        (
+            [
+                "--role",
+                "coordinator",
+                "--bundle",
+                "b",
+                "--partial-signers",
+                str(tmp_path / "none.json"),
+            ],
+            "no device registry",
+        ),
     ]
     for extra, said in cases:
         code, _, err = _run([*common, *extra])

@@ -118,3 +118,43 @@ def test_a_clipping_strategy_cannot_fold_sums_made_without_its_clipping() -> Non
     book.offer(gen_partial("worker-1", {"dev-1": 5}))
     with pytest.raises(AggregationError, match="cannot fold"):
         fold_into(strategy, book.combined())
+
+
+def test_each_signer_is_verified_against_its_own_key_and_refusals_change_nothing() -> None:
+    # Prepare: a registry of two sites' keys; a third key nobody registered
+    from aggregator.device_registry import DeviceRegistry
+    from fleet_protocol.partial_sum import encode_partial_sum
+    from fleet_protocol.signing import generate_signing_key, public_key_to_bytes
+
+    keys = {name: generate_signing_key() for name in ("site-1", "site-2", "mallory")}
+    registry = DeviceRegistry("unused.json")
+    for name in ("site-1", "site-2"):
+        registry.add(name, public_key_to_bytes(keys[name].public_key()))
+    verify = registry.verify_key()
+    book = PartialSumBook("ward-7", 4, 3, SHAPES)
+    good = gen_partial("site-1", {"dev-1": 5})
+    hostile = {
+        "wrong key": ("site-2", encode_partial_sum(gen_partial("site-2", {"dev-2": 9}),
+                                                   keys["site-1"])),
+        "unknown signer": ("mallory", encode_partial_sum(gen_partial("mallory", {"dev-3": 4}),
+                                                         keys["mallory"])),
+        "unsigned": ("site-2", encode_partial_sum(gen_partial("site-2", {"dev-2": 9}), None)),
+        "another's topic": ("site-2", encode_partial_sum(good, keys["site-1"])),
+    }  # fmt: skip
+
+    # Execute: each hostile sum twice (a retained sum comes back), then a good one
+    results = [book.verified(topic, payload, verify) for topic, payload in hostile.values()]
+    again = [book.verified(topic, payload, verify) for topic, payload in hostile.values()]
+    kept, line = book.verified("site-1", encode_partial_sum(good, keys["site-1"]), verify)
+
+    # Assert: refused by reason, one log line per signer and reason a round, nothing kept
+    assert [reason for reason, _ in results] == ["signature", "unknown_signer", "signature",
+                                                 "signature"]  # fmt: skip
+    said = [log.line for _, log in results if log is not None]
+    assert len(said) == 2 and all("refused" in text and "none of it" in text for text in said)
+    assert "partial/site-2" in said[0] and "does not verify" in said[0]
+    assert "partial/mallory" in said[1] and "no trusted key" in said[1]
+    assert all(log is None for _, log in again)
+    assert book.latest == {} and book.participants == set()
+    assert isinstance(kept, PartialSum) and line is None
+    assert book.offer(kept) is None and book.participants == {"dev-1"}

@@ -616,6 +616,27 @@ def test_with_the_aggregator_key_unsigned_and_forged_messages_are_refused_by_rea
     assert _of(InstallHead, genuine) and shell.core.installed_version == 1
 
 
+def test_with_a_site_ack_key_acks_are_the_sites_and_rounds_stay_the_coordinators() -> None:
+    # Prepare: the coordinator signs rounds and models, the site aggregator its acks
+    coordinator, site = generate_signing_key(), generate_signing_key()
+    verify = aggregator_verifier(public_key_to_bytes(coordinator.public_key()))
+    ack_verify = aggregator_verifier(public_key_to_bytes(site.public_key()))
+    shell = Shell(RoundCore(_config(), _installed(0), verify, None, ack_verify))
+    shell.feed(_round(1, 0, key=coordinator), 100.0)
+    shell.feed(Tick(), 100.0)
+
+    # Execute: the site's key cannot sign a round, nor the coordinator's an ack
+    forged_round = shell.feed(_round(2, 0, key=site), 101.0)
+    coordinators_ack = shell.feed(_ack(1, key=coordinator), 101.0)
+    sites_ack = shell.feed(_ack(1, key=site), 102.0)
+
+    # Assert
+    assert shell.core.refused == {"signature": 2}
+    assert not _of(RecordAck, forged_round + coordinators_ack)
+    assert _of(RecordAck, sites_ack) == [RecordAck(1, "accepted")]
+    assert shell.core.announcement is not None and shell.core.announcement.round_id == 1
+
+
 def test_foreign_topics_other_fleets_and_empty_payloads_change_nothing() -> None:
     # Prepare
     shell = _shell()

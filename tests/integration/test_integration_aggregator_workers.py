@@ -21,6 +21,8 @@ from aggregator.state_store import StateStore
 from bench.fleet_devices import device_signing_key
 from bench.fleet_round import write_setup
 from edge_runtime.head import Head
+from fleet_protocol.aggregator_identity import aggregator_verifier
+from fleet_protocol.errors import SignatureError
 from fleet_protocol.messages import ModelUpdate, RoundAnnouncement, UpdateAck
 from fleet_protocol.topics import subscription_topic, update_topic
 from fleet_protocol.wire import decode_message, encode_message
@@ -37,11 +39,14 @@ def _head() -> Head:
 
 
 class FleetSim:
-    """One MQTT client speaking for every device: waits for the round, sends, counts acks."""
+    """One MQTT client speaking for every device: waits for the round, sends, counts acks
+    (only those `ack_key` signed, given one, as `iomt edge --ack-key` does)."""
 
-    def __init__(self, url: str, fleet: str) -> None:
+    def __init__(self, url: str, fleet: str, ack_key: bytes | None = None) -> None:
         host, port = url.removeprefix("mqtt://").split(":")
         self.fleet = fleet
+        self.ack_verify = aggregator_verifier(ack_key) if ack_key else None
+        self.forged_acks = 0
         self.announcement: RoundAnnouncement | None = None
         self.acked: set[str] = set()
         self.refused: list[UpdateAck] = []
@@ -58,6 +63,12 @@ class FleetSim:
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         decoded = decode_message(bytes(message.payload)) if message.payload else None
+        if isinstance(decoded, UpdateAck) and self.ack_verify is not None:
+            try:
+                decode_message(bytes(message.payload), verify_key=self.ack_verify)
+            except SignatureError:
+                self.forged_acks += 1
+                return
         with self.changed:
             if isinstance(decoded, RoundAnnouncement) and decoded.round_id == 1:
                 self.announcement = decoded

@@ -20,7 +20,14 @@ import numpy as np
 import pytest
 
 from aggregator.broker import LocalBroker, find_mosquitto
+from aggregator.device_registry import DeviceRegistry
 from bench.fleet_round import write_setup
+from bundle_format.signing import (
+    PRIVATE_KEY_FILE,
+    PUBLIC_KEY_FILE,
+    load_public_key_bytes,
+    write_key_pair,
+)
 from tests.integration.test_integration_aggregator_workers import (
     DEVICES,
     FleetSim,
@@ -73,6 +80,34 @@ def _site_args(broker: LocalBroker, central: LocalBroker, fleet: str, setup: Any
             "--upstream", central.url]  # fmt: skip
 
 
+class _Keys:
+    """A key pair per site and the coordinator's (`iomt keys`), the sites' public keys in a
+    `--partial-signers` registry (`iomt fleet add`); `used` says which pair a site runs with."""
+
+    def __init__(self, root: Path, used: dict[str, str] | None = None) -> None:
+        self.root, self.used = root, {site: site for site in SITES} | (used or {})
+        for name in ("coordinator", *SITES, *self.used.values()):
+            if not (root / name).exists():
+                write_key_pair(root / name)
+        self.registry = root / "signers.json"
+        registry = DeviceRegistry(self.registry)
+        for site in SITES:
+            registry.add(site, load_public_key_bytes(root / site / PUBLIC_KEY_FILE))
+        registry.save()
+
+    def site(self, site: str) -> list[str]:
+        own = self.root / self.used[site] / PRIVATE_KEY_FILE
+        return ["--worker-key", str(own),
+                "--aggregator-key", str(self.root / "coordinator" / PUBLIC_KEY_FILE)]  # fmt: skip
+
+    def coordinator(self) -> list[str]:
+        return ["--model-signing-key", str(self.root / "coordinator" / PRIVATE_KEY_FILE),
+                "--partial-signers", str(self.registry)]  # fmt: skip
+
+    def ack_key(self, site: str) -> bytes:
+        return load_public_key_bytes(self.root / self.used[site] / PUBLIC_KEY_FILE)
+
+
 def _updates_in(state: Path) -> set[str]:
     with sqlite3.connect(state) as db:
         return {row[0] for row in db.execute("SELECT device_id FROM worker_update")}
@@ -81,24 +116,29 @@ def _updates_in(state: Path) -> set[str]:
 class _Sites:
     """Site brokers, site aggregators and the per-site device clients of one test."""
 
-    def __init__(self, central: LocalBroker, processes: Any, fleet: str, root: Path) -> None:
+    def __init__(self, central: LocalBroker, processes: Any, fleet: str, root: Path,
+                 keys: _Keys | None = None) -> None:  # fmt: skip
         self.central, self.processes, self.fleet, self.root = central, processes, fleet, root
+        self.keys = keys
         self.setup = write_setup(root, DEVICES, _head())
         self.brokers = _site_brokers(central, fleet)
         self.aggregators = {site: self.start_site(site) for site in SITES}
         for aggregator in self.aggregators.values():  # subscribed before any device sends
             aggregator.wait_for("0 committed updates")
-        self.sims = {site: FleetSim(self.brokers[site].url, fleet) for site in SITES}
+        self.sims = {site: FleetSim(self.brokers[site].url, fleet, keys and keys.ack_key(site))
+                     for site in SITES}  # fmt: skip
 
     def start_site(self, site: str, name: str | None = None) -> Any:
         args = _site_args(self.brokers[site], self.central, self.fleet, self.setup,
                           self.root / f"{site}.sqlite", site)  # fmt: skip
-        return self.processes.start(name or site, args)
+        return self.processes.start(name or site, args + (self.keys.site(site) if self.keys
+                                                          else []))  # fmt: skip
 
     def start_coordinator(self) -> Any:
         return self.processes.start("coord", [
             *_common(self.central.url, self.fleet, self.setup, self.root / "c.s"),
             *_rounds(self.setup), "--role", "coordinator",
+            *(self.keys.coordinator() if self.keys else []),
         ])  # fmt: skip
 
     def close(self) -> None:
@@ -157,3 +197,54 @@ def test_kill_9_of_a_site_aggregator_mid_round_loses_no_acknowledged_update(
     assert metrics["participants"] == len(DEVICES)
     for got, want in zip(_head_of(tmp_path / "c.s"), reference_head, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+
+
+def test_sites_with_keys_of_their_own_give_the_same_head_and_hold_no_coordinator_secret(
+    central, processes, reference_head, tmp_path: Path
+) -> None:
+    # Prepare: each site signs with its own key; the coordinator checks them in its registry
+    keys = _Keys(tmp_path / "keys")
+    sites = _Sites(central, processes, "sitekeys", tmp_path, keys)
+    coordinator = sites.start_coordinator()
+    try:
+        # Execute
+        for site, devices in SITES.items():
+            sites.sims[site].send(devices)  # acks counted only if the site's key signed them
+        metrics = _closed_metrics(coordinator)
+        assert coordinator.finish(timeout_s=60) == 0
+    finally:
+        sites.close()
+    # Assert: the single aggregator's head; no site process was given the coordinator's secret
+    for got, want in zip(_head_of(tmp_path / "c.s"), reference_head, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+    assert metrics["participants"] == len(DEVICES)
+    assert all(sim.forged_acks == 0 for sim in sites.sims.values())
+    assert not any("refused" in line for line in coordinator.output())
+    for aggregator in sites.aggregators.values():
+        assert str(keys.root / "coordinator" / PRIVATE_KEY_FILE) not in aggregator.popen.args
+
+
+def test_a_partial_sum_signed_by_an_unregistered_key_is_refused_with_one_line(
+    central, processes, tmp_path: Path
+) -> None:
+    # Prepare: site B runs with a key the coordinator's registry does not have for it
+    keys = _Keys(tmp_path / "keys", used={"siteB": "mallory"})
+    sites = _Sites(central, processes, "sitebadkey", tmp_path, keys)
+    coordinator = sites.processes.start("coord", [
+        *_common(central.url, "sitebadkey", sites.setup, tmp_path / "c.s"),
+        "--bundle", str(sites.setup.bundle), "--rounds", "1", "--min-clients", "6",
+        "--deadline", "120", "--codec", "int8", "--role", "coordinator", *keys.coordinator(),
+    ])  # fmt: skip
+    try:
+        # Execute: site B's devices first (its growing sum is sent again and again), then A's
+        sites.sims["siteB"].send(SITES["siteB"])
+        refusal = coordinator.wait_for("partial sum on partial/siteB refused")
+        sites.sims["siteA"].send(SITES["siteA"])
+        metrics = _closed_metrics(coordinator)
+        assert coordinator.finish(timeout_s=60) == 0
+    finally:
+        sites.close()
+    # Assert: one line, naming the reason; the round holds site A's devices only
+    assert "(signature)" in refusal and "does not verify" in refusal
+    assert sum("refused" in line for line in coordinator.output()) == 1
+    assert metrics["participants"] == len(SITES["siteA"])

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from aggregator.aggregation import flatten_weights
 from aggregator.partial_sums import devices_to_drop
 from aggregator.round_events import Log
 from aggregator.update_bounds import BoundsPolicy, UpdateBounds, bounds_for_head, flat_violation
@@ -211,7 +210,7 @@ class WorkerCore:
         for row in self._stored_updates:
             update = self._decode(round_, row.payload, verify=False)
             if isinstance(update, ModelUpdate):
-                self._fold(round_, row, flatten_weights(update.delta).astype(np.float64))
+                self._fold(round_, row, _flat64(update.delta))
         round_.changes = stored.changes
         self._out.append(Log(f"round {stored.round_id}: resumed with {len(round_.held)} updates"))
 
@@ -252,7 +251,7 @@ class WorkerCore:
                 self._count("resent")
             self._ack(update.device_id, update, "" if resend else "duplicate")
             return
-        flat = None if reason else flatten_weights(update.delta).astype(np.float64)
+        flat = None if reason else _flat64(update.delta)
         if flat is None or flat_violation(flat, round_.bounds) is not None:
             self._ack(update.device_id, update, reason or "out_of_bounds")
             return
@@ -288,7 +287,7 @@ class WorkerCore:
         row = round_.held.pop(device)
         update = self._decode(round_, row.payload, verify=False)
         assert isinstance(update, ModelUpdate)  # it decoded when it was taken
-        flat = flatten_weights(update.delta).astype(np.float64)
+        flat = _flat64(update.delta)
         flat *= row.num_examples
         round_.weighted_sum -= flat
         round_.total_weight -= row.num_examples
@@ -340,3 +339,8 @@ class WorkerCore:
 
     def _count(self, reason: str) -> None:
         self.counts[reason] = self.counts.get(reason, 0) + 1
+
+
+def _flat64(delta: list[np.ndarray]) -> np.ndarray:
+    """An update's tensors as one float64 vector: one concatenation that casts as it copies."""
+    return np.concatenate(delta, axis=None, dtype=np.float64)

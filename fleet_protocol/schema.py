@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
@@ -179,22 +180,50 @@ OMITTED_WHEN_NONE: dict[type, dict[str, Callable[[Any], Any]]] = {
 """Fields added after a message's first version: absent on the wire means None (compatible)."""
 
 
-def _scalar_field_names(cls: type) -> list[str]:
+@dataclass(frozen=True)
+class _FieldPlan:
+    """What a message class carries on the wire, worked out once per class (not per message)."""
+
+    names: tuple[str, ...]  # every scalar field, in declaration order
+    required: tuple[tuple[str, Callable[[Any], Any]], ...]  # with its parser
+    optional: tuple[tuple[str, Callable[[Any], Any]], ...]  # absent on the wire means None
+    required_set: frozenset[str]
+    allowed_set: frozenset[str]
+
+
+_PLANS: dict[type, _FieldPlan] = {}
+
+
+def _plan(cls: type) -> _FieldPlan:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = _make_plan(cls)
+    return plan
+
+
+def _make_plan(cls: type) -> _FieldPlan:
     tensor_field = TENSOR_FIELDS.get(cls)
-    return [f.name for f in dataclass_fields(cls) if f.name != tensor_field]
+    names = tuple(f.name for f in dataclass_fields(cls) if f.name != tensor_field)
+    optional = OMITTED_WHEN_NONE.get(cls, {})
+    required = tuple(
+        (name, _optional_int if (cls, name) in _OPTIONAL_INT_FIELDS else _PARSERS[name])
+        for name in names
+        if name not in optional
+    )
+    required_set = frozenset(name for name, _ in required)
+    return _FieldPlan(names, required, tuple(optional.items()), required_set,
+                      required_set | frozenset(optional))  # fmt: skip
 
 
 def _parse_fields(cls: type, raw: Any) -> dict[str, Any]:
-    optional = OMITTED_WHEN_NONE.get(cls, {})
-    names = [name for name in _scalar_field_names(cls) if name not in optional]
-    if not isinstance(raw, dict) or not set(names) <= set(raw) <= {*names, *optional}:
+    plan = _plan(cls)
+    if not isinstance(raw, dict) or not plan.required_set <= raw.keys() <= plan.allowed_set:
         got = sorted(map(str, raw)) if isinstance(raw, dict) else type(raw).__name__
-        raise MalformedMessageError(f"{cls.__name__} needs fields {sorted(names)}, got {got}")
-    parsed = {}
-    for name in names:
-        parser = _optional_int if (cls, name) in _OPTIONAL_INT_FIELDS else _PARSERS[name]
-        parsed[name] = parser(raw[name])
-    for name, parser in optional.items():
+        raise MalformedMessageError(
+            f"{cls.__name__} needs fields {sorted(plan.required_set)}, got {got}"
+        )
+    parsed = {name: parser(raw[name]) for name, parser in plan.required}
+    for name, parser in plan.optional:
         parsed[name] = parser(raw.get(name))
     return parsed
 
@@ -209,12 +238,12 @@ def fields_to_wire(message: Message) -> dict[str, Any]:
     cls = type(message)
     out: dict[str, Any] = {}
     optional = OMITTED_WHEN_NONE.get(cls, {})
-    for name in _scalar_field_names(cls):
+    for name in _plan(cls).names:
         value = getattr(message, name)
         if name in optional and value is None:
             continue  # older receivers know no such field: leave it out
         if isinstance(value, FitConfig):
-            value = {f.name: getattr(value, f.name) for f in dataclass_fields(FitConfig)}
+            value = {field: getattr(value, field) for field in _plan(FitConfig).names}
         elif isinstance(value, dict):
             value = {str(key): float(item) for key, item in value.items()}
         out[name] = value

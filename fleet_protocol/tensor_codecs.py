@@ -138,31 +138,50 @@ def _encode_values(
 
 def decode_tensor(encoded: EncodedTensor) -> NDArray[np.float32]:
     """Decode one tensor, checking sizes before allocating and finiteness after."""
-    dtype = CODEC_DTYPES.get(encoded.codec)
-    if dtype is None:
-        raise MalformedMessageError(f"unknown tensor codec {encoded.codec!r}")
+    if encoded.indices is None:
+        return decode_dense(encoded.codec, encoded.shape, encoded.scale, encoded.values)
+    dtype = _codec_dtype(encoded.codec)
     size = encoded.num_elements
     count = _value_count(encoded, size)
-    if len(encoded.values) != count * dtype.itemsize:
-        raise MalformedMessageError(
-            f"tensor {encoded.shape} declares {count} {encoded.codec} values "
-            f"but carries {len(encoded.values)} bytes"
-        )
-    if not 0 <= encoded.scale <= _MAX_INT8_SCALE:  # also false for NaN
-        raise NonFiniteValueError(f"invalid tensor scale {encoded.scale!r}")
-    raw = np.frombuffer(encoded.values, dtype=dtype)
-    if encoded.codec == "int8":  # one multiply straight to float32; finite by construction
-        # |value| <= 127 * the checked scale; dtype fixed (NumPy 1 would pick float16)
-        values = np.multiply(raw, np.float32(encoded.scale), dtype=np.float32)
-    else:
-        values = raw.astype(np.float32)
-        if not np.all(np.isfinite(values)):
-            raise NonFiniteValueError(f"tensor {encoded.shape} holds NaN or infinity")
-    if encoded.indices is None:
-        return values.reshape(encoded.shape)
+    values = _values(encoded.codec, dtype, encoded.shape, encoded.scale, encoded.values, count)
     dense = np.zeros(size, dtype=np.float32)
     dense[_checked_indices(encoded, size, count)] = values
     return dense.reshape(encoded.shape)
+
+
+def decode_dense(
+    codec: str, shape: tuple[int, ...], scale: float, values: bytes
+) -> NDArray[np.float32]:
+    """A dense tensor (no indices): `decode_tensor`'s checks and result, without building an
+    `EncodedTensor` (the decoder's common case, once per tensor of every update)."""
+    dtype = _codec_dtype(codec)
+    return _values(codec, dtype, shape, scale, values, math.prod(shape)).reshape(shape)
+
+
+def _codec_dtype(codec: str) -> np.dtype[np.generic]:
+    dtype = CODEC_DTYPES.get(codec)
+    if dtype is None:
+        raise MalformedMessageError(f"unknown tensor codec {codec!r}")
+    return dtype
+
+
+def _values(codec: str, dtype: np.dtype[np.generic], shape: tuple[int, ...], scale: float,
+            data: bytes, count: int) -> NDArray[np.float32]:  # fmt: skip
+    """`count` coded values as float32: size checked before, finiteness after."""
+    if len(data) != count * dtype.itemsize:
+        raise MalformedMessageError(
+            f"tensor {shape} declares {count} {codec} values but carries {len(data)} bytes"
+        )
+    if not 0 <= scale <= _MAX_INT8_SCALE:  # also false for NaN
+        raise NonFiniteValueError(f"invalid tensor scale {scale!r}")
+    raw = np.frombuffer(data, dtype=dtype)
+    if codec == "int8":  # one multiply straight to float32; finite by construction
+        # |value| <= 127 * the checked scale; dtype fixed (NumPy 1 would pick float16)
+        return np.multiply(raw, np.float32(scale), dtype=np.float32)
+    values = raw.astype(np.float32)
+    if not np.all(np.isfinite(values)):
+        raise NonFiniteValueError(f"tensor {shape} holds NaN or infinity")
+    return values
 
 
 def _value_count(encoded: EncodedTensor, size: int) -> int:

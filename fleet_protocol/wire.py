@@ -45,6 +45,7 @@ from fleet_protocol.tensor_codecs import (
     RAW_INDICES,
     EncodedTensor,
     Rounding,
+    decode_dense,
     decode_tensor,
     encode_tensor,
 )
@@ -263,6 +264,10 @@ def _tensors_from_wire(
 ) -> Weights:
     if not isinstance(raw, list) or len(raw) > MAX_TENSORS:
         raise MalformedMessageError(f"'tensors' must be a list of at most {MAX_TENSORS}")
+    if expected_shapes is not None:
+        dense = _expected_dense_tensors(raw, expected_shapes)
+        if dense is not None:
+            return dense
     encoded = [_encoded_tensor(item) for item in raw]
     shapes = [t.shape for t in encoded]
     if expected_shapes is not None:
@@ -273,6 +278,34 @@ def _tensors_from_wire(
     if expected_shapes is None and total > max_bytes:
         raise MessageTooLargeError(f"tensors declare {total} elements, more than {max_bytes}")
     return [decode_tensor(t) for t in encoded]
+
+
+def _expected_dense_tensors(raw: list[Any], shapes: list[tuple[int, ...]]) -> Weights | None:
+    """The common case in one tight pass: dense tensors of exactly the expected shapes.
+
+    None for anything else (sparse, other keys or shapes, odd types), which then takes the full
+    path below and its errors; what this accepts, that path accepts too, with the same values.
+    """
+    if len(raw) != len(shapes):
+        return None
+    tensors = []
+    for item, shape in zip(raw, shapes, strict=True):
+        if not _is_dense_of_shape(item, shape):
+            return None
+        tensors.append(decode_dense(item["codec"], shape, float(item["scale"]), item["values"]))
+    return tensors
+
+
+def _is_dense_of_shape(item: Any, shape: tuple[int, ...]) -> bool:
+    if type(item) is not dict or item.keys() != _TENSOR_KEYS or len(shape) > MAX_NDIM:
+        return False
+    dims, codec, scale = item["shape"], item["codec"], item["scale"]
+    return (
+        item["dtype"] == "float32" and type(codec) is str and codec in CODEC_DTYPES
+        and type(item["values"]) is bytes and type(scale) in (int, float)
+        and type(dims) is list and len(dims) == len(shape)
+        and all(type(d) is int and d == e for d, e in zip(dims, shape, strict=True))
+    )  # fmt: skip
 
 
 def _encoded_tensor(raw: Any) -> EncodedTensor:

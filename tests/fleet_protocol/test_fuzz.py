@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import tracemalloc
 from typing import Any
+from unittest.mock import patch
 
 import msgpack
 import numpy as np
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fleet_protocol import wire
 from fleet_protocol.errors import FederationError
 from fleet_protocol.messages import (
     DeviceStatus,
@@ -183,3 +186,58 @@ def test_mutated_fields_only_raise_federation_errors(
     target[name] = value
     envelope["body"] = msgpack.packb(body, use_bin_type=True)
     try_decode(msgpack.packb(envelope, use_bin_type=True))
+
+
+def _outcome(data: bytes) -> tuple[str, object]:
+    """What decoding with the model's shapes gives: the error's type, or the delta's values."""
+    try:
+        message = decode_message(data, expected_shapes=SHAPES)
+    except FederationError as exc:
+        return ("refused", type(exc))
+    assert isinstance(message, ModelUpdate)
+    return ("decoded", [(t.shape, t.dtype, t.tobytes()) for t in message.delta])
+
+
+dims = st.lists(st.integers(-1, 5) | st.booleans() | st.floats(0, 5), max_size=3)
+
+
+@FUZZ
+@given(
+    st.sampled_from(["float32", "float16", "int8"]),
+    st.integers(0, 1),
+    st.sampled_from([None, "dtype", "shape", "codec", "scale", "values", "indices", "extra"]),
+    msgpack_values | dims,
+)
+def test_the_dense_fast_path_decides_as_the_full_checks(
+    codec: str, tensor: int, tensor_key: str | None, value: Any
+) -> None:
+    """Dense tensors of the expected shapes skip `EncodedTensor`; anything they accept the full
+    path accepts with the same values, and anything else goes through the full path."""
+    _check_fast_path(codec, tensor, tensor_key, value)
+
+
+@pytest.mark.parametrize("codec", ["float32", "int8"])
+@pytest.mark.parametrize(
+    ("tensor_key", "value"),
+    [(None, None), ("shape", [4.0, 3]), ("shape", [4, True]), ("shape", [3, 4]), ("shape", (4, 3)),
+     ("scale", True), ("scale", 2), ("scale", -1.0), ("scale", float("nan")), ("codec", "int4"),
+     ("dtype", "float64"), ("values", b"\x00"), ("values", "text"), ("indices", b"\x00\x00"),
+     ("extra", 1)],
+)  # fmt: skip
+def test_the_dense_fast_path_decides_as_the_full_checks_in_known_cases(
+    codec: str, tensor_key: str | None, value: Any
+) -> None:
+    _check_fast_path(codec, 0, tensor_key, value)
+
+
+def _check_fast_path(codec: str, tensor: int, tensor_key: str | None, value: Any) -> None:
+    envelope = msgpack.unpackb(VALID[codec], raw=False)
+    body = msgpack.unpackb(envelope["body"], raw=False)
+    if tensor_key is not None:
+        body["tensors"][tensor][tensor_key] = value
+    envelope["body"] = msgpack.packb(body, use_bin_type=True)
+    data = msgpack.packb(envelope, use_bin_type=True)
+    fast = _outcome(data)
+    with patch.object(wire, "_expected_dense_tensors", lambda raw, shapes: None):
+        full = _outcome(data)
+    assert fast == full

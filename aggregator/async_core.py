@@ -7,6 +7,15 @@ published since its base), and applies the buffer as the next version as soon as
 `buffer_size` updates. A delta more than `max_staleness` versions old is refused
 (`too_stale`), so a device that fell far behind cannot drag the head back.
 
+One update per device per buffer: a device's second, different update while its first is in the
+open buffer (typically its late update of the previous version arrived first, then its fresh
+one) is held for the next buffer, unacknowledged, and folded there with the staleness it has
+then. FedBuff aggregates every update it receives once, discounted by its staleness at the time
+it is applied; holding keeps that (no device's training is thrown away, as a `duplicate`
+refusal did) while a buffer of K still means K devices, so no single fast device makes up a
+version. A held update is acked only once it is folded and stored, so a restart loses nothing
+acknowledged: the device sends the same bytes again and they are held again.
+
 Everything else is the synchronous core's: decoding, the message gate, bounds, the strategy's
 fold, promotion, the order of effects and the state file. A buffer is stored as a round (one
 round per published version), so a restart mid-buffer resumes with every acknowledged update
@@ -58,6 +67,16 @@ def scale_delta(delta: Weights, weight: float) -> Weights:
     return [(d * d.dtype.type(weight)).astype(d.dtype, copy=False) for d in delta]
 
 
+@dataclass(frozen=True)
+class HeldUpdate:
+    """A device's update that waits for the next buffer (its first is in the open one)."""
+
+    topic_device: str
+    update: ModelUpdate
+    payload: bytes
+    sha256: str
+
+
 class AsyncAggregatorCore(AggregatorCore):
     """`handle(event, now) -> effects` like `AggregatorCore`; `config.rounds` counts versions.
 
@@ -82,6 +101,7 @@ class AsyncAggregatorCore(AggregatorCore):
                          evaluate=evaluate)  # fmt: skip
         self.settings = settings
         self._staleness: dict[int, list[int]] = {}  # buffer (round) -> staleness of each update
+        self._held: dict[str, HeldUpdate] = {}  # device -> its update for the next buffer
 
     def wake_at(self) -> float | None:
         """Never: only updates fill a buffer."""
@@ -119,6 +139,10 @@ class AsyncAggregatorCore(AggregatorCore):
             round_.resent += 1
             self._ack(device_id, update, True, "already stored")
             return
+        if reason == "duplicate" and self._hold(
+            round_, HeldUpdate(device_id, update, payload, digest), own, history
+        ):
+            return  # fmt: skip
         if reason is not None:
             self._reject(device_id, update, reason, f"from {device_id} (staleness {staleness})")
             return
@@ -130,6 +154,38 @@ class AsyncAggregatorCore(AggregatorCore):
             round_.round_id, update.device_id, update.sequence, update.num_examples,
             len(payload), digest,
         ))  # fmt: skip
+
+    def _hold(self, round_: _OpenRound, held: HeldUpdate, own: OpenRound,
+              history: DeviceHistory) -> bool:  # fmt: skip
+        """Hold a device's second update of this buffer for the next one, if nothing else is
+        wrong with it (its resend while held is recognised); False: refuse it as `duplicate`."""
+        device = held.update.device_id
+        waiting = self._held.get(device)
+        if waiting is not None:
+            if waiting.sha256 != held.sha256:
+                return False  # a third update while one waits: refused
+            round_.resent += 1
+            return True
+        if check_update(held.update, held.topic_device, own,
+                        DeviceHistory(None, None, history.last_sequence)) is not None:  # fmt: skip
+            return False
+        self._held[device] = held
+        self._emit(Log(f"buffer {round_.round_id}: {device} already has an update in it; its"
+                       f" sequence {held.update.sequence} waits for the next buffer"))  # fmt: skip
+        return True
+
+    def _advance(self) -> None:
+        """Open the next buffer, then fold the updates held for it first (acked as folded)."""
+        super()._advance()
+        round_, held = self._round, self._held
+        if round_ is None or not held:
+            return
+        self._held = {}
+        for device in sorted(held):
+            waiting = held[device]
+            self._consider(round_, waiting.topic_device, waiting.update, waiting.payload)
+        if self._should_close(round_):
+            self._close(round_)
 
     def _version_problem(
         self, round_: _OpenRound, update: ModelUpdate, staleness: int
@@ -169,5 +225,6 @@ class AsyncAggregatorCore(AggregatorCore):
             buffer_size=self.settings.buffer_size,
             staleness_max=max(seen, default=0),
             staleness_mean=round(sum(seen) / len(seen), 3) if seen else 0.0,
+            held_for_next=len(self._held),
         )
         return metrics

@@ -91,6 +91,7 @@ def _run(args: argparse.Namespace, mode: str, scratch: Path) -> dict[str, Any]:
         "final_accuracy": curve[-1]["accuracy"] if curve else None,
         "pretrained_accuracy": report["summary"]["pretrained"],
         "updates_accepted": sum(row["participants"] for row in curve),
+        "updates_held_over": sum(row["held_for_next"] for row in curve),
         "rejected": rejected,
     }
 
@@ -116,6 +117,7 @@ def accuracy_curve(state: Path) -> list[dict[str, Any]]:
             "accuracy": round(float(metrics["accuracy"]), 4),
             "participants": metrics["participants"],
             "staleness_mean": metrics.get("staleness_mean"),
+            "held_for_next": metrics.get("held_for_next", 0),  # async: a device's second update
             "rejected": metrics.get("rejected", {}),
         })  # fmt: skip
     return curve
@@ -175,12 +177,14 @@ def report_section(results: dict[str, Any], plots: Any) -> str:
     rows = [
         (mode, len(run["curve"]), fmt(run["wall_s"]), fmt(run["final_accuracy"]),
          fmt(results[f"{mode}_time_to_target_s"]), run["updates_accepted"],
+         run.get("updates_held_over", "-"),
          ", ".join(f"{k} {v}" for k, v in sorted(run["rejected"].items())) or "none")
         for mode, run in (("sync", sync), ("async", async_))
     ]  # fmt: skip
     table = markdown_table(
         ["mode", "versions", "wall time (s)", "final accuracy",
-         f"time to {fmt(results['target_accuracy'])} (s)", "updates folded", "refused"],
+         f"time to {fmt(results['target_accuracy'])} (s)", "updates folded",
+         "held for the next buffer", "refused"],
         rows,
     )  # fmt: skip
     sooner = results["async_reached_target_before_sync_run_ended"]

@@ -16,6 +16,7 @@ from aggregator.async_core import AsyncAggregatorCore, AsyncSettings, staleness_
 from aggregator.core_config import AggregatorConfig
 from aggregator.round_events import (
     Effect,
+    Log,
     MessageArrived,
     StoreAcceptedUpdate,
     StoreClosedRound,
@@ -172,17 +173,52 @@ def test_duplicates_replays_and_resends_in_one_buffer() -> None:
 
     # Execute
     resent = core.handle(first, 2.0)  # the very bytes again: acked, counted once
-    other = core.handle(_update("a", 1, 0, sequence=5, value=9.0), 3.0)  # second one this buffer
+    other = core.handle(_update("a", 1, 0, sequence=5, value=9.0), 3.0)  # second: held
+    third = core.handle(_update("a", 1, 0, sequence=6, value=7.0), 3.5)  # third while held
     replay = core.handle(_update("b", 1, 0, sequence=1), 4.0)
     closed = core.handle(_update("c", 1, 0, sequence=2), 5.0)  # the buffer fills and closes
     old = core.handle(_update("b", 1, 0, sequence=1), 6.0)  # b's sequence 1 is already spent
 
     # Assert
     assert _ack(resent, "a").reason == "already stored" and _ack(resent, "a").accepted
-    assert _ack(other, "a").reason == "duplicate"
+    assert not _published(other, ack_topic(FLEET, "a"))  # waits, unacked
+    assert _ack(third, "a").reason == "duplicate"
     assert _ack(replay, "b").accepted
     assert _closed(closed)[0].metrics.participants == 3
+    assert _ack(closed, "a").accepted  # folded into the next buffer as it opened
     assert _ack(old, "b").reason == "replayed"
+
+
+def test_a_second_update_in_a_buffer_waits_for_the_next_and_counts_with_its_staleness() -> None:
+    # Prepare: buffer 1 (version 0, K=2) holds a's update
+    core = _core(buffer_size=2)
+    core.start(0.0)
+    core.handle(_update("a", 1, 0, sequence=1, value=1.0), 1.0)
+    second = _update("a", 1, 0, sequence=2, value=3.0)
+
+    # Execute: a's second update, its resend, then b fills buffer 1; c fills buffer 2
+    held = core.handle(second, 2.0)
+    resent = core.handle(second, 2.5)
+    opened = core.handle(_update("b", 1, 0, sequence=1, value=1.0), 3.0)
+    closed = core.handle(_update("c", 2, 1, sequence=1, value=2.0), 4.0)
+
+    # Assert: nothing stored or acked while held; stored before its ack in buffer 2
+    assert not [e for e in held + resent if isinstance(e, (StoreAcceptedUpdate, Publish))]
+    assert any("waits for the next buffer" in e.line for e in held if isinstance(e, Log))
+    first_close = _closed(opened)[0].metrics
+    assert (first_close.participants, first_close.extra["held_for_next"]) == (2, 1)
+    np.testing.assert_allclose(_new_weights(opened)[0], 1.0)  # a's second update not in it
+    stored = [e for e in opened if isinstance(e, StoreAcceptedUpdate)]
+    assert [(s.update.round_id, s.update.device_id, s.update.sequence) for s in stored][-1] == (
+        2,
+        "a",
+        2,
+    )
+    ack_at = opened.index(_published(opened, ack_topic(FLEET, "a"))[-1])
+    assert opened.index(stored[-1]) < ack_at and _ack(opened, "a").accepted
+    want = 1.0 + (3.0 / math.sqrt(2) + 2.0) / 2  # staleness 1 in buffer 2
+    np.testing.assert_allclose(_new_weights(closed)[0], want, rtol=1e-6)
+    assert _closed(closed)[0].metrics.extra["staleness_max"] == 1
 
 
 def test_restart_mid_buffer_keeps_acked_updates_and_gives_the_uninterrupted_head(

@@ -6,7 +6,8 @@ and persistent sessions in JetStream, and replicates them across the cluster
 (`fleet_protocol.mqtt_link` fails over along its broker list) and finds its session there.
 What NATS lacks, and how the toolkit copes, is in docs/scaling.md: no QoS 2 and no MQTT 5
 (the toolkit uses QoS 1 and speaks 3.1.1 when the URL says `?mqtt=3.1.1`), no `$share/`
-shared subscriptions (queue groups on the NATS side instead), and in 2.9 no `.` in a topic level
+shared subscriptions (workers take updates from a NATS queue group instead:
+`aggregator.nats_queue`), and in 2.9 no `.` in a topic level
 (fleet and device ids must avoid it).
 
 `nats_node_configs` is pure (text per node); `NatsCluster` writes them into a directory and runs
@@ -52,6 +53,11 @@ class NatsNode:
     def mqtt_url(self) -> str:
         """The node's MQTT listener, for `--broker` (NATS speaks MQTT 3.1.1 only)."""
         return f"mqtt://{self.host}:{self.mqtt_port}?mqtt=3.1.1"
+
+    @property
+    def nats_url(self) -> str:
+        """The node's NATS client port, for workers' `--queue-group-url`."""
+        return f"nats://{self.host}:{self.client_port}"
 
 
 def nats_node_configs(nodes: list[NatsNode]) -> dict[str, str]:
@@ -120,6 +126,11 @@ class NatsCluster:
     def url(self) -> str:
         """Every node's MQTT URL, comma-separated: the `--broker` list for devices."""
         return ",".join(node.mqtt_url for node in self.nodes)
+
+    @property
+    def nats_url(self) -> str:
+        """Every node's NATS client URL, comma-separated: workers' `--queue-group-url`."""
+        return ",".join(node.nats_url for node in self.nodes)
 
     def write_configs(self) -> list[Path]:
         """Plan the nodes (free ports) and write one config per node; the paths written."""

@@ -2,7 +2,8 @@
 
 It follows the coordinator's `round` and `model/+` (retained), the other workers' `partial/+`,
 and the fleet's updates through an MQTT 5 shared subscription (`$share/{group}/...`), so the
-broker hands each update to one worker of the group. Whatever is queued is taken as one batch
+broker hands each update to one worker of the group (on NATS, which has none, a NATS queue group
+puts them on the same link queue: `aggregator.nats_queue`). Whatever is queued is taken as one batch
 (at most `MAX_BATCH`): the core's `CommitWorkerBatch` is one SQLite transaction, and the acks
 that follow it go out only after it committed, so a `kill -9` at any point loses no acknowledged
 update (the restarted worker rebuilds its partial sum from its file and publishes it again).
@@ -30,11 +31,16 @@ def shared_group(fleet: str) -> str:
     return f"iomt-workers-{fleet}"
 
 
-def worker_subscriptions(fleet: str) -> tuple[str, ...]:
-    """Rounds, heads and partial sums for every worker; updates shared across the group."""
-    shared = f"$share/{shared_group(fleet)}/{subscription_topic(fleet, 'update')}"
-    return (subscription_topic(fleet, "round"), subscription_topic(fleet, "model"),
-            subscription_topic(fleet, "partial"), shared)  # fmt: skip
+def worker_subscriptions(fleet: str, *, shared: bool = True) -> tuple[str, ...]:
+    """Rounds, heads and partial sums for every worker; updates shared across the group.
+
+    `shared=False` leaves the updates out: they come from a NATS queue group instead
+    (`aggregator.nats_queue`, for NATS, which has no MQTT shared subscriptions).
+    """
+    common = tuple(subscription_topic(fleet, kind) for kind in ("round", "model", "partial"))
+    if not shared:
+        return common
+    return (*common, f"$share/{shared_group(fleet)}/{subscription_topic(fleet, 'update')}")
 
 
 class WorkerService:

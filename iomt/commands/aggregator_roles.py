@@ -66,6 +66,11 @@ def add_role_arguments(parser: argparse.ArgumentParser) -> None:
         " key (`iomt fleet add ID --public-key-file ... --registry FILE`); a partial sum not"
         " signed by its signer's key is refused",
     )  # fmt: skip
+    parser.add_argument(
+        "--queue-group-url", metavar="URL",
+        help="with --role worker on a NATS cluster (no MQTT shared subscriptions): take updates"
+        " from a NATS queue group at nats://HOST:PORT[,...] (the nodes' client ports)",
+    )  # fmt: skip
 
 
 def check_role_arguments(args: argparse.Namespace) -> None:
@@ -73,6 +78,8 @@ def check_role_arguments(args: argparse.Namespace) -> None:
     if args.upstream is not None and args.role != "site":
         raise UsageError("--upstream needs --role site")
     _check_keys(args)
+    if args.queue_group_url is not None:
+        _check_queue_group_url(args)
     if args.role == "single":
         if args.worker_id is not None:
             raise UsageError("--worker-id needs --role worker")
@@ -137,6 +144,17 @@ def partial_signers(path: Path | None) -> Any:
         raise UsageError(f"--partial-signers: {exc}") from exc
 
 
+def _check_queue_group_url(args: argparse.Namespace) -> None:
+    from aggregator.nats_queue import NatsQueueError, nats_servers
+
+    if args.role != "worker":
+        raise UsageError("--queue-group-url needs --role worker")
+    try:
+        nats_servers(args.queue_group_url)
+    except NatsQueueError as exc:
+        raise UsageError(f"--queue-group-url: {exc}") from exc
+
+
 def coordination(signing_key: Any, signers: Any) -> Any:
     """The coordinator's trust in partial sums: each signer's registered key, or (no
     `--partial-signers`) its own public key whoever the worker is, or none (unsigned)."""
@@ -189,12 +207,16 @@ def run_worker(args: argparse.Namespace, log: Any, device_key: Any, signing_key:
                           partial_every_s=every_s)  # fmt: skip
     trust = worker_trust(args, device_key, signing_key)
     client_id = args.client_id or f"aggregator-{args.fleet}-{args.worker_id}"
-    topics = site_subscriptions(args.fleet) if site else worker_subscriptions(args.fleet)
+    queued = args.queue_group_url is not None
+    topics = (site_subscriptions(args.fleet) if site
+              else worker_subscriptions(args.fleet, shared=not queued))  # fmt: skip
     link_config = LinkConfig(args.broker, client_id, topics, tls=_tls(args),
                              max_queued_messages=WORKER_QUEUE_MESSAGES,
                              max_queued_bytes=WORKER_QUEUE_BYTES)  # fmt: skip
     with MqttLink(link_config) as link, ExitStack() as stack:
         service_link = _site_link(args, client_id, link, stack) if site else link
+        if queued:
+            stack.enter_context(_queue_feed(args.queue_group_url, args.fleet, client_id, link, log))
         store = stack.enter_context(WorkerStore(args.state))  # only once the brokers answered
         stored = store.open_round()
         rows = store.updates(stored.round_id) if stored else []
@@ -216,6 +238,17 @@ def _site_link(args: argparse.Namespace, client_id: str, site: Any, stack: ExitS
     upstream = MqttLink(LinkConfig(args.upstream, f"{client_id}-upstream", tls=_tls(args)))
     stack.enter_context(upstream)
     return SiteLink(site, upstream)
+
+
+def _queue_feed(urls: str, fleet: str, client_id: str, link: Any, log: Any) -> Any:
+    """The fleet's updates from the workers' NATS queue group, into the MQTT link's queue."""
+    from aggregator.nats_queue import NatsQueueFeed, nats_servers, subject_of
+    from aggregator.worker_service import shared_group
+    from fleet_protocol.topics import subscription_topic
+
+    subject = subject_of(subscription_topic(fleet, "update"))
+    return NatsQueueFeed(nats_servers(urls), subject, shared_group(fleet), link.events,
+                         name=client_id, log=log)  # fmt: skip
 
 
 def _tls(args: argparse.Namespace) -> Any:

@@ -120,6 +120,7 @@ def _run_nats_cluster(env: Environment, args: argparse.Namespace) -> ExitStatus:
         env.print(cluster.url)
         env.warn(f"iomt broker: {NATS_NODES} nats-server nodes (configs and logs in "
                  f"{args.nats_cluster}); Ctrl-C stops them")  # fmt: skip
+        env.warn(f"iomt broker: aggregator workers' --queue-group-url {cluster.nats_url}")
         cluster.wait()
     except Terminated:
         pass

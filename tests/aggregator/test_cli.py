@@ -70,6 +70,12 @@ def test_aggregator_without_required_options_is_a_usage_error() -> None:
 def test_aggregator_roles_refuse_what_partial_sums_cannot_do(tmp_path: Path) -> None:
     common = ["aggregator", "--broker", "mqtt://127.0.0.1:1", "--fleet", "f",
               "--state", str(tmp_path / "w.sqlite")]  # fmt: skip
+    coordinator = ["--role", "coordinator", "--bundle", str(tmp_path / "b")]
+    worker = ["--role", "worker", "--worker-id", "w1"]
+
+    def nats(url: str) -> list[str]:
+        return ["--queue-group-url", url]
+
     cases = [
         (["--role", "worker"], "--worker-id"),
         (["--role", "worker", "--worker-id", "w1", "--strategy", "krum"], "--strategy"),
@@ -120,6 +126,9 @@ def test_aggregator_roles_refuse_what_partial_sums_cannot_do(tmp_path: Path) -> 
             ],
             "no device registry",
         ),
+        ([*coordinator, *nats("nats://127.0.0.1:4222")], "--queue-group-url needs --role worker"),
+        ([*worker, *nats("mqtt://127.0.0.1:1")], "not a NATS server URL"),
+        ([*worker, *nats("nats://h:port")], "not a NATS server URL"),
     ]
     for extra, said in cases:
         code, _, err = _run([*common, *extra])

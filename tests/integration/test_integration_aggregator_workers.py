@@ -50,6 +50,7 @@ class FleetSim:
         self.announcement: RoundAnnouncement | None = None
         self.acked: set[str] = set()
         self.refused: list[UpdateAck] = []
+        self.sent: dict[str, bytes] = {}  # device -> its update, to resend as `iomt edge` does
         self.changed = threading.Condition()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-{fleet}")
         self.client.on_message = self._on_message
@@ -95,12 +96,26 @@ class FleetSim:
                                  10 + 3 * index, delta)  # fmt: skip
             payload = encode_message(update, codec="int8", signing_key=device_signing_key(device),
                                      rng=np.random.default_rng(100 + index))  # fmt: skip
+            self.sent[device] = payload
             self.client.publish(update_topic(self.fleet, device), payload, qos=1)
         if wait:
             self.wait_acked(devices)
 
-    def wait_acked(self, devices: tuple[str, ...]) -> None:
-        """Until every one of `devices` is acked (none refused)."""
+    def wait_acked(self, devices: tuple[str, ...], resend_every_s: float | None = None) -> None:
+        """Until every one of `devices` is acked (none refused).
+
+        With `resend_every_s`, an update still unacknowledged after that long is sent again
+        (the same bytes), as a device does after its ack timeout.
+        """
+        if resend_every_s is not None:
+            for _ in range(int(60 / resend_every_s)):
+                with self.changed:
+                    if self.changed.wait_for(lambda: set(devices) <= self.acked, resend_every_s):
+                        break
+                    missing = set(devices) - self.acked
+                for device in sorted(missing):
+                    topic = update_topic(self.fleet, device)
+                    self.client.publish(topic, self.sent[device], qos=1)
         self._wait(lambda: set(devices) <= self.acked, f"acks of {devices}")
         assert not self.refused
 

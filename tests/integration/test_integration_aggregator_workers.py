@@ -51,6 +51,7 @@ class FleetSim:
         self.acked: set[str] = set()
         self.refused: list[UpdateAck] = []
         self.sent: dict[str, bytes] = {}  # device -> its update, to resend as `iomt edge` does
+        self.resends = 0
         self.changed = threading.Condition()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-{fleet}")
         self.client.on_message = self._on_message
@@ -114,6 +115,7 @@ class FleetSim:
                         break
                     missing = set(devices) - self.acked
                 for device in sorted(missing):
+                    self.resends += 1
                     topic = update_topic(self.fleet, device)
                     self.client.publish(topic, self.sent[device], qos=1)
         self._wait(lambda: set(devices) <= self.acked, f"acks of {devices}")

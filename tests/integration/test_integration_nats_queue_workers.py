@@ -194,9 +194,12 @@ def test_kill_9_of_a_queue_group_worker_mid_round_loses_no_acknowledged_update(
         fleet.sim.send(DEVICES[:6])
         shares = fleet.shares()
         victim = max(shares, key=lambda w: shares[w])
-        # Execute: the other half goes out and the victim dies by SIGKILL while it arrives
-        # (what was in flight to it is lost: the devices resend it); it restarts from its file
+        # Execute: the victim hangs (SIGSTOP: still in the group, so NATS keeps handing it its
+        # share) while the other half goes out, then dies by SIGKILL: what was in flight to it
+        # is lost and unacknowledged, and the devices resend it; it restarts from its file
+        fleet.workers[victim].popen.send_signal(signal.SIGSTOP)
         fleet.sim.send(DEVICES[6:], wait=False)
+        time.sleep(1.0)  # the updates reach the cluster and are routed (no time is asserted)
         fleet.workers[victim].popen.send_signal(signal.SIGKILL)
         assert fleet.workers[victim].finish() == -signal.SIGKILL
         held = _rows(tmp_path / f"{victim}.sqlite")

@@ -25,6 +25,14 @@ def site_subscriptions(fleet: str) -> tuple[str, ...]:
     return tuple(subscription_topic(fleet, kind) for kind in ("round", "model", "update"))
 
 
+def secure_site_subscriptions(fleet: str) -> tuple[str, ...]:
+    """With secure aggregation: round and heads, and the devices' phase messages (no updates)."""
+    from fleet_protocol.secure_aggregation.transport import aggregator_subscriptions
+
+    rounds = tuple(subscription_topic(fleet, kind) for kind in ("round", "model"))
+    return rounds + aggregator_subscriptions(fleet)
+
+
 @dataclass
 class SiteLink:
     """Events from the site broker; publishes to it, except partial sums, which go upstream."""

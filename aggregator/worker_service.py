@@ -12,7 +12,8 @@ update (the restarted worker rebuilds its partial sum from its file and publishe
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from aggregator.round_events import Log
 from aggregator.service import Link
@@ -43,10 +44,20 @@ def worker_subscriptions(fleet: str, *, shared: bool = True) -> tuple[str, ...]:
     return (*common, f"$share/{shared_group(fleet)}/{subscription_topic(fleet, 'update')}")
 
 
+class BatchCore(Protocol):
+    """What the service drives: a worker's core, or a secure site's (`secure_site_core`)."""
+
+    def handle(self, messages: list[tuple[str, bytes]], now: float) -> Sequence[WorkerEffect]:
+        """Effects of a batch of messages (none: time passed), in the order to carry out."""
+
+    def wake_at(self) -> float | None:
+        """When time alone has something for the core to do."""
+
+
 class WorkerService:
     """Runs until `stop_when()` says so (a test or the CLI's signal handler)."""
 
-    def __init__(self, core: WorkerCore, link: Link, store: WorkerStore, *,
+    def __init__(self, core: BatchCore | WorkerCore, link: Link, store: WorkerStore, *,
                  clock: Callable[[], float] = time.time,
                  log: Callable[[str], None] = lambda line: None) -> None:  # fmt: skip
         self.core, self.link, self.store = core, link, store
@@ -71,7 +82,7 @@ class WorkerService:
             event = self.link.next_event(0.0)
         return batch
 
-    def _carry_out(self, effects: list[WorkerEffect]) -> None:
+    def _carry_out(self, effects: Sequence[WorkerEffect]) -> None:
         for effect in effects:
             if isinstance(effect, CommitWorkerBatch):
                 self.store.commit_batch(effect.updates, effect.dropped, effect.changes)

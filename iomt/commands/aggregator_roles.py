@@ -84,10 +84,9 @@ def check_role_arguments(args: argparse.Namespace) -> None:
         if args.worker_id is not None:
             raise UsageError("--worker-id needs --role worker")
         return
-    if args.secure_agg:
-        raise UsageError(
-            f"--role {args.role} takes plain updates; --secure-agg needs --role single"
-        )
+    if args.secure_agg and args.role != "site":
+        raise UsageError(f"--role {args.role} takes plain updates; --secure-agg needs --role"
+                         " single or site")  # fmt: skip
     if args.strategy not in WORKER_STRATEGIES:
         allowed = " / ".join(WORKER_STRATEGIES)
         raise UsageError(f"--role {args.role} adds partial sums: use --strategy {allowed}")
@@ -193,7 +192,7 @@ def worker_trust(args: argparse.Namespace, device_key: Any, signing_key: Any) ->
 
 def run_worker(args: argparse.Namespace, log: Any, device_key: Any, signing_key: Any) -> ExitStatus:
     """Serve as one worker (or site aggregator) until interrupted."""
-    from aggregator.site_link import site_subscriptions
+    from aggregator.site_link import secure_site_subscriptions, site_subscriptions
     from aggregator.update_bounds import BoundsPolicy
     from aggregator.worker_core import PARTIAL_EVERY_S, WorkerConfig, WorkerCore
     from aggregator.worker_service import WorkerService, worker_subscriptions
@@ -210,6 +209,8 @@ def run_worker(args: argparse.Namespace, log: Any, device_key: Any, signing_key:
     queued = args.queue_group_url is not None
     topics = (site_subscriptions(args.fleet) if site
               else worker_subscriptions(args.fleet, shared=not queued))  # fmt: skip
+    if site and args.secure_agg:
+        topics = secure_site_subscriptions(args.fleet)
     link_config = LinkConfig(args.broker, client_id, topics, tls=_tls(args),
                              max_queued_messages=WORKER_QUEUE_MESSAGES,
                              max_queued_bytes=WORKER_QUEUE_BYTES)  # fmt: skip
@@ -220,7 +221,9 @@ def run_worker(args: argparse.Namespace, log: Any, device_key: Any, signing_key:
         store = stack.enter_context(WorkerStore(args.state))  # only once the brokers answered
         stored = store.open_round()
         rows = store.updates(stored.round_id) if stored else []
-        core = WorkerCore(config, trust, stored, rows)
+        core: Any = WorkerCore(config, trust, stored, rows)
+        if site and args.secure_agg:
+            core = _secure_site(args, trust)
         service = WorkerService(core, service_link, store, clock=time.time, log=log)
         log(f"{args.role} {args.worker_id}: {len(rows)} committed updates in its file")
         try:
@@ -228,6 +231,16 @@ def run_worker(args: argparse.Namespace, log: Any, device_key: Any, signing_key:
         except KeyboardInterrupt:
             log(f"{args.role} {args.worker_id}: stopped ({core.counts})")
     return ExitStatus.SUCCESS
+
+
+def _secure_site(args: argparse.Namespace, trust: Any) -> Any:
+    """`--role site --secure-agg`: masked rounds with the site's devices, their sum upstream."""
+    from aggregator.secure_aggregation.service_round import SecureAggOptions
+    from aggregator.secure_site_core import SecureSiteConfig, SecureSiteCore
+
+    options = SecureAggOptions(phase_timeout_s=args.secure_agg_phase_timeout)
+    return SecureSiteCore(SecureSiteConfig(args.fleet, args.worker_id, args.min_clients,
+                                           options), trust)  # fmt: skip
 
 
 def _site_link(args: argparse.Namespace, client_id: str, site: Any, stack: ExitStack) -> Any:

@@ -77,9 +77,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--aggregator-key", type=Path, help="aggregator's public key: refuse unsigned models"
     )
     parser.add_argument(
-        "--ack-key", type=Path,
-        help="with --aggregator-key: the public key of the site aggregator that acks this"
-        " device's updates (`iomt aggregator --role site --worker-key`), if not the aggregator's",
+        "--site-key", type=Path,
+        help="with --aggregator-key: the public key of the site aggregator this device sends to"
+        " (`iomt aggregator --role site --worker-key`): its acks and secure-aggregation phases"
+        " must carry it; rounds and models still the aggregator's",
     )  # fmt: skip
     add_tls_arguments(parser)
     add_trust_arguments(parser)
@@ -142,8 +143,8 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from edge_runtime.errors import EdgeRuntimeError
     from hardware.sensors.wrist_frame import MODEL_WRIST
 
-    if args.ack_key is not None and args.aggregator_key is None:
-        raise UsageError("--ack-key needs --aggregator-key (rounds and models are the"
+    if args.site_key is not None and args.aggregator_key is None:
+        raise UsageError("--site-key needs --aggregator-key (rounds and models are the"
                          " coordinator's to sign)")  # fmt: skip
     if args.wrist is not None and args.serial is None:
         raise UsageError("--wrist applies to a --serial sensor; datasets are already in one frame")
@@ -157,7 +158,7 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
         min_samples=args.min_samples, seed=args.seed,
         tls=tls_from_arguments(args, args.device_id),
         aggregator_key=_public_key("--aggregator-key", args.aggregator_key),
-        ack_key=_public_key("--ack-key", args.ack_key),
+        site_key=_public_key("--site-key", args.site_key),
         trusted_keys=trusted_keys(env, args),
         dp_local=local_dp_config(args),
         poison=args.poison, min_train_s=args.min_train_time,

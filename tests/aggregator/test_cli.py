@@ -82,6 +82,7 @@ def test_aggregator_roles_refuse_what_partial_sums_cannot_do(tmp_path: Path) -> 
         (["--role", "worker", "--worker-id", "w1", "--dp-noise-multiplier", "1.0"], "--dp-*"),
         (["--worker-id", "w1", "--bundle", str(tmp_path / "b")], "needs --role worker"),
         (["--worker-key", "k", "--bundle", "b"], "--worker-key needs --role worker or site"),
+        (["--role", "worker", "--worker-id", "w1", "--secure-agg"], "needs --role single or site"),
         (
             [
                 "--role",
@@ -134,3 +135,11 @@ def test_aggregator_roles_refuse_what_partial_sums_cannot_do(tmp_path: Path) -> 
         code, _, err = _run([*common, *extra])
         assert code == 2 and said in err and err.count("\n") == 1, (extra, err)
     assert not (tmp_path / "w.sqlite").exists()
+
+
+def test_edge_site_key_needs_the_aggregators_key(tmp_path: Path) -> None:
+    code, _, err = _run(["edge", "--broker", "mqtt://127.0.0.1:1", "--fleet", "f", "--device-id",
+                         "d", "--bundle", str(tmp_path), "--store", str(tmp_path / "s.sqlite"),
+                         "--site-key", str(tmp_path / "site.pub")])  # fmt: skip
+    assert code == 2 and "--site-key needs --aggregator-key" in err and err.count("\n") == 1
+    assert not (tmp_path / "s.sqlite").exists()

@@ -6,20 +6,25 @@ partial sum; site B is a plain site. The devices of site A are `SecAggParticipan
 the test process (the protocol's own participant, as `iomt edge --secure-agg` runs it), each
 verifying the site's phase messages with the site's own key; their inputs are exactly the
 updates the single aggregator decoded, so the coordinator's head must be the single
-aggregator's up to the fixed-point step.
+aggregator's up to the fixed-point step. A second test runs real `iomt edge --secure-agg
+--site-key` processes behind a secure site for two rounds.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from aggregator.broker import find_mosquitto
+from aggregator.broker import LocalBroker, find_mosquitto
+from aggregator.device_registry import DeviceRegistry, parse_public_key
 from bench.fleet_devices import device_signing_key
 from bench.fleet_round import write_setup
+from bundle_format.signing import PUBLIC_KEY_FILE
 from fleet_protocol.aggregator_identity import aggregator_verifier
 from fleet_protocol.messages import ModelUpdate
 from fleet_protocol.mqtt_link import LinkConfig, MqttLink
@@ -27,6 +32,8 @@ from fleet_protocol.secure_aggregation.client import encode_weighted_update
 from fleet_protocol.secure_aggregation.messages import SecAggConfig
 from fleet_protocol.secure_aggregation.participant import SecAggParticipant
 from fleet_protocol.wire import decode_message, encode_message
+from iomt.cli import main
+from iomt.environment import Environment
 from tests.integration.test_integration_aggregator_workers import (
     DEVICES,
     SHAPES,
@@ -148,3 +155,67 @@ def test_a_secure_site_sends_its_devices_sum_and_the_head_is_the_single_aggregat
         np.testing.assert_allclose(got, want, atol=FIXED_POINT_TOLERANCE, rtol=0)
     largest = max(float(np.max(np.abs(g - w))) for g, w in zip(head, reference_head, strict=True))
     print(f"largest difference from the single aggregator's head: {largest:.2e}")
+
+
+@pytest.mark.tf
+def test_iomt_edge_devices_run_masked_rounds_with_their_site(
+    central,  # noqa: F811 (a fixture of the sites' tests)
+    tiny_task,
+    processes,
+    tmp_path: Path,
+) -> None:  # type: ignore[no-untyped-def]
+    # Prepare: two `iomt edge --secure-agg` processes behind site A, its own key, two rounds
+    fleet, devices, rounds = "edgesites", ("ward-a", "ward-b"), 2
+    keys = _Keys(tmp_path / "keys")
+    registry = DeviceRegistry(tmp_path / "fleet.json")
+    for device in devices:
+        registry.add(device, _device_public_key(tmp_path / f"{device}.sqlite"))
+    registry.save()
+    site = LocalBroker(bridge_to=central.url, acl_fleet=fleet).start()
+    common = ["--fleet", fleet, "--registry", str(registry.path), "--json"]
+    started = [processes.start("siteA", [
+        "aggregator", "--broker", site.url, *common, "--state", str(tmp_path / "a.sqlite"),
+        "--role", "site", "--worker-id", "siteA", "--upstream", central.url, *keys.site("siteA"),
+        "--secure-agg", "--min-clients", str(len(devices)),
+    ])]  # fmt: skip
+    started[0].wait_for("0 committed updates")
+    coordinator = processes.start("coord", [
+        "aggregator", "--broker", central.url, *common, "--state", str(tmp_path / "c.s"),
+        "--bundle", str(tiny_task.bundle_path), "--rounds", str(rounds),
+        "--min-clients", str(len(devices)), "--deadline", "60", "--role", "coordinator",
+        *keys.coordinator(), "--metrics-out", str(tmp_path / "metrics.jsonl"),
+    ])  # fmt: skip
+    for index, device in enumerate(devices):
+        started.append(processes.start(device, [
+            "edge", "--broker", site.url, "--fleet", fleet, "--device-id", device,
+            "--aggregator-key", str(keys.root / "coordinator" / PUBLIC_KEY_FILE),
+            "--site-key", str(keys.root / "siteA" / PUBLIC_KEY_FILE), "--secure-agg",
+            "--bundle", str(tiny_task.bundle_path), "--store", str(tmp_path / f"{device}.sqlite"),
+            "--replay", str(tiny_task.data_path), "--subject", str(index), "--speed", "0",
+            "--max-rounds", str(rounds), "--json",
+        ]))  # fmt: skip
+    try:
+        # Execute
+        exit_codes = [process.finish(timeout_s=180) for process in (coordinator, *started[1:])]
+    finally:
+        site.stop()
+
+    # Assert: both rounds hold both devices, whose logs hold no delta in clear
+    assert exit_codes == [0] * (len(devices) + 1)
+    closed = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["round"], r["status"], r["participants"]) for r in closed] == [
+        (1, "aggregated", 2), (2, "aggregated", 2)
+    ]  # fmt: skip
+    site_log = "\n".join(started[0].output())
+    assert site_log.count("secure sum of 2 devices (0 dropped) sent upstream") == rounds
+    for process in started[1:]:
+        events = [json.loads(line).get("event") for line in process.output()
+                  if line.startswith("{")]  # fmt: skip
+        assert events.count("secure_round") == rounds and "update" not in events
+        assert not {"bad_message", "secure_agg_skipped"} & set(events)  # verified: --site-key
+
+
+def _device_public_key(store: Path) -> bytes:
+    out = io.StringIO()
+    assert main(["edge", "keygen", "--store", str(store)], Environment(stdout=out)) == 0
+    return parse_public_key(out.getvalue())

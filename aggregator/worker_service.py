@@ -17,7 +17,7 @@ from typing import Protocol
 
 from aggregator.round_events import Log
 from aggregator.service import Link
-from aggregator.worker_core import CommitWorkerBatch, StartWorkerRound, WorkerCore, WorkerEffect
+from aggregator.worker_core import CommitWorkerBatch, StartWorkerRound, WorkerEffect
 from aggregator.worker_store import WorkerStore
 from fleet_protocol.mqtt_link import MqttPublishTimeoutError
 from fleet_protocol.publish import Publish
@@ -53,11 +53,15 @@ class BatchCore(Protocol):
     def wake_at(self) -> float | None:
         """When time alone has something for the core to do."""
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """What it refused or dropped, by reason (logged when the service stops)."""
+
 
 class WorkerService:
     """Runs until `stop_when()` says so (a test or the CLI's signal handler)."""
 
-    def __init__(self, core: BatchCore | WorkerCore, link: Link, store: WorkerStore, *,
+    def __init__(self, core: BatchCore, link: Link, store: WorkerStore, *,
                  clock: Callable[[], float] = time.time,
                  log: Callable[[str], None] = lambda line: None) -> None:  # fmt: skip
         self.core, self.link, self.store = core, link, store

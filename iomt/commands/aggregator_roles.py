@@ -195,7 +195,7 @@ def run_worker(args: argparse.Namespace, log: Any, device_key: Any, signing_key:
     from aggregator.site_link import secure_site_subscriptions, site_subscriptions
     from aggregator.update_bounds import BoundsPolicy
     from aggregator.worker_core import PARTIAL_EVERY_S, WorkerConfig, WorkerCore
-    from aggregator.worker_service import WorkerService, worker_subscriptions
+    from aggregator.worker_service import BatchCore, WorkerService, worker_subscriptions
     from aggregator.worker_store import WorkerStore
     from fleet_protocol.mqtt_link import LinkConfig, MqttLink
 
@@ -221,7 +221,7 @@ def run_worker(args: argparse.Namespace, log: Any, device_key: Any, signing_key:
         store = stack.enter_context(WorkerStore(args.state))  # only once the brokers answered
         stored = store.open_round()
         rows = store.updates(stored.round_id) if stored else []
-        core: Any = WorkerCore(config, trust, stored, rows)
+        core: BatchCore = WorkerCore(config, trust, stored, rows)
         if site and args.secure_agg:
             core = _secure_site(args, trust)
         service = WorkerService(core, service_link, store, clock=time.time, log=log)

@@ -285,3 +285,44 @@ def test_a_killed_workers_acknowledged_updates_come_back_from_its_file_alone(
     assert metrics["participants"] == len(DEVICES)
     for got, want in zip(_head_of(tmp_path / "c.s"), reference_head, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+
+
+def test_workers_with_keys_of_their_own_give_the_single_aggregators_head(
+    mosquitto, processes, reference_head, tmp_path: Path
+) -> None:
+    # Prepare: a key pair per worker and the coordinator's; the workers' in a signers registry
+    from aggregator.device_registry import DeviceRegistry
+    from bundle_format.signing import write_key_pair
+
+    pairs = {name: write_key_pair(tmp_path / name) for name in ("coord", "w1", "w2")}
+    signers = DeviceRegistry(tmp_path / "signers.json")
+    for worker in ("w1", "w2"):
+        signers.add(worker, pairs[worker].public_key)
+    signers.save()
+    setup = write_setup(tmp_path, DEVICES, _head())
+    workers = [processes.start(w, [
+        *_worker_args(mosquitto.url, "keyed", setup, tmp_path / f"{w}.sqlite", w),
+        "--worker-key", str(pairs[w].private_path),
+        "--aggregator-key", str(pairs["coord"].public_path),
+        "--partial-signers", str(signers.path),
+    ]) for w in ("w1", "w2")]  # fmt: skip
+    for worker in workers:
+        worker.wait_for("0 committed updates")
+    coordinator = processes.start("coord", [
+        *_coordinator_args(mosquitto.url, "keyed", setup, tmp_path / "c.s"),
+        "--model-signing-key", str(pairs["coord"].private_path),
+        "--partial-signers", str(signers.path),
+    ])  # fmt: skip
+    sim = FleetSim(mosquitto.url, "keyed")
+    # Execute
+    try:
+        sim.send(DEVICES)
+        metrics = _closed_metrics(coordinator)
+        assert coordinator.finish(timeout_s=60) == 0
+    finally:
+        sim.close()
+    # Assert: the same head to 1e-6, both workers' sums verified and added
+    for got, want in zip(_head_of(tmp_path / "c.s"), reference_head, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+    assert metrics["participants"] == len(DEVICES)
+    assert not any("refused" in line for line in coordinator.output())

@@ -30,7 +30,7 @@ from fleet_protocol.errors import (
     SignatureError,
     TopicError,
 )
-from fleet_protocol.topics import validate_device_id, validate_fleet
+from fleet_protocol.topics import validate_device_id, validate_device_ids, validate_fleet
 from fleet_protocol.wire import DEFAULT_MAX_MESSAGE_BYTES, VerifyKey, open_envelope, seal_envelope
 
 BODY_TYPE = "partial_sum"
@@ -114,7 +114,7 @@ def _from_fields(raw: Any, values: Any) -> PartialSum:
         sequence=_int(raw["sequence"]),
         weighted_sum=np.frombuffer(values, dtype="<f8"),
         total_weight=_int(raw["total_weight"]),
-        participants=tuple(_text(p) for p in participants),
+        participants=_texts(participants),
         shapes=_shapes(raw["shapes"]),
     )
     _check(partial)
@@ -125,8 +125,10 @@ def _check(partial: PartialSum) -> None:
     """The invariants a receiver relies on; a sender checks them too (never send a refusal)."""
     _id(partial.fleet, validate_fleet)
     _id(partial.signer_id, validate_device_id)
-    for device in partial.participants:
-        _id(device, validate_device_id)
+    try:
+        validate_device_ids(partial.participants)
+    except TopicError as error:
+        raise MalformedMessageError(str(error)) from None
     size = sum(math.prod(shape) for shape in partial.shapes)
     if partial.weighted_sum.ndim != 1 or partial.weighted_sum.size != size:
         raise ShapeMismatchError(f"partial sum of {partial.weighted_sum.size} values, shapes"
@@ -152,6 +154,12 @@ def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise MalformedMessageError(f"expected an id string, got {type(value).__name__}")
     return value
+
+
+def _texts(values: list[Any]) -> tuple[str, ...]:
+    if not all(type(value) is str for value in values):
+        raise MalformedMessageError("expected id strings in 'participants'")
+    return tuple(values)
 
 
 def _id(value: Any, validate: Any) -> str:

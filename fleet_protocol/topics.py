@@ -40,6 +40,17 @@ def validate_device_id(device_id: str) -> str:
     return device_id
 
 
+def validate_device_ids(device_ids: tuple[str, ...]) -> None:
+    """`validate_device_id` of each id (strings): those already seen cost one set difference.
+
+    A partial sum names every device of its signer's share, and arrives several times a round.
+    """
+    for device_id in set(device_ids) - _VALID_IDS:
+        validate_device_id(device_id)
+    if AGGREGATOR_ID in device_ids:
+        validate_device_id(AGGREGATOR_ID)
+
+
 def _validate_id(value: object, what: str) -> str:
     if isinstance(value, str) and value in _VALID_IDS:  # a fleet's ids recur in every message
         return value

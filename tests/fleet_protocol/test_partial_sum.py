@@ -102,6 +102,9 @@ def test_shapes_other_than_the_models_are_refused() -> None:
         ({"participants": ("dev-1", "dev-1")}, MalformedMessageError),
         ({"total_weight": 0}, MalformedMessageError),
         ({"participants": ("aggregator",)}, MalformedMessageError),
+        ({"participants": ("aggregator", "dev-1")}, MalformedMessageError),
+        ({"participants": ("dev 2", "dev-1")}, MalformedMessageError),  # a known id, a bad one
+        ({"participants": ("dev-1", "dev/2")}, MalformedMessageError),
     ],
 )
 def test_a_sender_refuses_to_send_what_a_receiver_refuses(
@@ -109,6 +112,16 @@ def test_a_sender_refuses_to_send_what_a_receiver_refuses(
 ) -> None:
     with pytest.raises(error):
         encode_partial_sum(gen_partial(**changes), KEY)
+
+
+@pytest.mark.parametrize("participants", [[1, 2], ["dev-1", None], ["dev-1", b"dev-2"]])
+def test_participants_that_are_not_id_strings_are_refused(participants: list[object]) -> None:
+    envelope = msgpack.unpackb(encode_partial_sum(gen_partial(), None), raw=False)
+    body = msgpack.unpackb(envelope["body"], raw=False)
+    body["fields"]["participants"] = participants
+    envelope["body"] = msgpack.packb(body, use_bin_type=True)
+    with pytest.raises(MalformedMessageError):
+        decode_partial_sum(msgpack.packb(envelope, use_bin_type=True), verify_key=None)
 
 
 def test_a_model_message_is_not_a_partial_sum() -> None:

@@ -7,6 +7,11 @@ its filters can tell breathing rates apart before pooling to 1 Hz blurs them: on
 simulated-stress (train 1-11, validation 12-15) a 5-sample kernel with 16 filters stayed at
 or below 0.56 validation accuracy over its first 8 epochs, 16 samples with 32 filters reached
 0.85 in 20, 24 samples 0.83. Converted, the backward direction needs `REVERSE_V2` in TFLM.
+
+Window features beside the LSTM (a band-pass bank, learned or fixed, or a soft arg-max
+breathing rate with LF and spread, concatenated into the embedding) were tried and lost to this
+plain form on subjects 1-15 of simulated-stress; training on more people (`--refit`) helped
+(docs/data.md, third pass).
 """
 
 from __future__ import annotations

@@ -32,9 +32,26 @@ def verify_with_sodium(public_key: Ed25519PublicKey, signature: bytes, message: 
     from nacl.exceptions import BadSignatureError
 
     try:
-        crypto_sign_open(signature + message, public_key_to_bytes(public_key))
+        crypto_sign_open(signature + message, _raw_public_key(public_key))
     except BadSignatureError:
         raise InvalidSignature from None
+
+
+_RAW_KEYS: dict[int, tuple[Ed25519PublicKey, bytes]] = {}  # id(key) -> (the key, its 32 bytes)
+_MAX_RAW_KEYS = 100_000
+
+
+def _raw_public_key(public_key: Ed25519PublicKey) -> bytes:
+    """A key's raw bytes, remembered per key object: a registry's keys verify every update
+    (the entry holds the key itself, so its id cannot be reused while it is remembered)."""
+    entry = _RAW_KEYS.get(id(public_key))
+    if entry is not None and entry[0] is public_key:
+        return entry[1]
+    raw = public_key_to_bytes(public_key)
+    if len(_RAW_KEYS) >= _MAX_RAW_KEYS:
+        _RAW_KEYS.clear()
+    _RAW_KEYS[id(public_key)] = (public_key, raw)
+    return raw
 
 
 def _fastest_verify() -> Callable[[Ed25519PublicKey, bytes, bytes], None]:

@@ -159,3 +159,22 @@ def test_libsodium_and_openssl_agree_on_every_signature(tamper: bool) -> None:
         except InvalidSignature:
             verdicts.append(False)
     assert verdicts == [not tamper, not tamper]
+
+
+def test_libsodium_checks_each_key_object_against_its_own_bytes() -> None:
+    """The raw bytes remembered per key object never stand in for another key's."""
+    from cryptography.exceptions import InvalidSignature
+
+    from fleet_protocol.signing import verify_with_sodium
+
+    message = b"iomt-fl\x00" + bytes(range(64))
+    keys = [Ed25519PrivateKey.from_private_bytes(bytes([i]) * 32) for i in range(1, 4)]
+    for _ in range(2):  # the second pass finds every key remembered
+        for signer in keys:
+            signature = signer.sign(message)
+            for other in keys:
+                if other is signer:
+                    verify_with_sodium(other.public_key(), signature, message)
+                else:
+                    with pytest.raises(InvalidSignature):
+                        verify_with_sodium(other.public_key(), signature, message)

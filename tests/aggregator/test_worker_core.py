@@ -116,6 +116,18 @@ def test_a_resend_of_a_device_another_worker_holds_is_acked_not_taken() -> None:
     assert core.counts == {"resent": 1}
 
 
+def test_a_resend_of_an_update_this_worker_stored_is_acked_as_stored_not_taken_again() -> None:
+    """A lost ack costs the device one resend: the same bytes are acked, not added twice."""
+    core = WorkerCore(WorkerConfig(FLEET, "w1"), trust(), None, [])
+    first = core.handle([*gen_round(), gen_update("dev-0")], 10.0)
+    (sum_before,) = partials_of(first)
+    effects = core.handle([gen_update("dev-0")], 26.0)
+    assert [(a.accepted, a.reason) for a in acks_of(effects)] == [(True, "")]
+    assert not any(isinstance(e, CommitWorkerBatch) for e in effects)
+    assert not partials_of(effects) and core.counts == {"resent": 1}
+    assert sum_before.participants == ("dev-0",)
+
+
 def test_the_worker_with_the_larger_id_drops_a_device_both_took() -> None:
     # Prepare: w2 took dev-0 (w1 died before its partial sum went out) and dev-1
     core = WorkerCore(WorkerConfig(FLEET, "w2"), trust(), None, [])

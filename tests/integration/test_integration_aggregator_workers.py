@@ -102,14 +102,16 @@ class FleetSim:
         if wait:
             self.wait_acked(devices)
 
-    def wait_acked(self, devices: tuple[str, ...], resend_every_s: float | None = None) -> None:
+    def wait_acked(
+        self, devices: tuple[str, ...], resend_every_s: float | None = None, timeout_s: float = 60
+    ) -> None:
         """Until every one of `devices` is acked (none refused).
 
         With `resend_every_s`, an update still unacknowledged after that long is sent again
-        (the same bytes), as a device does after its ack timeout.
+        (the same bytes), as a device does after its ack timeout, for up to `timeout_s`.
         """
         if resend_every_s is not None:
-            for _ in range(int(60 / resend_every_s)):
+            for _ in range(int(timeout_s / resend_every_s)):
                 with self.changed:
                     if self.changed.wait_for(lambda: set(devices) <= self.acked, resend_every_s):
                         break

@@ -108,7 +108,10 @@ class _Fleet:
         return {w: _rows(self.root / f"{w}.sqlite") for w in self.workers}
 
     def close(self) -> None:
+        """Stop the devices' client; keep every process's output beside its state file."""
         self.sim.close()
+        for process in self.processes.started:
+            (self.root / f"{process.name}.stdout").write_text("\n".join(process.output()))
 
 
 def _same_head(state: Path, reference: list[np.ndarray]) -> None:
@@ -227,7 +230,8 @@ def test_a_workers_nats_node_killed_it_rejoins_the_queue_group_on_another(
             own.kill_node(own.nodes[0].name)
             fleet.workers["w1"].wait_for("reconnected to", timeout_s=60)
             fleet.sim.send(DEVICES[6:], wait=False)
-            fleet.sim.wait_acked(DEVICES, resend_every_s=RESEND_S)
+            # JetStream elects new leaders for what the dead node led: seconds, more on a busy box
+            fleet.sim.wait_acked(DEVICES, resend_every_s=RESEND_S, timeout_s=180)
             metrics = _closed_metrics(fleet.coordinator)
             assert fleet.coordinator.finish(timeout_s=60) == 0
         finally:

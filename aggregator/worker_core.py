@@ -36,6 +36,7 @@ from fleet_protocol.wire import DEFAULT_MAX_MESSAGE_BYTES, VerifyKey, decode_mes
 PARTIAL_EVERY_S = 0.2  # a changed partial sum goes out at most this often
 CUTOFF_S = 1.0  # refuse updates this close to the deadline: their partial sum must arrive first
 MAX_PENDING = 100_000  # updates held while the round or its head is not known yet
+_NEW = DeviceHistory(None, None, None)  # a device with nothing stored this round (most updates)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class _Round:
     shapes: list[tuple[int, ...]]
     bounds: UpdateBounds
     weighted_sum: np.ndarray
+    opened: OpenRound  # what `check_update` needs, the same for every update of the round
     changes: int = 0
     total_weight: int = 0
     held: dict[str, StoredUpdate] = field(default_factory=dict)  # device -> its committed update
@@ -192,7 +194,9 @@ class WorkerCore:
         shapes = [tuple(w.shape) for w in head.weights]
         size = sum(int(np.prod(s)) for s in shapes)
         bounds = bounds_for_head(head.weights, self.config.bounds)
-        self._round = _Round(announcement, shapes, bounds, np.zeros(size, dtype=np.float64))
+        opened = OpenRound(self.config.fleet, announcement.round_id, announcement.model_version)
+        self._round = _Round(announcement, shapes, bounds, np.zeros(size, dtype=np.float64),
+                             opened)  # fmt: skip
         self._announcement, self._heads = None, {announcement.model_version: head}
         stored = self._stored
         if stored is not None and stored.round_id == announcement.round_id:
@@ -236,10 +240,8 @@ class WorkerCore:
             return
         announcement = round_.announcement
         held = round_.held.get(update.device_id)
-        history = DeviceHistory(held.sequence if held else None, held.sha256 if held else None,
-                                None)  # fmt: skip
-        opened = OpenRound(self.config.fleet, announcement.round_id, announcement.model_version)
-        reason = check_update(update, topic_device, opened, history)
+        history = _NEW if held is None else DeviceHistory(held.sequence, held.sha256, None)
+        reason = check_update(update, topic_device, round_.opened, history)
         if reason is None and now > announcement.deadline_unix - self.config.cutoff_s:
             reason = "stale"  # too late for its partial sum to reach the coordinator in time
         if reason is None and any(update.device_id in d for d in round_.others.values()):

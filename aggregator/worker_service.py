@@ -11,6 +11,7 @@ update (the restarted worker rebuilds its partial sum from its file and publishe
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -69,6 +70,9 @@ class WorkerService:
 
     def run(self, stop_when: Callable[[], bool] = lambda: False) -> None:
         """Batch, decide, commit, acknowledge, publish partial sums; until stopped."""
+        # what exists now (modules, keys, the registry) lives as long as the process: out of the
+        # collector's full scans, which otherwise cost ~10% of a worker's CPU per update
+        gc.freeze()
         while not stop_when():
             batch = self._next_batch()
             self._carry_out(self.core.handle(batch, self._clock()))

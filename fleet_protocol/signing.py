@@ -47,7 +47,10 @@ def _raw_public_key(public_key: Ed25519PublicKey) -> bytes:
     entry = _RAW_KEYS.get(id(public_key))
     if entry is not None and entry[0] is public_key:
         return entry[1]
-    raw = public_key_to_bytes(public_key)
+    return _remember_raw(public_key, public_key_to_bytes(public_key))
+
+
+def _remember_raw(public_key: Ed25519PublicKey, raw: bytes) -> bytes:
     if len(_RAW_KEYS) >= _MAX_RAW_KEYS:
         _RAW_KEYS.clear()
     _RAW_KEYS[id(public_key)] = (public_key, raw)
@@ -102,9 +105,11 @@ def public_key_to_bytes(key: Ed25519PublicKey) -> bytes:
 def public_key_from_bytes(raw: bytes) -> Ed25519PublicKey:
     """Load a raw 32-byte public key; raise `SignatureError` if it is not one."""
     try:
-        return Ed25519PublicKey.from_public_bytes(raw)
+        key = Ed25519PublicKey.from_public_bytes(raw)
     except ValueError as error:
         raise SignatureError(f"invalid Ed25519 public key: {error}") from None
+    _remember_raw(key, bytes(raw))  # a registry's keys: each verifies one update per round
+    return key
 
 
 def private_key_to_bytes(key: Ed25519PrivateKey) -> bytes:

@@ -102,6 +102,14 @@ class FleetSim:
         if wait:
             self.wait_acked(devices)
 
+    def resend_unacked(self, devices: tuple[str, ...]) -> None:
+        """Send the update of each of `devices` not acked yet again (the same bytes)."""
+        with self.changed:
+            missing = set(devices) - self.acked
+        for device in sorted(missing):
+            self.resends += 1
+            self.client.publish(update_topic(self.fleet, device), self.sent[device], qos=1)
+
     def wait_acked(
         self, devices: tuple[str, ...], resend_every_s: float | None = None, timeout_s: float = 60
     ) -> None:
@@ -115,11 +123,7 @@ class FleetSim:
                 with self.changed:
                     if self.changed.wait_for(lambda: set(devices) <= self.acked, resend_every_s):
                         break
-                    missing = set(devices) - self.acked
-                for device in sorted(missing):
-                    self.resends += 1
-                    topic = update_topic(self.fleet, device)
-                    self.client.publish(topic, self.sent[device], qos=1)
+                self.resend_unacked(devices)
         self._wait(lambda: set(devices) <= self.acked, f"acks of {devices}")
         assert not self.refused
 

@@ -34,6 +34,7 @@ from fleet_protocol.topics import ack_topic, parse_topic, partial_topic
 from fleet_protocol.wire import DEFAULT_MAX_MESSAGE_BYTES, VerifyKey, decode_message, encode_message
 
 PARTIAL_EVERY_S = 0.2  # a changed partial sum goes out at most this often
+PARTIAL_AGAIN_S = 5.0  # an unchanged one goes out again this often while its round is open
 CUTOFF_S = 1.0  # refuse updates this close to the deadline: their partial sum must arrive first
 MAX_PENDING = 100_000  # updates held while the round or its head is not known yet
 _NEW = DeviceHistory(None, None, None)  # a device with nothing stored this round (most updates)
@@ -48,6 +49,7 @@ class WorkerConfig:
     bounds: BoundsPolicy = field(default_factory=BoundsPolicy)
     max_update_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     partial_every_s: float = PARTIAL_EVERY_S
+    partial_again_s: float = PARTIAL_AGAIN_S
     cutoff_s: float = CUTOFF_S
 
 
@@ -123,10 +125,13 @@ class WorkerCore:
         return None if self._round is None else self._round.announcement.round_id
 
     def wake_at(self) -> float | None:
-        """When a changed partial sum is due even if no message comes."""
+        """When the partial sum is due even if no message comes: soon after a change, and
+        again every `partial_again_s` while the round is open."""
         round_ = self._round
-        if round_ is None or round_.published == round_.changes:
+        if round_ is None or round_.changes == 0:
             return None
+        if round_.published == round_.changes:
+            return self._last_partial_at + self.config.partial_again_s
         return self._last_partial_at + self.config.partial_every_s
 
     def handle(self, messages: list[tuple[str, bytes]], now: float) -> list[WorkerEffect]:
@@ -308,13 +313,20 @@ class WorkerCore:
         self._batch, self._dropped, self._acks = [], [], []
 
     def _maybe_publish_partial(self, now: float) -> None:
+        """A changed sum goes out at most every `partial_every_s` (at once near the deadline);
+        an unchanged one again every `partial_again_s`, so that a publish the broker lost (a
+        node's failover) cannot leave the coordinator short: it ignores a sequence it has."""
         round_ = self._round
-        if round_ is None or round_.published == round_.changes or round_.changes == 0:
+        if round_ is None or round_.changes == 0:
             return
-        due = self._last_partial_at + self.config.partial_every_s
-        near_deadline = now >= round_.announcement.deadline_unix - self.config.cutoff_s
-        if now < due and not near_deadline:
-            return
+        if round_.published == round_.changes:
+            if now < self._last_partial_at + self.config.partial_again_s:
+                return
+        else:
+            due = self._last_partial_at + self.config.partial_every_s
+            near_deadline = now >= round_.announcement.deadline_unix - self.config.cutoff_s
+            if now < due and not near_deadline:
+                return
         announcement = round_.announcement
         partial = PartialSum(
             self.config.fleet, announcement.round_id, announcement.model_version,

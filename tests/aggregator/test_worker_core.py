@@ -86,6 +86,22 @@ def test_the_partial_sum_is_the_weighted_sum_of_the_committed_updates() -> None:
     assert partial_topic(FLEET, "w1") in [e.topic for e in effects if isinstance(e, Publish)]
 
 
+def test_an_unchanged_partial_sum_goes_out_again_while_the_round_is_open() -> None:
+    # Prepare: one update folded and its partial sum published at t=10
+    core = WorkerCore(WorkerConfig(FLEET, "w1", partial_again_s=5.0), trust(), None, [])
+    (first,) = partials_of(core.handle([*gen_round(), gen_update("dev-0")], 10.0))
+    # Execute: time passes without messages
+    early = core.handle([], 14.9)
+    due = core.wake_at()
+    again = core.handle([], 15.0)
+    # Assert: nothing before 5 s; then the same sum and sequence (the coordinator keeps one)
+    assert partials_of(early) == [] and due == 15.0
+    (repeat,) = partials_of(again)
+    assert (repeat.sequence, repeat.participants) == (first.sequence, first.participants)
+    np.testing.assert_array_equal(repeat.weighted_sum, first.weighted_sum)
+    assert core.wake_at() == 20.0
+
+
 def test_a_restarted_worker_sends_the_same_partial_sum_from_its_rows() -> None:
     # Prepare: what the first life committed
     first = WorkerCore(WorkerConfig(FLEET, "w1"), trust(), None, [])
@@ -124,8 +140,11 @@ def test_a_resend_of_an_update_this_worker_stored_is_acked_as_stored_not_taken_a
     effects = core.handle([gen_update("dev-0")], 26.0)
     assert [(a.accepted, a.reason) for a in acks_of(effects)] == [(True, "")]
     assert not any(isinstance(e, CommitWorkerBatch) for e in effects)
-    assert not partials_of(effects) and core.counts == {"resent": 1}
-    assert sum_before.participants == ("dev-0",)
+    assert core.counts == {"resent": 1}
+    # 16 s on, the unchanged sum goes out again: same sequence, dev-0 once
+    assert [(p.sequence, p.participants) for p in partials_of(effects)] == [
+        (sum_before.sequence, ("dev-0",))
+    ]
 
 
 def test_the_worker_with_the_larger_id_drops_a_device_both_took() -> None:

@@ -28,15 +28,16 @@ from bench.fleet_round import write_setup
 from fleet_protocol.event_queue import BoundedEventQueue
 from fleet_protocol.mqtt_link import LinkEvent
 from fleet_protocol.topics import subscription_topic, update_topic
-from tests.integration.test_integration_aggregator_workers import (
+from tests.integration.partial_sum_fleet import (
     DEVICES,
     FleetSim,
-    _closed_metrics,
-    _common,
-    _head,
-    _head_of,
-    _rounds,
-    _rows,
+    aggregator_args,
+    assert_same_head,
+    closed_metrics,
+    make_head,
+    round_args,
+    single_aggregator_head,
+    worker_rows,
 )
 
 pytestmark = [
@@ -65,18 +66,9 @@ def _rotated(urls: list[str], start: int) -> str:
 def reference_head(cluster, process_group_class, tmp_path_factory) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
     """The head one `--role single` aggregator makes of the twelve updates, on the cluster."""
     root = tmp_path_factory.mktemp("single")
-    setup = write_setup(root, DEVICES, _head())
-    group = process_group_class(root)
-    single = group.start("single", [*_common(cluster.url, "single", setup, root / "a.s"),
-                                    *_rounds(setup)])  # fmt: skip
-    sim = FleetSim(_plain(cluster.nodes[2]), "single")
-    try:
-        sim.send(DEVICES)
-        assert single.finish(timeout_s=60) == 0
-    finally:
-        sim.close()
-        group.kill_all()
-    return _head_of(root / "a.s")
+    return single_aggregator_head(
+        process_group_class, root, cluster.url, _plain(cluster.nodes[2]), "single"
+    )
 
 
 class _Fleet:
@@ -84,14 +76,14 @@ class _Fleet:
 
     def __init__(self, cluster: NatsCluster, processes: Any, fleet: str, root: Path) -> None:
         self.cluster, self.processes, self.fleet, self.root = cluster, processes, fleet, root
-        self.setup = write_setup(root, DEVICES, _head())
+        self.setup = write_setup(root, DEVICES, make_head())
         self.workers = {w: self.start_worker(w) for w in ("w1", "w2")}
         for worker in self.workers.values():  # in the queue group before any device sends
             worker.wait_for("0 committed updates")
         mqtt_urls = [node.mqtt_url for node in cluster.nodes]
         self.coordinator = processes.start("coord", [
-            *_common(_rotated(mqtt_urls, 2), fleet, self.setup, root / "c.s"),
-            *_rounds(self.setup), "--role", "coordinator",
+            *aggregator_args(_rotated(mqtt_urls, 2), fleet, self.setup, root / "c.s"),
+            *round_args(self.setup), "--role", "coordinator",
         ])  # fmt: skip
         self.sim = FleetSim(_plain(cluster.nodes[2]), fleet)
 
@@ -100,25 +92,20 @@ class _Fleet:
         mqtt_urls = [node.mqtt_url for node in self.cluster.nodes]
         nats_urls = [node.nats_url for node in self.cluster.nodes]
         return self.processes.start(name or worker, [
-            *_common(_rotated(mqtt_urls, first), self.fleet, self.setup,
+            *aggregator_args(_rotated(mqtt_urls, first), self.fleet, self.setup,
                      self.root / f"{worker}.sqlite"),
             "--role", "worker", "--worker-id", worker,
             "--queue-group-url", _rotated(nats_urls, first),
         ])  # fmt: skip
 
     def shares(self) -> dict[str, int]:
-        return {w: _rows(self.root / f"{w}.sqlite") for w in self.workers}
+        return {w: worker_rows(self.root / f"{w}.sqlite") for w in self.workers}
 
     def close(self) -> None:
         """Stop the devices' client; keep every process's output beside its state file."""
         self.sim.close()
         for process in self.processes.started:
             (self.root / f"{process.name}.stdout").write_text("\n".join(process.output()))
-
-
-def _same_head(state: Path, reference: list[np.ndarray]) -> None:
-    for got, want in zip(_head_of(state), reference, strict=True):
-        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
 
 
 def test_mqtt_qos1_updates_reach_one_queue_member_exactly_once(cluster: NatsCluster) -> None:
@@ -175,12 +162,12 @@ def test_coordinator_and_two_queue_group_workers_give_the_single_aggregators_hea
     # Execute
     try:
         fleet.sim.send(DEVICES)
-        metrics = _closed_metrics(fleet.coordinator)
+        metrics = closed_metrics(fleet.coordinator)
         assert fleet.coordinator.finish(timeout_s=60) == 0
     finally:
         fleet.close()
     # Assert: the same head to 1e-6, every update in it once, both workers took a share
-    _same_head(tmp_path / "c.s", reference_head)
+    assert_same_head(tmp_path / "c.s", reference_head)
     assert metrics["participants"] == len(DEVICES)
     assert metrics["num_examples"] == sum(10 + 3 * i for i in range(len(DEVICES)))
     for worker in fleet.workers.values():
@@ -207,17 +194,17 @@ def test_kill_9_of_a_queue_group_worker_mid_round_loses_no_acknowledged_update(
         time.sleep(1.0)  # the updates reach the cluster and are routed (no time is asserted)
         fleet.workers[victim].popen.send_signal(signal.SIGKILL)
         assert fleet.workers[victim].finish() == -signal.SIGKILL
-        held = _rows(tmp_path / f"{victim}.sqlite")
+        held = worker_rows(tmp_path / f"{victim}.sqlite")
         fleet.start_worker(victim, f"{victim}b").wait_for(f"{held} committed updates in its file")
         fleet.sim.wait_acked(DEVICES, resend_every_s=RESEND_S)
-        metrics = _closed_metrics(fleet.coordinator)
+        metrics = closed_metrics(fleet.coordinator)
         assert fleet.coordinator.finish(timeout_s=60) == 0
     finally:
         fleet.close()
     # Assert: every acknowledged update is in the single aggregator's head, none twice
     assert held >= shares[victim] > 0
     assert metrics["participants"] == len(DEVICES)
-    _same_head(tmp_path / "c.s", reference_head)
+    assert_same_head(tmp_path / "c.s", reference_head)
 
 
 def test_a_workers_nats_node_killed_it_rejoins_the_queue_group_on_another(
@@ -239,7 +226,7 @@ def test_a_workers_nats_node_killed_it_rejoins_the_queue_group_on_another(
         # Assert: every device in the head, so every acknowledged one (an ack lost in the failover
         # leaves a stored update its device did not hear of: that loses nothing)
         assert metrics["participants"] == len(DEVICES)
-        _same_head(tmp_path / "c.s", reference_head)
+        assert_same_head(tmp_path / "c.s", reference_head)
 
 
 def _closed_resending(fleet: _Fleet) -> dict[str, Any]:
@@ -263,10 +250,10 @@ def test_a_worker_whose_nats_servers_do_not_answer_fails_with_nothing_written(
     # Prepare: the MQTT side answers, nothing listens at the NATS URL
     from aggregator.broker import LOOPBACK, free_port
 
-    setup = write_setup(tmp_path, DEVICES, _head())
+    setup = write_setup(tmp_path, DEVICES, make_head())
     state = tmp_path / "w.sqlite"
     nowhere = f"nats://{LOOPBACK}:{free_port()}"
-    args = [*_common(cluster.url, "nonats", setup, state), "--role", "worker",
+    args = [*aggregator_args(cluster.url, "nonats", setup, state), "--role", "worker",
             "--worker-id", "w1", "--queue-group-url", nowhere]  # fmt: skip
     # Execute
     worker = processes.start("w1", args)

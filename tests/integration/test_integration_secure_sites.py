@@ -34,15 +34,15 @@ from fleet_protocol.secure_aggregation.participant import SecAggParticipant
 from fleet_protocol.wire import decode_message, encode_message
 from iomt.cli import main
 from iomt.environment import Environment
-from tests.integration.test_integration_aggregator_workers import (
+from tests.integration.partial_sum_fleet import (
     DEVICES,
     SHAPES,
     FleetSim,
-    _closed_metrics,
-    _common,
-    _head,
-    _head_of,
-    _rounds,
+    aggregator_args,
+    closed_metrics,
+    head_of,
+    make_head,
+    round_args,
 )
 from tests.integration.test_integration_sites import (  # noqa: F401 (fixtures)
     SITES,
@@ -115,7 +115,7 @@ def test_a_secure_site_sends_its_devices_sum_and_the_head_is_the_single_aggregat
     # Prepare: keyed sites; A masks its round, B takes plain updates
     fleet = "securesites"
     keys = _Keys(tmp_path / "keys")
-    setup = write_setup(tmp_path, DEVICES, _head())
+    setup = write_setup(tmp_path, DEVICES, make_head())
     brokers = _site_brokers(central, fleet)
     secure = processes.start("siteA", [
         *_site_args(brokers["siteA"], central, fleet, setup, tmp_path / "a.sqlite", "siteA"),
@@ -131,14 +131,14 @@ def test_a_secure_site_sends_its_devices_sum_and_the_head_is_the_single_aggregat
     masked = _MaskedDevices(brokers["siteA"].url, fleet, SITES["siteA"], keys.ack_key("siteA"))
     sim_b = FleetSim(brokers["siteB"].url, fleet, keys.ack_key("siteB"))
     coordinator = processes.start("coord", [
-        *_common(central.url, fleet, setup, tmp_path / "c.s"), *_rounds(setup),
+        *aggregator_args(central.url, fleet, setup, tmp_path / "c.s"), *round_args(setup),
         "--role", "coordinator", *keys.coordinator(),
     ])  # fmt: skip
     try:
         # Execute
         sim_b.send(SITES["siteB"])
         summed = secure.wait_for("secure sum of", timeout_s=90)
-        metrics = _closed_metrics(coordinator)
+        metrics = closed_metrics(coordinator)
         assert coordinator.finish(timeout_s=60) == 0
     finally:
         masked.close()
@@ -150,7 +150,7 @@ def test_a_secure_site_sends_its_devices_sum_and_the_head_is_the_single_aggregat
     assert metrics["participants"] == len(DEVICES)
     assert not masked.errors
     assert not any("refused" in line for line in coordinator.output())
-    head = _head_of(tmp_path / "c.s")
+    head = head_of(tmp_path / "c.s")
     for got, want in zip(head, reference_head, strict=True):
         np.testing.assert_allclose(got, want, atol=FIXED_POINT_TOLERANCE, rtol=0)
     largest = max(float(np.max(np.abs(g - w))) for g, w in zip(head, reference_head, strict=True))

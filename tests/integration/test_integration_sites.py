@@ -28,14 +28,15 @@ from bundle_format.signing import (
     load_public_key_bytes,
     write_key_pair,
 )
-from tests.integration.test_integration_aggregator_workers import (
+from tests.integration.partial_sum_fleet import (
     DEVICES,
     FleetSim,
-    _closed_metrics,
-    _common,
-    _head,
-    _head_of,
-    _rounds,
+    aggregator_args,
+    assert_same_head,
+    closed_metrics,
+    make_head,
+    round_args,
+    single_aggregator_head,
 )
 
 pytestmark = [
@@ -56,18 +57,7 @@ def central() -> Iterator[LocalBroker]:
 def reference_head(central, process_group_class, tmp_path_factory) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
     """The head one `--role single` aggregator makes of the twelve updates."""
     root = tmp_path_factory.mktemp("single")
-    setup = write_setup(root, DEVICES, _head())
-    group = process_group_class(root)
-    single = group.start("single", [*_common(central.url, "one", setup, root / "a.s"),
-                                    *_rounds(setup)])  # fmt: skip
-    sim = FleetSim(central.url, "one")
-    try:
-        sim.send(DEVICES)
-        assert single.finish(timeout_s=60) == 0
-    finally:
-        sim.close()
-        group.kill_all()
-    return _head_of(root / "a.s")
+    return single_aggregator_head(process_group_class, root, central.url, central.url, "one")
 
 
 def _site_brokers(central: LocalBroker, fleet: str) -> dict[str, LocalBroker]:
@@ -76,8 +66,8 @@ def _site_brokers(central: LocalBroker, fleet: str) -> dict[str, LocalBroker]:
 
 def _site_args(broker: LocalBroker, central: LocalBroker, fleet: str, setup: Any,
                state: Path, site: str) -> list[str]:  # fmt: skip
-    return [*_common(broker.url, fleet, setup, state), "--role", "site", "--worker-id", site,
-            "--upstream", central.url]  # fmt: skip
+    return [*aggregator_args(broker.url, fleet, setup, state), "--role", "site",
+            "--worker-id", site, "--upstream", central.url]  # fmt: skip
 
 
 class _Keys:
@@ -120,7 +110,7 @@ class _Sites:
                  keys: _Keys | None = None) -> None:  # fmt: skip
         self.central, self.processes, self.fleet, self.root = central, processes, fleet, root
         self.keys = keys
-        self.setup = write_setup(root, DEVICES, _head())
+        self.setup = write_setup(root, DEVICES, make_head())
         self.brokers = _site_brokers(central, fleet)
         self.aggregators = {site: self.start_site(site) for site in SITES}
         for aggregator in self.aggregators.values():  # subscribed before any device sends
@@ -136,8 +126,8 @@ class _Sites:
 
     def start_coordinator(self) -> Any:
         return self.processes.start("coord", [
-            *_common(self.central.url, self.fleet, self.setup, self.root / "c.s"),
-            *_rounds(self.setup), "--role", "coordinator",
+            *aggregator_args(self.central.url, self.fleet, self.setup, self.root / "c.s"),
+            *round_args(self.setup), "--role", "coordinator",
             *(self.keys.coordinator() if self.keys else []),
         ])  # fmt: skip
 
@@ -158,13 +148,12 @@ def test_two_sites_give_the_single_aggregators_head(
         # Execute: each site's devices send to their own broker only
         for site, devices in SITES.items():
             sites.sims[site].send(devices)
-        metrics = _closed_metrics(coordinator)
+        metrics = closed_metrics(coordinator)
         assert coordinator.finish(timeout_s=60) == 0
     finally:
         sites.close()
     # Assert: the same head to 1e-6; each site holds exactly its own devices
-    for got, want in zip(_head_of(tmp_path / "c.s"), reference_head, strict=True):
-        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+    assert_same_head(tmp_path / "c.s", reference_head)
     assert metrics["participants"] == len(DEVICES)
     for site, devices in SITES.items():
         assert _updates_in(tmp_path / f"{site}.sqlite") == set(devices)
@@ -188,15 +177,14 @@ def test_kill_9_of_a_site_aggregator_mid_round_loses_no_acknowledged_update(
         restarted.wait_for("3 committed updates in its file")
         sites.sims["siteA"].wait_acked(SITES["siteA"])
         sites.sims["siteB"].send(SITES["siteB"])
-        metrics = _closed_metrics(coordinator)
+        metrics = closed_metrics(coordinator)
         assert coordinator.finish(timeout_s=60) == 0
     finally:
         sites.close()
     # Assert: every acked update is in the head, which is the single aggregator's
     assert set(first) <= _updates_in(tmp_path / "siteA.sqlite")
     assert metrics["participants"] == len(DEVICES)
-    for got, want in zip(_head_of(tmp_path / "c.s"), reference_head, strict=True):
-        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+    assert_same_head(tmp_path / "c.s", reference_head)
 
 
 def test_sites_with_keys_of_their_own_give_the_same_head_and_hold_no_coordinator_secret(
@@ -210,13 +198,12 @@ def test_sites_with_keys_of_their_own_give_the_same_head_and_hold_no_coordinator
         # Execute
         for site, devices in SITES.items():
             sites.sims[site].send(devices)  # acks counted only if the site's key signed them
-        metrics = _closed_metrics(coordinator)
+        metrics = closed_metrics(coordinator)
         assert coordinator.finish(timeout_s=60) == 0
     finally:
         sites.close()
     # Assert: the single aggregator's head; no site process was given the coordinator's secret
-    for got, want in zip(_head_of(tmp_path / "c.s"), reference_head, strict=True):
-        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+    assert_same_head(tmp_path / "c.s", reference_head)
     assert metrics["participants"] == len(DEVICES)
     assert all(sim.forged_acks == 0 for sim in sites.sims.values())
     assert not any("refused" in line for line in coordinator.output())
@@ -231,7 +218,7 @@ def test_a_partial_sum_signed_by_an_unregistered_key_is_refused_with_one_line(
     keys = _Keys(tmp_path / "keys", used={"siteB": "mallory"})
     sites = _Sites(central, processes, "sitebadkey", tmp_path, keys)
     coordinator = sites.processes.start("coord", [
-        *_common(central.url, "sitebadkey", sites.setup, tmp_path / "c.s"),
+        *aggregator_args(central.url, "sitebadkey", sites.setup, tmp_path / "c.s"),
         "--bundle", str(sites.setup.bundle), "--rounds", "1", "--min-clients", "6",
         "--deadline", "120", "--codec", "int8", "--role", "coordinator", *keys.coordinator(),
     ])  # fmt: skip
@@ -240,7 +227,7 @@ def test_a_partial_sum_signed_by_an_unregistered_key_is_refused_with_one_line(
         sites.sims["siteB"].send(SITES["siteB"])
         refusal = coordinator.wait_for("partial sum on partial/siteB refused")
         sites.sims["siteA"].send(SITES["siteA"])
-        metrics = _closed_metrics(coordinator)
+        metrics = closed_metrics(coordinator)
         assert coordinator.finish(timeout_s=60) == 0
     finally:
         sites.close()

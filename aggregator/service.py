@@ -13,6 +13,7 @@ message (a crash loses at most that second of counts, never an acknowledged upda
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -115,6 +116,7 @@ class AggregatorService:
 
     def run(self) -> list[dict[str, Any]]:
         """Resume or start rounds until all are closed; the metrics of each closed here."""
+        gc.freeze()  # as in `WorkerService.run`: long-lived objects out of the GC's full scans
         try:
             self._carry_out(self.core.start(self._clock()))
             while not self.core.finished:

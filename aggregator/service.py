@@ -13,7 +13,6 @@ message (a crash loses at most that second of counts, never an acknowledged upda
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -43,6 +42,7 @@ from aggregator.round_events import (
 )
 from aggregator.round_memory import read_snapshot
 from aggregator.secure_aggregation.service_round import SecureAggOptions
+from aggregator.serving_heap import long_lived_objects_frozen
 from aggregator.state_store import StateStore
 from fleet_protocol.mqtt_link import LinkEvent, MqttPublishTimeoutError, topic_kind
 from fleet_protocol.publish import Publish
@@ -116,7 +116,10 @@ class AggregatorService:
 
     def run(self) -> list[dict[str, Any]]:
         """Resume or start rounds until all are closed; the metrics of each closed here."""
-        gc.freeze()  # as in `WorkerService.run`: long-lived objects out of the GC's full scans
+        with long_lived_objects_frozen():
+            return self._serve()
+
+    def _serve(self) -> list[dict[str, Any]]:
         try:
             self._carry_out(self.core.start(self._clock()))
             while not self.core.finished:

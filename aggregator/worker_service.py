@@ -11,13 +11,13 @@ update (the restarted worker rebuilds its partial sum from its file and publishe
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from aggregator.round_events import Log
 from aggregator.service import Link
+from aggregator.serving_heap import long_lived_objects_frozen
 from aggregator.worker_core import CommitWorkerBatch, StartWorkerRound, WorkerEffect
 from aggregator.worker_store import WorkerStore
 from fleet_protocol.mqtt_link import MqttPublishTimeoutError
@@ -70,12 +70,10 @@ class WorkerService:
 
     def run(self, stop_when: Callable[[], bool] = lambda: False) -> None:
         """Batch, decide, commit, acknowledge, publish partial sums; until stopped."""
-        # what exists now (modules, keys, the registry) lives as long as the process: out of the
-        # collector's full scans, which otherwise cost ~10% of a worker's CPU per update
-        gc.freeze()
-        while not stop_when():
-            batch = self._next_batch()
-            self._carry_out(self.core.handle(batch, self._clock()))
+        with long_lived_objects_frozen():
+            while not stop_when():
+                batch = self._next_batch()
+                self._carry_out(self.core.handle(batch, self._clock()))
 
     def _next_batch(self) -> list[tuple[str, bytes]]:
         wake = self.core.wake_at()

@@ -245,7 +245,7 @@ class DeviceOptions:
     connect_timeout_s: float = 30.0
     tls: TlsFiles | None = None  # verify the broker, present the device's certificate
     aggregator_key: bytes | None = None  # refuse rounds/models/acks not signed by this key
-    site_key: bytes | None = None  # a site aggregator's own key: its acks and masked phases
+    site_keys: tuple[bytes, ...] = ()  # sites'/workers' own keys: their acks, a site's phases
     trusted_keys: tuple[bytes, ...] | None = None  # the bundle's signer must be one of these
     dp_local: DpConfig | None = None  # on-device differential privacy of every update
     poison: bool = False  # experiments only: send sign-flipped deltas scaled x10
@@ -308,11 +308,12 @@ class DeviceLoop:
                                      min_train_s=o.min_train_s)  # fmt: skip
         link = MqttLink(config).start(o.connect_timeout_s)
         aggregator_key = public_key_from_bytes(o.aggregator_key) if o.aggregator_key else None
-        site_key = public_key_from_bytes(o.site_key) if o.site_key else None
+        site_keys = tuple(public_key_from_bytes(key) for key in o.site_keys)
         client = FedClient(client_config, link, self.store, self.directory / "heads", self.key,
                            clock=self._clock, log=self._log, aggregator_key=aggregator_key,
-                           ack_key=site_key, mcu=self._mcu_trainer())  # fmt: skip
-        phases_key = site_key or aggregator_key  # whoever runs the masked round signs it
+                           ack_keys=site_keys, mcu=self._mcu_trainer())  # fmt: skip
+        # whoever runs the masked round signs it: the coordinator or the one secure site
+        phases_key = site_keys[0] if site_keys else aggregator_key
         secure = SecureAggDevice(client, phases_key, self._log) if o.secure_agg else None
         try:
             while not self._stop_requested and not self._finished(client):

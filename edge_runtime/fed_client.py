@@ -156,7 +156,7 @@ class FedClient:
         clock: Callable[[], float] = time.time,
         log: Callable[[LogRecord], None] = lambda record: None,
         aggregator_key: Ed25519PublicKey | None = None,
-        ack_key: Ed25519PublicKey | None = None,
+        ack_keys: tuple[Ed25519PublicKey, ...] = (),
         mcu: McuTrainer | None = None,
         wait: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -168,9 +168,9 @@ class FedClient:
         self._residuals: dict[int, PendingResidual] = {}  # committed with RecordRoundSent
         self._fetching: dict[str, int] = {}  # full-head topics followed -> their version
         # with the aggregator's key, unsigned or forged rounds, models and acks are refused;
-        # acks are checked against `ack_key` instead when a site aggregator signs them
+        # acks are checked against `ack_keys` instead when sites or workers sign them
         verify = aggregator_verifier(aggregator_key) if aggregator_key else None
-        ack_verify = aggregator_verifier(ack_key) if ack_key else None
+        ack_verify = tuple(aggregator_verifier(key) for key in ack_keys)
         self.core = RoundCore(config, read_snapshot(store, heads_dir), verify, signing_key,
                               ack_verify)  # fmt: skip
 

@@ -42,6 +42,7 @@ from edge_runtime.round_events import (
     UpdateEncoded,
     WriteOutbox,
 )
+from fleet_protocol.aggregator_identity import decode_signed_by_any
 from fleet_protocol.chunking import DEFAULT_MAX_CHUNK_BYTES, split_into_chunks
 from fleet_protocol.device_sampling import is_sampled
 from fleet_protocol.differential_privacy import PRIVACY_BUDGET, DpConfig
@@ -132,12 +133,12 @@ class RoundCore:
         snapshot: DeviceSnapshot,
         verify_key: VerifyKey | None = None,
         signing_key: Ed25519PrivateKey | None = None,
-        ack_verify_key: VerifyKey | None = None,
+        ack_verify_keys: tuple[VerifyKey, ...] = (),
     ) -> None:
-        """`ack_verify_key`: whose acks to trust when a site or worker aggregator with a key of
-        its own acks (default: `verify_key`, the coordinator's)."""
+        """`ack_verify_keys`: whose acks to trust when sites or workers with keys of their own
+        ack (any one of them; default: `verify_key`, the coordinator's)."""
         self.config, self._verify, self._signing_key = config, verify_key, signing_key
-        self._verify_ack = ack_verify_key or verify_key
+        self._verify_acks = ack_verify_keys or (verify_key,)
         self.installed_version = snapshot.installed_version
         self._installed_shapes = snapshot.installed_shapes
         self._progress = _Progress(set(snapshot.sent_rounds), set(snapshot.settled_rounds))
@@ -335,7 +336,7 @@ class RoundCore:
         return [InstallHead(version, message.weights, stamp)]
 
     def _on_ack(self, payload: bytes) -> list[Effect]:
-        ack = decode_message(payload, expected_type=UpdateAck, verify_key=self._verify_ack)
+        ack = decode_signed_by_any(payload, UpdateAck, self._verify_acks)
         assert isinstance(ack, UpdateAck)
         if ack.device_id != self.config.device_id or self.is_settled(ack.round_id):
             return []

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from fleet_protocol.errors import SignatureError
+from fleet_protocol.messages import Message
 from fleet_protocol.signing import public_key_from_bytes
 from fleet_protocol.topics import AGGREGATOR_ID
-from fleet_protocol.wire import VerifyKey
+from fleet_protocol.wire import VerifyKey, decode_message
 
 
 def aggregator_verifier(public_key: bytes | Ed25519PublicKey) -> VerifyKey:
@@ -22,3 +24,18 @@ def aggregator_verifier(public_key: bytes | Ed25519PublicKey) -> VerifyKey:
         return key if signer == AGGREGATOR_ID else None
 
     return verify_key
+
+
+def decode_signed_by_any(
+    payload: bytes, expected_type: type, verify_keys: tuple[VerifyKey | None, ...]
+) -> Message:
+    """Decode a message that any one of several keys may have signed: workers sharing one
+    broker each sign their acks with a key of their own, all as signer `aggregator`, so the
+    device tries each key it was given (`iomt edge --site-key`, repeated)."""
+    *others, last = verify_keys
+    for verify_key in others:
+        try:
+            return decode_message(payload, expected_type=expected_type, verify_key=verify_key)
+        except SignatureError:
+            continue  # perhaps the next key's
+    return decode_message(payload, expected_type=expected_type, verify_key=last)

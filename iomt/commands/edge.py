@@ -77,10 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--aggregator-key", type=Path, help="aggregator's public key: refuse unsigned models"
     )
     parser.add_argument(
-        "--site-key", type=Path,
+        "--site-key", type=Path, action="append",
         help="with --aggregator-key: the public key of the site aggregator this device sends to"
         " (`iomt aggregator --role site --worker-key`): its acks and secure-aggregation phases"
-        " must carry it; rounds and models still the aggregator's",
+        " must carry it; rounds and models still the aggregator's. Repeat it for workers with"
+        " keys of their own on one broker: an ack signed by any of them is taken",
     )  # fmt: skip
     add_tls_arguments(parser)
     add_trust_arguments(parser)
@@ -143,9 +144,12 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
     from edge_runtime.errors import EdgeRuntimeError
     from hardware.sensors.wrist_frame import MODEL_WRIST
 
-    if args.site_key is not None and args.aggregator_key is None:
+    site_keys = args.site_key or []
+    if site_keys and args.aggregator_key is None:
         raise UsageError("--site-key needs --aggregator-key (rounds and models are the"
                          " coordinator's to sign)")  # fmt: skip
+    if len(site_keys) > 1 and args.secure_agg:
+        raise UsageError("--secure-agg takes one --site-key (the secure site running the round)")
     if args.wrist is not None and args.serial is None:
         raise UsageError("--wrist applies to a --serial sensor; datasets are already in one frame")
     _check_train_on_mcu(args)
@@ -157,8 +161,9 @@ def _serve(env: Environment, args: argparse.Namespace) -> ExitStatus:
         speed=args.speed, keep_windows=args.keep_windows, max_rounds=args.max_rounds,
         min_samples=args.min_samples, seed=args.seed,
         tls=tls_from_arguments(args, args.device_id),
-        aggregator_key=_public_key("--aggregator-key", args.aggregator_key),
-        site_key=_public_key("--site-key", args.site_key),
+        aggregator_key=(None if args.aggregator_key is None
+                        else _public_key("--aggregator-key", args.aggregator_key)),
+        site_keys=tuple(_public_key("--site-key", path) for path in site_keys),
         trusted_keys=trusted_keys(env, args),
         dp_local=local_dp_config(args),
         poison=args.poison, min_train_s=args.min_train_time,
@@ -213,9 +218,7 @@ def _check_replay(path: Path, subject: int | None) -> None:
         raise UsageError(f"--subject {subject}: no windows in {path} (subjects {span})")
 
 
-def _public_key(flag: str, path: Path | None) -> bytes | None:
-    if path is None:
-        return None
+def _public_key(flag: str, path: Path) -> bytes:
     from bundle_format.signing import SigningKeyError, load_public_key_bytes
 
     try:

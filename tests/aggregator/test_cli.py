@@ -143,3 +143,13 @@ def test_edge_site_key_needs_the_aggregators_key(tmp_path: Path) -> None:
                          "--site-key", str(tmp_path / "site.pub")])  # fmt: skip
     assert code == 2 and "--site-key needs --aggregator-key" in err and err.count("\n") == 1
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_edge_secure_agg_takes_one_site_key(tmp_path: Path) -> None:
+    code, _, err = _run(["edge", "--broker", "mqtt://127.0.0.1:1", "--fleet", "f", "--device-id",
+                         "d", "--bundle", str(tmp_path), "--store", str(tmp_path / "s.sqlite"),
+                         "--aggregator-key", str(tmp_path / "c.pub"), "--secure-agg",
+                         "--site-key", str(tmp_path / "a.pub"),
+                         "--site-key", str(tmp_path / "b.pub")])  # fmt: skip
+    assert code == 2 and "--secure-agg takes one --site-key" in err and err.count("\n") == 1
+    assert not (tmp_path / "s.sqlite").exists()

@@ -621,7 +621,7 @@ def test_with_a_site_ack_key_acks_are_the_sites_and_rounds_stay_the_coordinators
     coordinator, site = generate_signing_key(), generate_signing_key()
     verify = aggregator_verifier(public_key_to_bytes(coordinator.public_key()))
     ack_verify = aggregator_verifier(public_key_to_bytes(site.public_key()))
-    shell = Shell(RoundCore(_config(), _installed(0), verify, None, ack_verify))
+    shell = Shell(RoundCore(_config(), _installed(0), verify, None, (ack_verify,)))
     shell.feed(_round(1, 0, key=coordinator), 100.0)
     shell.feed(Tick(), 100.0)
 
@@ -635,6 +635,26 @@ def test_with_a_site_ack_key_acks_are_the_sites_and_rounds_stay_the_coordinators
     assert not _of(RecordAck, forged_round + coordinators_ack)
     assert _of(RecordAck, sites_ack) == [RecordAck(1, "accepted")]
     assert shell.core.announcement is not None and shell.core.announcement.round_id == 1
+
+
+@pytest.mark.parametrize("signer", [0, 1])
+def test_with_several_worker_keys_an_ack_any_of_them_signed_is_taken(signer: int) -> None:
+    # Prepare: two workers with keys of their own ack on one broker; mallory is neither
+    coordinator, mallory = generate_signing_key(), generate_signing_key()
+    workers = (generate_signing_key(), generate_signing_key())
+    verify = aggregator_verifier(public_key_to_bytes(coordinator.public_key()))
+    ack_verify = tuple(aggregator_verifier(public_key_to_bytes(w.public_key())) for w in workers)
+    shell = Shell(RoundCore(_config(), _installed(0), verify, None, ack_verify))
+    shell.feed(_round(1, 0, key=coordinator), 100.0)
+    shell.feed(Tick(), 100.0)
+
+    # Execute
+    forged = shell.feed(_ack(1, key=mallory), 101.0)
+    genuine = shell.feed(_ack(1, key=workers[signer]), 102.0)
+
+    # Assert
+    assert shell.core.refused == {"signature": 1} and not _of(RecordAck, forged)
+    assert _of(RecordAck, genuine) == [RecordAck(1, "accepted")]
 
 
 def test_foreign_topics_other_fleets_and_empty_payloads_change_nothing() -> None:

@@ -18,7 +18,7 @@ from aggregator.state_store import StateStore
 from bench.fleet_devices import device_signing_key
 from bench.fleet_round import write_setup
 from edge_runtime.head import Head
-from fleet_protocol.aggregator_identity import aggregator_verifier
+from fleet_protocol.aggregator_identity import aggregator_verifier, decode_signed_by_any
 from fleet_protocol.errors import SignatureError
 from fleet_protocol.messages import ModelUpdate, RoundAnnouncement, UpdateAck
 from fleet_protocol.topics import subscription_topic, update_topic
@@ -35,12 +35,14 @@ def make_head() -> Head:
 
 class FleetSim:
     """One MQTT client speaking for every device: waits for the round, sends, counts acks
-    (only those `ack_key` signed, given one, as `iomt edge --ack-key` does)."""
+    (only those one of `ack_keys` signed, given any, as `iomt edge --site-key` does)."""
 
-    def __init__(self, url: str, fleet: str, ack_key: bytes | None = None) -> None:
+    def __init__(
+        self, url: str, fleet: str, ack_keys: tuple[bytes, ...] = (), name: str = "sim"
+    ) -> None:
         host, port = url.removeprefix("mqtt://").split(":")
         self.fleet = fleet
-        self.ack_verify = aggregator_verifier(ack_key) if ack_key else None
+        self.ack_verify = tuple(aggregator_verifier(key) for key in ack_keys)
         self.forged_acks = 0
         self.announcement: RoundAnnouncement | None = None
         self.acked: set[str] = set()
@@ -48,7 +50,7 @@ class FleetSim:
         self.sent: dict[str, bytes] = {}  # device -> its update, to resend as `iomt edge` does
         self.resends = 0
         self.changed = threading.Condition()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-{fleet}")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{name}-{fleet}")
         self.client.on_message = self._on_message
         self.client.connect(host, int(port))
         self.client.subscribe([(subscription_topic(fleet, k), 1) for k in ("round", "ack")])
@@ -60,9 +62,9 @@ class FleetSim:
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         decoded = decode_message(bytes(message.payload)) if message.payload else None
-        if isinstance(decoded, UpdateAck) and self.ack_verify is not None:
+        if isinstance(decoded, UpdateAck) and self.ack_verify:
             try:
-                decode_message(bytes(message.payload), verify_key=self.ack_verify)
+                decode_signed_by_any(bytes(message.payload), UpdateAck, self.ack_verify)
             except SignatureError:
                 self.forged_acks += 1
                 return

@@ -184,7 +184,11 @@ def test_workers_with_keys_of_their_own_give_the_single_aggregators_head(
         "--model-signing-key", str(pairs["coord"].private_path),
         "--partial-signers", str(signers.path),
     ])  # fmt: skip
-    sim = FleetSim(mosquitto.url, "keyed")
+    # the devices take acks signed by either worker (`iomt edge --site-key w1 --site-key w2`);
+    # a listener trusting only w1 sees w2's acks as forged
+    worker_keys = tuple(pairs[w].public_key for w in ("w1", "w2"))
+    sim = FleetSim(mosquitto.url, "keyed", worker_keys)
+    w1_only = FleetSim(mosquitto.url, "keyed", worker_keys[:1], name="w1-only")
     # Execute
     try:
         sim.send(DEVICES)
@@ -192,7 +196,10 @@ def test_workers_with_keys_of_their_own_give_the_single_aggregators_head(
         assert coordinator.finish(timeout_s=60) == 0
     finally:
         sim.close()
-    # Assert: the same head to 1e-6, both workers' sums verified and added
+        w1_only.close()
+    # Assert: the same head to 1e-6, both workers' sums verified and added, every ack verified
     assert_same_head(tmp_path / "c.s", reference_head)
     assert metrics["participants"] == len(DEVICES)
     assert not any("refused" in line for line in coordinator.output())
+    assert sim.acked == set(DEVICES) and sim.forged_acks == 0
+    assert w1_only.acked and w1_only.forged_acks > 0  # both workers acked, each with its own key

@@ -129,7 +129,7 @@ def test_a_secure_site_sends_its_devices_sum_and_the_head_is_the_single_aggregat
     for site in (secure, plain):
         site.wait_for("0 committed updates")
     masked = _MaskedDevices(brokers["siteA"].url, fleet, SITES["siteA"], keys.ack_key("siteA"))
-    sim_b = FleetSim(brokers["siteB"].url, fleet, keys.ack_key("siteB"))
+    sim_b = FleetSim(brokers["siteB"].url, fleet, (keys.ack_key("siteB"),))
     coordinator = processes.start("coord", [
         *aggregator_args(central.url, fleet, setup, tmp_path / "c.s"), *round_args(setup),
         "--role", "coordinator", *keys.coordinator(),

@@ -115,7 +115,8 @@ class _Sites:
         self.aggregators = {site: self.start_site(site) for site in SITES}
         for aggregator in self.aggregators.values():  # subscribed before any device sends
             aggregator.wait_for("0 committed updates")
-        self.sims = {site: FleetSim(self.brokers[site].url, fleet, keys and keys.ack_key(site))
+        self.sims = {site: FleetSim(self.brokers[site].url, fleet,
+                                       (keys.ack_key(site),) if keys else ())
                      for site in SITES}  # fmt: skip
 
     def start_site(self, site: str, name: str | None = None) -> Any:

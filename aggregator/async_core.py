@@ -28,9 +28,10 @@ import hashlib
 import math
 from dataclasses import dataclass, replace
 
+from aggregator.collecting_round import CollectingRound
 from aggregator.core_config import AggregatorConfig, Evaluate, Strategy, Trust
 from aggregator.promotion import Verdict
-from aggregator.round_core import AggregatorCore, _OpenRound
+from aggregator.round_core import AggregatorCore
 from aggregator.round_events import Log, RoundMetrics, RoundStatus
 from aggregator.round_memory import RoundMemory
 from aggregator.state_store import AcceptedUpdate
@@ -114,24 +115,19 @@ class AsyncAggregatorCore(AggregatorCore):
         return (f"buffer {round_.round_id} on version {round_.base.version}:"
                 f" {len(round_.participants)}/{self.settings.buffer_size} updates")  # fmt: skip
 
-    def _announcement(self, round_: _OpenRound) -> RoundAnnouncement:
+    def _announcement(self, round_: CollectingRound) -> RoundAnnouncement:
         return replace(super()._announcement(round_), max_staleness=self.settings.max_staleness)
 
-    def _should_close(self, round_: _OpenRound) -> bool:
+    def _should_close(self, round_: CollectingRound) -> bool:
         return len(round_.participants) >= self.settings.buffer_size
 
     def _consider(
-        self, round_: _OpenRound, device_id: str, update: ModelUpdate, payload: bytes
+        self, round_: CollectingRound, device_id: str, update: ModelUpdate, payload: bytes
     ) -> None:
         """Validate against the update's own version, then fold it in with its staleness weight."""
         staleness = round_.base.version - update.base_version
         reason = self._version_problem(round_, update, staleness)
-        stored = round_.memory.accepted.get(update.device_id)
-        history = DeviceHistory(
-            stored.sequence if stored else None,
-            stored.payload_sha256 if stored else None,
-            self.memory.last_sequences.get(update.device_id),
-        )
+        history = self._history(round_, update.device_id)
         own = OpenRound(self.config.fleet, update.round_id, update.base_version)
         reason = check_update(update, device_id, own, history) or reason
         digest = hashlib.sha256(payload).hexdigest()
@@ -155,7 +151,7 @@ class AsyncAggregatorCore(AggregatorCore):
             len(payload), digest,
         ))  # fmt: skip
 
-    def _hold(self, round_: _OpenRound, held: HeldUpdate, own: OpenRound,
+    def _hold(self, round_: CollectingRound, held: HeldUpdate, own: OpenRound,
               history: DeviceHistory) -> bool:  # fmt: skip
         """Hold a device's second update of this buffer for the next one, if nothing else is
         wrong with it (its resend while held is recognised); False: refuse it as `duplicate`."""
@@ -188,7 +184,7 @@ class AsyncAggregatorCore(AggregatorCore):
             self._close(round_)
 
     def _version_problem(
-        self, round_: _OpenRound, update: ModelUpdate, staleness: int
+        self, round_: CollectingRound, update: ModelUpdate, staleness: int
     ) -> str | None:
         """`stale` for a version or buffer that does not exist yet, `too_stale` past the cap."""
         if (
@@ -203,7 +199,7 @@ class AsyncAggregatorCore(AggregatorCore):
         return None
 
     def _fold(
-        self, round_: _OpenRound, update: ModelUpdate, staleness: int, row: AcceptedUpdate
+        self, round_: CollectingRound, update: ModelUpdate, staleness: int, row: AcceptedUpdate
     ) -> None:
         weight = staleness_weight(staleness)
         self._emit(
@@ -216,7 +212,7 @@ class AsyncAggregatorCore(AggregatorCore):
         self._accept(round_, replace(update, delta=scale_delta(update.delta, weight)), row)
 
     def _metrics(
-        self, round_: _OpenRound, version: int, status: RoundStatus, verdict: Verdict
+        self, round_: CollectingRound, version: int, status: RoundStatus, verdict: Verdict
     ) -> RoundMetrics:
         metrics = super()._metrics(round_, version, status, verdict)
         seen = self._staleness.pop(round_.round_id, [])  # updates folded by this process

@@ -1,134 +1,52 @@
 """The aggregator's round logic as a pure state machine: `handle(event, now) -> effects`.
 
-It announces rounds, validates and folds updates, closes rounds at quorum or deadline and
-publishes new heads, but only by returning effects; `aggregator.service` carries them out in
-order. The order is the crash-safety contract: an accepted update is stored (with the
-accumulator that includes it) before its ack is published; a new version is stored before it is
-published. Decisions are delegated to pure helpers: `update_validation` (accept or reject),
-the strategy (how deltas fold), the secure-aggregation coordinator (phases of a masked round).
+It opens and announces rounds, closes them at quorum or deadline and publishes new heads, but
+only by returning effects; `aggregator.service` carries them out in order. The order is the
+crash-safety contract: an accepted update is stored (with the accumulator that includes it)
+before its ack is published; a new version is stored before it is published. What each message
+does is `aggregator.round_intake`'s; the state both share is `aggregator.core_state`'s.
+Decisions are delegated to pure helpers: `update_validation` (accept or reject), the strategy
+(how deltas fold), the secure-aggregation coordinator (phases of a masked round).
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
-from aggregator.core_config import AggregatorConfig, Evaluate, Strategy, Trust
-from aggregator.device_statuses import read_status
-from aggregator.message_gate import MessageGate
+from aggregator.collecting_round import CollectingRound
 from aggregator.model_patches import smaller_patch
-from aggregator.partial_sums import Coordination, PartialSumBook, fold_partial_sums
-from aggregator.privacy_ledger import PrivacyLedger
+from aggregator.partial_sums import PartialSumBook, fold_partial_sums
 from aggregator.promotion import Verdict, promotion_verdict
 from aggregator.round_events import (
     Effect,
     Event,
     Log,
     MessageArrived,
-    Publish,
     RoundClosed,
     RoundMetrics,
     RoundStatus,
-    StoreAcceptedUpdate,
     StoreCandidate,
     StoreClosedRound,
-    StoreDeviceStatus,
     StoreOpenedRound,
     StorePrivacy,
     StoreRejection,
-    StoreTraffic,
     StoreVersion,
 )
-from aggregator.round_memory import OpenRoundMemory, RoundMemory, StoredVersion
+from aggregator.round_intake import RoundIntake
+from aggregator.round_memory import OpenRoundMemory, StoredVersion
 from aggregator.round_recovery import roll_back
-from aggregator.secure_aggregation.service_round import (
-    SecureAggOptions,
-    SecureCollection,
-    SecureRound,
-)
+from aggregator.secure_aggregation.service_round import SecureCollection, SecureRound
 from aggregator.state_store import AcceptedUpdate, RoundRecord
-from aggregator.update_bounds import (
-    UpdateBounds,
-    bounds_for_head,
-    candidate_violation,
-    update_violation,
-)
-from aggregator.update_validation import (
-    DeviceHistory,
-    OpenRound,
-    check_update,
-    is_resend_of_accepted,
-    reason_for_error,
-)
-from fleet_protocol.chunking import ChunkAssembler, is_chunk
-from fleet_protocol.errors import FederationError, TopicError
-from fleet_protocol.messages import (
-    GlobalModel,
-    Message,
-    ModelUpdate,
-    RoundAnnouncement,
-    UpdateAck,
-)
-from fleet_protocol.secure_aggregation.transport import is_phase_topic
-from fleet_protocol.topics import ack_topic, model_topic, parse_topic, patch_topic, round_topic
+from aggregator.update_bounds import bounds_for_head, candidate_violation, update_violation
+from fleet_protocol.errors import FederationError
+from fleet_protocol.messages import GlobalModel, RoundAnnouncement
+from fleet_protocol.topics import model_topic, patch_topic, round_topic
 from fleet_protocol.types import Weights
-from fleet_protocol.update_encoding import parse_update_encoding
-from fleet_protocol.wire import decode_message, encode_message, message_sha256
+from fleet_protocol.wire import message_sha256
 
 
-@dataclass
-class _OpenRound:
-    """The round being collected: its stored memory plus what only lives in this process."""
-
-    memory: OpenRoundMemory
-    base: StoredVersion
-    deadline: float
-    bounds: UpdateBounds
-    seen_online: set[str] = field(default_factory=set)  # online at any time during the round
-    participants: set[str] = field(default_factory=set)  # devices whose data is in the sum
-    resent: int = 0
-    secure: SecureCollection | None = None
-    partials: PartialSumBook | None = None  # a coordinator's workers' (or sites') sums
-
-    @property
-    def round_id(self) -> int:
-        return self.memory.record.round_id
-
-
-class AggregatorCore:
+class AggregatorCore(RoundIntake):
     """Runs `config.rounds` rounds (counting those already closed in the remembered state)."""
-
-    def __init__(
-        self,
-        config: AggregatorConfig,
-        strategy: Strategy,
-        memory: RoundMemory,
-        initial_weights: Weights,
-        *,
-        trust: Trust | None = None,
-        evaluate: Evaluate | None = None,
-        secure_agg: SecureAggOptions | None = None,
-        coordination: Coordination | None = None,
-        privacy: PrivacyLedger | None = None,
-    ) -> None:
-        """With `coordination` it adds workers' or sites' partial sums into each round."""
-        self.config, self.strategy, self.memory = config, strategy, memory
-        self._coordination = coordination
-        self.privacy = privacy  # epsilon per device and version, sampling, budget
-        self._initial_weights = initial_weights
-        self._trust = trust or Trust()
-        self._evaluate, self._secure_agg = evaluate, secure_agg
-        self.online: set[str] = set()
-        self.finished = False
-        self._round: _OpenRound | None = None
-        self._carry_restored = False
-        self._now = 0.0
-        self._out: list[Effect] = []
-        self._chunks = ChunkAssembler(
-            max_message_bytes=config.max_update_bytes, clock=lambda: self._now
-        )
-        self._gate = MessageGate(config.rate_limit)
-        self._encoding = parse_update_encoding(config.codec)  # announced with every round
 
     # entry points ------------------------------------------------------------------------------
     def start(self, now: float) -> list[Effect]:
@@ -175,18 +93,13 @@ class AggregatorCore:
         return min(self._round.deadline, secure.wake_at()) if secure else self._round.deadline
 
     @property
-    def open_round_id(self) -> int | None:
-        """The round being collected, if any."""
-        return None if self._round is None else self._round.round_id
-
-    @property
     def waiting_for(self) -> set[str]:
         """Devices known to be online that have not sent this round's update yet."""
         return (
             set() if self._round is None else self._awaited(self._round) - self._round.participants
         )
 
-    def _awaited(self, round_: _OpenRound, devices: set[str] | None = None) -> set[str]:
+    def _awaited(self, round_: CollectingRound, devices: set[str] | None = None) -> set[str]:
         """Online devices (or these) that may send this round: drawn, with budget left."""
         devices = self.online if devices is None else devices
         if self.privacy is None:
@@ -202,13 +115,6 @@ class AggregatorCore:
         have, quorum = len(round_.participants), round_.memory.record.quorum
         return (f"round {round_.round_id}: waiting for {names} ({have}/{quorum} for quorum,"
                 f" deadline in {max(0.0, round_.deadline - now):.0f}s)")  # fmt: skip
-
-    def _emit(self, *effects: Effect) -> None:
-        self._out.extend(effects)
-
-    def _drain(self) -> list[Effect]:
-        effects, self._out = self._out, []
-        return effects
 
     # rounds --------------------------------------------------------------------------------------
     def _advance(self) -> None:
@@ -231,7 +137,7 @@ class AggregatorCore:
             )  # fmt: skip
             self._publish_phase(self._round.secure.take_outgoing())
 
-    def _resume(self, stored: OpenRoundMemory) -> _OpenRound:
+    def _resume(self, stored: OpenRoundMemory) -> CollectingRound:
         base = self.memory.open_round_base
         assert base is not None
         self.strategy.begin_round(base.weights)
@@ -242,9 +148,11 @@ class AggregatorCore:
         self._emit(Log(f"round {record.round_id}: resumed with {len(stored.accepted)} accepted"
                        " updates"))  # fmt: skip
         bounds = bounds_for_head(base.weights, self.config.bounds)
-        return _OpenRound(stored, base, deadline, bounds, set(self.online), set(stored.accepted))
+        return CollectingRound(
+            stored, base, deadline, bounds, set(self.online), set(stored.accepted)
+        )
 
-    def _open_new(self) -> _OpenRound:
+    def _open_new(self) -> CollectingRound:
         latest = self.memory.latest
         assert latest is not None
         carry = self.memory.strategy_carry
@@ -263,13 +171,13 @@ class AggregatorCore:
         self._emit(StoreOpenedRound(record, memory.strategy_state),
                    Log(f"round {round_id}: open on version {latest.version}"))  # fmt: skip
         bounds = bounds_for_head(latest.weights, self.config.bounds)
-        return _OpenRound(memory, latest, deadline, bounds, set(self.online))
+        return CollectingRound(memory, latest, deadline, bounds, set(self.online))
 
-    def _announce(self, round_: _OpenRound) -> None:
+    def _announce(self, round_: CollectingRound) -> None:
         announcement = self._announcement(round_)
         self._publish(round_topic(self.config.fleet), self._encode(announcement), retain=True)
 
-    def _announcement(self, round_: _OpenRound) -> RoundAnnouncement:
+    def _announcement(self, round_: CollectingRound) -> RoundAnnouncement:
         record = round_.memory.record
         announcement = RoundAnnouncement(
             fleet=self.config.fleet,
@@ -301,7 +209,7 @@ class AggregatorCore:
         )  # fmt: skip
         self._publish(round_topic(self.config.fleet), self._encode(announcement), retain=True)
 
-    def _should_close(self, round_: _OpenRound) -> bool:
+    def _should_close(self, round_: CollectingRound) -> bool:
         if self._now >= round_.deadline:
             return True
         if round_.partials is not None and round_.partials.overlaps():
@@ -309,173 +217,15 @@ class AggregatorCore:
         everyone_in = self._awaited(round_) <= round_.participants  # online and may send
         return len(round_.participants) >= round_.memory.record.quorum and everyone_in
 
-    # messages ------------------------------------------------------------------------------------
-    def _on_message(self, topic: str, payload: bytes) -> None:
-        if is_phase_topic(topic):
-            secure = self._round.secure if self._round else None
-            if secure is not None:
-                self._publish_phase(secure.handle(topic, payload))
-            return
-        try:
-            parsed = parse_topic(topic)
-        except TopicError:
-            return
-        sender = parsed.arg if parsed.kind in ("status", "update") else None
-        if sender and not self._gate.admit(sender, self._now):
-            return  # over its budget: counted, not decoded, not acked
-        if parsed.kind == "status" and parsed.arg:
-            self._on_status(parsed.arg, payload)
-        elif parsed.kind == "update" and parsed.arg and self._round is not None:
-            self._on_update(self._round, parsed.arg, payload)
-        elif parsed.kind == "partial" and self._round and self._round.partials is not None:
-            self._on_partial(self._round, self._round.partials, parsed.arg, payload)
-
-    def _on_partial(self, round_: _OpenRound, book: PartialSumBook, signer: str | None,
-                    payload: bytes) -> None:  # fmt: skip
-        assert self._coordination is not None
-        partial, line = book.verified(signer or "", payload, self._coordination.verify_key)
-        if line is not None:
-            self._emit(line)
-        if isinstance(partial, str):
-            self._gate.count(f"partial_{partial}")
-        elif book.offer(partial) is None:
-            round_.participants |= set(partial.participants)
-
-    def _flush_quiet_drops(self) -> None:
-        """Store what the gate dropped without a word, one row per reason."""
-        round_id = self._round.round_id if self._round else 0
-        for reason, count in sorted(self._gate.take_counts(self._now).items()):
-            if self._round is not None:
-                rejected = self._round.memory.rejected
-                rejected[reason] = rejected.get(reason, 0) + count
-            self._emit(StoreRejection(round_id, reason, count))
-
-    def _on_status(self, device_id: str, payload: bytes) -> None:
-        verify = self._trust.verify_key
-        if verify is not None and verify(device_id) is None:
-            self._gate.count("unknown_device")  # with a registry only its devices count online
-            return
-        latest = self.memory.latest.version if self.memory.latest else None
-        reading = read_status(device_id, payload, self._now, latest, verify)
-        if reading.refused:
-            self._gate.count(f"status_{reading.refused}")
-        if not reading.online:
-            self.online.discard(device_id)
-        else:
-            self.online.add(device_id)
-            if self._round is not None:
-                self._round.seen_online.add(device_id)
-        if reading.record is not None:
-            self._emit(StoreDeviceStatus(reading.record))
-        if reading.ahead_of_latest:
-            self._emit(Log(reading.ahead_of_latest))
-
-    def _on_update(self, round_: _OpenRound, device_id: str, payload: bytes) -> None:
-        if round_.secure is not None:  # a masked round takes only phase messages
-            return
-        self._count_traffic(round_.round_id, bytes_in=len(payload))
-        if is_chunk(payload):
-            try:
-                whole = self._chunks.feed(payload, source=device_id)
-            except FederationError as exc:
-                self._reject(device_id, None, reason_for_error(exc), str(exc))
-                return
-            finally:
-                self._gate.note_chunks(self._chunks.stats)
-            if whole is None:
-                return  # more chunks to come
-            payload = whole
-        try:
-            message = decode_message(
-                payload, expected_type=ModelUpdate,
-                expected_shapes=[tuple(w.shape) for w in round_.base.weights],
-                max_bytes=self.config.max_update_bytes, verify_key=self._trust.verify_key,
-            )  # fmt: skip
-        except FederationError as exc:
-            self._reject(device_id, None, reason_for_error(exc), str(exc))
-            return
-        assert isinstance(message, ModelUpdate)
-        self._consider(round_, device_id, message, payload)
-
-    def _consider(
-        self, round_: _OpenRound, device_id: str, update: ModelUpdate, payload: bytes
-    ) -> None:
-        stored = round_.memory.accepted.get(update.device_id)
-        history = DeviceHistory(
-            stored.sequence if stored else None,
-            stored.payload_sha256 if stored else None,
-            self.memory.last_sequences.get(update.device_id),
-        )
-        opened = OpenRound(self.config.fleet, round_.round_id, round_.base.version)
-        reason = check_update(update, device_id, opened, history)
-        digest = hashlib.sha256(payload).hexdigest()
-        if reason is None and self.privacy is not None:  # not drawn, or its budget is spent
-            reason = self.privacy.refusal(self.config.fleet, round_.round_id, update.device_id)
-        if reason == "duplicate" and is_resend_of_accepted(history, digest):
-            round_.resent += 1
-            self._ack(device_id, update, True, "already stored")
-        elif reason is not None:
-            self._reject(device_id, update, reason, f"from {device_id}")
-        else:
-            self._accept(round_, update, AcceptedUpdate(
-                round_.round_id, update.device_id, update.sequence, update.num_examples,
-                len(payload), digest,
-            ))  # fmt: skip
-
-    def _accept(self, round_: _OpenRound, update: ModelUpdate, row: AcceptedUpdate) -> None:
-        violation = update_violation(update.delta, round_.bounds)
-        if violation is not None:  # bounded before it touches the model
-            self._reject(update.device_id, update, "out_of_bounds", violation)
-            return
-        try:
-            self.strategy.accumulate(update.delta, update.num_examples, update.device_id)
-        except FederationError as exc:
-            self.strategy.state_from_arrays(round_.memory.strategy_state)  # the last committed
-            self._reject(update.device_id, update, reason_for_error(exc), str(exc))
-            return
-        self._record_accepted(round_, row, {update.device_id})
-        self._emit(Log(f"round {round_.round_id}: accepted {update.device_id}"
-                       f" ({update.num_examples} ex)"))  # fmt: skip
-        self._ack(update.device_id, update, True, "")
-
-    def _record_accepted(self, round_: _OpenRound, row: AcceptedUpdate, devices: set[str]) -> None:
-        state = self.strategy.state_to_arrays()
-        round_.memory.accepted[row.device_id] = row
-        round_.memory.strategy_state = state
-        round_.participants |= devices
-        previous = self.memory.last_sequences.get(row.device_id, row.sequence)
-        self.memory.last_sequences[row.device_id] = max(previous, row.sequence)
-        self._emit(StoreAcceptedUpdate(row, state, self._now))
-
-    def _reject(self, device_id: str, update: ModelUpdate | None, reason: str, why: str) -> None:
-        round_id = self._round.round_id if self._round else 0
-        if self._round is not None:
-            rejected = self._round.memory.rejected
-            rejected[reason] = rejected.get(reason, 0) + 1
-        self._emit(StoreRejection(round_id, reason, device_id=device_id),
-                   Log(f"round {round_id}: rejected update ({reason}): {why}"))  # fmt: skip
-        self._ack(device_id, update, False, reason)
-
-    def _ack(self, device_id: str, update: ModelUpdate | None, accepted: bool, reason: str) -> None:
-        round_id = update.round_id if update else 0
-        sequence = update.sequence if update else 0
-        ack = UpdateAck(self.config.fleet, round_id, device_id, sequence, accepted, reason)
-        try:
-            topic = ack_topic(self.config.fleet, device_id)
-        except TopicError as exc:
-            self._emit(Log(f"ack to {device_id!r} not sent: {exc}"))
-            return
-        self._publish(topic, self._encode(ack))
-
     # secure aggregation --------------------------------------------------------------------------
-    def _secure_collection_round(self, round_: _OpenRound) -> SecureRound:
+    def _secure_collection_round(self, round_: CollectingRound) -> SecureRound:
         record = round_.memory.record
         return SecureRound(self.config.fleet, record.round_id, record.base_version,
                            [tuple(w.shape) for w in round_.base.weights],
                            frozenset(self.online), record.quorum,
                            give_up_unix=max(self._now + 1.0, round_.deadline))  # fmt: skip
 
-    def _step_secure(self, round_: _OpenRound, secure: SecureCollection) -> None:
+    def _step_secure(self, round_: CollectingRound, secure: SecureCollection) -> None:
         self._publish_phase(secure.tick())
         if not secure.done:
             return
@@ -498,7 +248,7 @@ class AggregatorCore:
         self._close(round_)
 
     # closing -------------------------------------------------------------------------------------
-    def _close(self, round_: _OpenRound) -> None:
+    def _close(self, round_: CollectingRound) -> None:
         self._flush_quiet_drops()
         if round_.partials is not None:
             self._emit(*fold_partial_sums(self.strategy, round_.partials, round_.round_id))
@@ -538,7 +288,7 @@ class AggregatorCore:
         self._round = None
         self._advance()
 
-    def _charge_privacy(self, round_: _OpenRound, stored: StoredVersion | None) -> None:
+    def _charge_privacy(self, round_: CollectingRound, stored: StoredVersion | None) -> None:
         """A released round spends the privacy of the devices that could be in it."""
         if self.privacy is None or stored is None:
             return
@@ -546,20 +296,20 @@ class AggregatorCore:
         devices, stamp = self.privacy.close_round(population, round_.participants, stored.version)
         self._emit(StorePrivacy(tuple(devices), stamp))
 
-    def _promotion(self, round_: _OpenRound, weights: Weights | None) -> Verdict:
+    def _promotion(self, round_: CollectingRound, weights: Weights | None) -> Verdict:
         """Score the new aggregate (and the head it would replace); hold it back if worse."""
         if self._evaluate is None:
             return Verdict(best=self.memory.best_accuracy)
         best, margin = self.memory.best_accuracy, self.config.promotion_margin
         return promotion_verdict(self._evaluate, round_.base.weights, weights, best, margin)
 
-    def _new_version(self, round_: _OpenRound, weights: Weights) -> StoredVersion:
+    def _new_version(self, round_: CollectingRound, weights: Weights) -> StoredVersion:
         latest = self.memory.latest
         version = 0 if latest is None else latest.version + 1
         sha = message_sha256(weights)
         return StoredVersion(version, weights, sha, round_.base.version, round_.round_id)
 
-    def _finish(self, round_: _OpenRound) -> Weights | None:
+    def _finish(self, round_: CollectingRound) -> Weights | None:
         """The strategy's new head, or None when it cannot aggregate or the head is refused.
 
         A refused candidate (non-finite, absurd, or further from the base than one bounded
@@ -577,15 +327,14 @@ class AggregatorCore:
             return candidate
         self.strategy.state_from_arrays(before)
         counted = f"head_{reason}"
-        rejected = round_.memory.rejected
-        rejected[counted] = rejected.get(counted, 0) + 1
+        round_.count_rejected(counted)
         self._emit(StoreRejection(round_.round_id, counted),
                    Log(f"round {round_.round_id}: new head refused ({reason}); keeping version "
                        f"{round_.base.version}"))  # fmt: skip
         return None
 
     def _metrics(
-        self, round_: _OpenRound, version: int, status: RoundStatus, verdict: Verdict
+        self, round_: CollectingRound, version: int, status: RoundStatus, verdict: Verdict
     ) -> RoundMetrics:
         memory = round_.memory
         expected = self._awaited(round_, self.online | round_.seen_online) | round_.participants
@@ -612,23 +361,6 @@ class AggregatorCore:
         )
 
     # publishing ----------------------------------------------------------------------------------
-    def _encode(self, message: Message) -> bytes:
-        return encode_message(message, signing_key=self._trust.signing_key)
-
-    def _publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        self._emit(Publish(topic, payload, retain))
-        self._count_traffic(self._round.round_id if self._round else 0, bytes_out=len(payload))
-
-    def _publish_phase(self, messages: list[Publish]) -> None:
-        """Secure-aggregation messages: their bytes are counted by the coordinator."""
-        self._emit(*messages)
-
-    def _count_traffic(self, round_id: int, bytes_in: int = 0, bytes_out: int = 0) -> None:
-        if self._round is not None and self._round.round_id == round_id:
-            self._round.memory.bytes_in += bytes_in
-            self._round.memory.bytes_out += bytes_out
-        self._emit(StoreTraffic(round_id, bytes_in, bytes_out))
-
     def _model_effects(self, stored: StoredVersion) -> list[Effect]:
         """Publish a version (retained) and clear the one that falls out of the kept window."""
         before, self._out = self._out, []

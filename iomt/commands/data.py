@@ -25,7 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prepare.add_argument("--out", required=True, type=Path, help="window dataset .npz to write")
     prepare.add_argument("--seed", type=int, default=0, help="simulators: random seed (default 0)")
     prepare.add_argument(
-        "--subjects", type=int, help="simulators: how many subjects; real data: keep the first N"
+        "--subjects",
+        type=int,
+        help="simulators: how many people, 1..N (subject i is the same person whatever N, so a "
+        "larger N only adds people); real data: keep the first N",
     )
     prepare.add_argument(
         "--skip-malformed",

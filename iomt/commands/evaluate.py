@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from iomt.environment import Environment, ExitStatus
+from iomt.errors import UsageError
 from iomt.input_checks import check_dataset_file, check_run_dir
+from iomt.subject_ids import parse_subject_ids
 from iomt.tensorflow_start import start_tensorflow_quietly
 
+SPLITS = ("test", "val", "all")
 HELP = "evaluate runs/NAME on a dataset (float; int8 LiteRT and TFLM once converted)"
 
 
@@ -18,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", type=Path, help="training run directory")
     parser.add_argument("--data", required=True, type=Path, help="window dataset .npz")
     parser.add_argument("--bundle", type=Path, help="converted bundle: adds int8 and TFLM columns")
-    parser.add_argument("--subjects", default="test", help="'test', 'val', 'all' or ids 1,2,3")
+    parser.add_argument(
+        "--subjects", default="test", help="'test', 'val', 'all' or ids 1,2,3 or 1-3,7"
+    )
     parser.add_argument(
         "--plot", type=Path, help="confusion-matrix PNG (default RUN/confusion.png)"
     )
@@ -28,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     check_run_dir(args.run)
     check_dataset_file("--data", args.data)
+    named = _named_subjects(args.subjects)
     start_tensorflow_quietly()  # only now: a refused command imports nothing heavy
     from training.datasets.window_dataset import load_window_dataset
     from training.plots import plot_confusion_matrix
@@ -36,7 +42,7 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
 
     trained = load_run(args.run)
     dataset = load_window_dataset(args.data)
-    subjects = _subjects(args.subjects, trained)
+    subjects = named if named is not None else _split_subjects(args.subjects, trained)
     trained_on = sorted(set(subjects) & set(trained.split.train_subjects))
     if trained_on:
         env.warn(f"subjects {trained_on} trained this model: theirs is not held-out accuracy")
@@ -60,15 +66,24 @@ def _variant_predictor(bundle: Path | None) -> Any:
     return lambda windows: predict_bundle_variants(bundle, windows)
 
 
-def _subjects(text: str, trained: Any) -> list[int]:
-    if text == "test":
-        return list(trained.split.test_subjects)
-    if text == "val":
-        return list(trained.split.val_subjects)
-    if text == "all":
-        split = trained.split  # after --refit the validation subjects also trained
-        return sorted(set(split.train_subjects + split.val_subjects + split.test_subjects))
-    return [int(part) for part in text.split(",")]
+def _named_subjects(text: str) -> list[int] | None:
+    """Ids the user listed, or None for one of the run's own splits."""
+    if text in SPLITS:
+        return None
+    try:
+        return parse_subject_ids(text)
+    except ValueError as error:
+        raise UsageError(f"--subjects: {error}") from None
+
+
+def _split_subjects(name: str, trained: Any) -> list[int]:
+    split = trained.split
+    if name == "test":
+        return list(split.test_subjects)
+    if name == "val":
+        return list(split.val_subjects)
+    # "all": after --refit the validation subjects also trained
+    return sorted(set(split.train_subjects + split.val_subjects + split.test_subjects))
 
 
 def _print(env: Environment, results: dict[str, Any], as_json: bool) -> None:

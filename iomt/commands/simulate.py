@@ -11,16 +11,14 @@ from iomt.commands.aggregator import DEFAULT_BUFFER_SIZE, DEFAULT_MAX_STALENESS
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
 from iomt.progress import PhaseProgress
+from iomt.subject_ids import subject_ids_argument
 from iomt.tensorflow_start import start_tensorflow_quietly
 
 HELP = "simulate a federated fleet end to end: data, model, broker, aggregator, devices, report"
 
 
 def _ids(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated ids, got {text!r}") from None
+    return tuple(subject_ids_argument(text))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--partition", default="subject", choices=("subject", "dirichlet"), help="data per device"
     )
     parser.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration")
-    parser.add_argument("--pretrain-subjects", type=_ids, help="public subjects for the backbone")
+    parser.add_argument(
+        "--pretrain-subjects", type=_ids, help="public subjects for the backbone, e.g. 1,2,3 or 1-3"
+    )
     parser.add_argument("--test-subjects", type=_ids, help="held-out subjects (scored only)")
     parser.add_argument("--epochs", type=int, help="backbone training epochs")
     parser.add_argument("--model-size", choices=("pi", "mcu"), help="backbone width")

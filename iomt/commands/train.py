@@ -11,18 +11,10 @@ from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
 from iomt.input_checks import check_dataset_file, check_number
 from iomt.progress import PhaseProgress
+from iomt.subject_ids import subject_ids_argument
 from iomt.tensorflow_start import start_tensorflow_quietly
 
 HELP = "train an LSTM-FCN or BiLSTM on a window dataset, prune it, and write runs/NAME"
-
-
-def _subject_list(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated subject ids, got {text!r}"
-        ) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,12 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="mirror each window to the other wrist with probability P; for data of mixed, "
         "unknown wrists (the watch loader already puts every recording in the left-wrist frame)",
     )
-    parser.add_argument("--test-subjects", type=_subject_list, help="e.g. 8,9,10")
-    parser.add_argument("--val-subjects", type=_subject_list, help="e.g. 6,7")
+    parser.add_argument("--test-subjects", type=subject_ids_argument, help="e.g. 8,9,10")
+    parser.add_argument("--val-subjects", type=subject_ids_argument, help="e.g. 6,7")
     parser.add_argument(
         "--train-subjects",
-        type=_subject_list,
-        help="train only on these (default: every subject not in test or val)",
+        type=subject_ids_argument,
+        help="train only on these, e.g. 1-15,21-60 (default: every subject not in test or val)",
     )
     parser.add_argument(
         "--refit",

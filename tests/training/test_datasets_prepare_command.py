@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+
 from iomt.cli import main
 from iomt.environment import Environment, ExitStatus
 from training.datasets.window_dataset import load_window_dataset
@@ -75,3 +77,18 @@ def test_dataset_package_does_not_pull_in_tensorflow():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_more_simulated_subjects_add_people_and_leave_the_first_ones_as_they_were(tmp_path):
+    few, more = tmp_path / "few.npz", tmp_path / "more.npz"
+    for out, count in ((few, "2"), (more, "4")):
+        status, _, _ = _run(
+            ["data", "prepare", "simulated-stress", "--out", str(out), "--subjects", count],
+            tmp_path,
+        )
+        assert status == ExitStatus.SUCCESS
+    first, larger = load_window_dataset(few), load_window_dataset(more)
+    assert list(larger.subjects) == [1, 2, 3, 4]
+    kept = larger.for_subjects([1, 2])
+    for name in ("X", "y", "subject", "recording", "start_s"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(kept, name), err_msg=name)

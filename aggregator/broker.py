@@ -146,10 +146,10 @@ class LocalBroker:
         from aggregator.broker_acl import mosquitto_acl, mosquitto_tls_config
         from aggregator.certs import CertDirectory
 
-        acl = directory / "acl"
-        acl.write_text(mosquitto_acl(self.acl_fleet))
-        run_as = getpass.getuser() if os.geteuid() == 0 else None
         certs = CertDirectory(self.tls_dir)
+        acl = directory / "acl"
+        acl.write_text(mosquitto_acl(self.acl_fleet, members=certs.member_ids()))
+        run_as = getpass.getuser() if os.geteuid() == 0 else None
         return mosquitto_tls_config(self.port, self.host, certs, str(acl), run_as)
 
     def _alive(self) -> bool:

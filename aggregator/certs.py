@@ -9,6 +9,11 @@ Layout of a certificate directory:
 
     DIR/ca.crt  DIR/ca.key  DIR/server.crt  DIR/server.key  DIR/clients/NAME.crt  NAME.key
     DIR/ca.crl  DIR/revoked.txt  (revoked client certificates; the broker reads the CRL at start)
+
+A worker or site aggregator (`iomt aggregator --role worker|site --worker-id ID`) has a
+certificate of its own, `aggregator.ID` (`iomt certs aggregator ID`): its own MQTT identity and
+client id, so workers do not push each other off, and an ACL entry that lets it write only its
+own partial sum. No device certificate may carry the `aggregator.` prefix.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ CA_DAYS = 3650
 LEAF_DAYS = 825
 DEFAULT_SERVER_NAMES = ("localhost", "127.0.0.1", "::1")
 AGGREGATOR_CLIENT = "aggregator"
+MEMBER_PREFIX = f"{AGGREGATOR_CLIENT}."  # a worker's or site's certificate: aggregator.ID
 
 
 class CertError(FederationError):
@@ -153,12 +159,28 @@ def make_server_cert(
 
 
 def make_client_cert(ca: CertKeyPair, common_name: str, days: int = LEAF_DAYS) -> CertKeyPair:
-    """A client certificate whose common name is the MQTT username (device id or aggregator)."""
-    if common_name != AGGREGATOR_CLIENT:
-        from fleet_protocol.topics import validate_device_id
+    """A client certificate whose common name is the MQTT username: a device id, `aggregator`
+    or a worker's or site's `aggregator.ID`."""
+    from fleet_protocol.topics import validate_device_id
 
+    if common_name.startswith(MEMBER_PREFIX):
+        validate_device_id(common_name.removeprefix(MEMBER_PREFIX))  # the worker id: a topic level
+    elif common_name != AGGREGATOR_CLIENT:
         validate_device_id(common_name)
     return _leaf(ca, common_name, ExtendedKeyUsageOID.CLIENT_AUTH, days)
+
+
+def member_identity(worker_id: str) -> str:
+    """The certificate name of worker or site aggregator `worker_id`."""
+    return MEMBER_PREFIX + worker_id
+
+
+def device_certificate_name(device_id: str) -> str:
+    """`device_id`, refused if it would be read as an aggregator's identity."""
+    if device_id == AGGREGATOR_CLIENT or device_id.startswith(MEMBER_PREFIX):
+        raise CertError(f"{device_id!r}: names starting with {MEMBER_PREFIX!r} are aggregators'"
+                        " (`iomt certs aggregator ID`)")  # fmt: skip
+    return device_id
 
 
 def common_name_of(cert_pem: bytes) -> str:
@@ -195,6 +217,11 @@ class CertDirectory:
 
     def client_key(self, name: str) -> Path:
         return self.root / "clients" / f"{name}.key"
+
+    def member_ids(self) -> tuple[str, ...]:
+        """Worker and site ids with a certificate here (`iomt certs aggregator ID`), sorted."""
+        names = (path.stem for path in (self.root / "clients").glob(f"{MEMBER_PREFIX}*.crt"))
+        return tuple(sorted(name.removeprefix(MEMBER_PREFIX) for name in names))
 
     def load_ca(self) -> CertKeyPair:
         """The CA pair; raise `CertError` if `init` has not been run."""

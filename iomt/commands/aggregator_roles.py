@@ -265,6 +265,8 @@ def _queue_feed(urls: str, fleet: str, client_id: str, link: Any, log: Any) -> A
 
 
 def _tls(args: argparse.Namespace) -> Any:
+    """A worker or site presents a certificate of its own (`iomt certs aggregator ID`)."""
+    from aggregator.certs import member_identity
     from iomt.commands.certs import tls_from_arguments
 
-    return tls_from_arguments(args, "aggregator")
+    return tls_from_arguments(args, member_identity(args.worker_id))

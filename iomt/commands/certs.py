@@ -1,4 +1,5 @@
-"""`iomt certs init|device|server --out DIR`: a local CA, broker and client TLS certificates."""
+"""`iomt certs init|device|aggregator|server|revoke --out DIR`: a local CA and TLS certificates
+for the broker, devices, the aggregator and its workers or sites."""
 
 from __future__ import annotations
 
@@ -20,16 +21,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     init = actions.add_parser("init", help="new CA + server cert + the aggregator's client cert")
     device = actions.add_parser("device", help="a client certificate for one device")
     device.add_argument("device_id", nargs="+", help="device id(s): the certificate CN")
+    member = actions.add_parser(
+        "aggregator",
+        help="a client certificate for a worker or site aggregator (CN aggregator.ID; restart"
+        " the broker to add it to the ACL)",
+    )
+    member.add_argument("worker_id", nargs="+", help="worker or site id(s) (--worker-id)")
     server = actions.add_parser("server", help="re-issue the broker's certificate")
-    revoke = actions.add_parser("revoke", help="revoke device certificates (restart the broker)")
-    revoke.add_argument("device_id", nargs="+", help="device id(s) to revoke")
+    revoke = actions.add_parser("revoke", help="revoke client certificates (restart the broker)")
+    revoke.add_argument(
+        "device_id", nargs="+", help="device id(s) to revoke (a worker's: aggregator.ID)"
+    )
     for sub in (init, server):
         sub.add_argument(
             "--host",
             action="append",
             help="DNS name or IP the broker is reached at (repeat; default localhost, 127.0.0.1)",
         )
-    for sub in (init, device, server, revoke):
+    for sub in (init, device, member, server, revoke):
         sub.add_argument("--out", type=Path, required=True, help="certificate directory")
 
 
@@ -38,9 +47,11 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         DEFAULT_SERVER_NAMES,
         CertDirectory,
         CertError,
+        device_certificate_name,
         init_directory,
         issue_client,
         issue_server,
+        member_identity,
         revoke_client,
     )
     from fleet_protocol.errors import TopicError
@@ -59,10 +70,14 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
                 crl = revoke_client(directory, device_id)
             env.print(str(crl))
             env.warn("iomt certs: restart the broker (iomt broker --tls) to apply the CRL")
+        elif args.certs_action == "aggregator":
+            for name in [member_identity(worker_id) for worker_id in args.worker_id]:
+                issue_client(directory, name)
+                env.print(str(directory.client_cert(name)))
         else:
-            for device_id in args.device_id:
-                issue_client(directory, device_id)
-                env.print(str(directory.client_cert(device_id)))
+            for name in [device_certificate_name(device_id) for device_id in args.device_id]:
+                issue_client(directory, name)
+                env.print(str(directory.client_cert(name)))
     except (CertError, TopicError, OSError) as exc:
         raise UsageError(str(exc)) from exc
     return ExitStatus.SUCCESS

@@ -15,11 +15,13 @@ from aggregator.certs import (
     CertDirectory,
     CertError,
     common_name_of,
+    device_certificate_name,
     init_directory,
     issue_client,
     make_ca,
     make_client_cert,
     make_server_cert,
+    member_identity,
     revoke_client,
 )
 from fleet_protocol.errors import TopicError
@@ -113,3 +115,26 @@ def test_acl_covers_only_the_named_fleets_and_the_config_binds_client_ids(tmp_pa
     assert any(line.startswith("max_packet_size ") for line in config.splitlines())
     with pytest.raises(ValueError):
         mosquitto_acl([])
+
+
+def test_a_worker_writes_only_its_own_partial_sum_and_acks() -> None:
+    acl = mosquitto_acl("ward-3", members=("w1", "w2")).splitlines()
+    w1 = acl[acl.index("user aggregator.w1") + 1 : acl.index("user aggregator.w2")]
+    writes = sorted(line for line in w1 if line.startswith("topic write"))
+    assert writes == ["topic write iomt/v1/ward-3/ack/+", "topic write iomt/v1/ward-3/partial/w1"]
+    assert "topic read iomt/v1/ward-3/update/+" in w1
+    assert "topic read iomt/v1/ward-3/partial/+" in w1
+    assert not any("readwrite" in line for line in w1)
+
+
+def test_worker_certificates_are_listed_and_no_device_takes_their_names(tmp_path: Path) -> None:
+    directory = init_directory(tmp_path / "certs")
+    for name in (member_identity("w2"), member_identity("w1"), "dev-1"):
+        issue_client(directory, name)
+    assert directory.member_ids() == ("w1", "w2")
+    assert common_name_of(directory.client_cert("aggregator.w1").read_bytes()) == "aggregator.w1"
+    for taken in ("aggregator", "aggregator.w3"):
+        with pytest.raises(CertError, match="iomt certs aggregator"):
+            device_certificate_name(taken)
+    with pytest.raises(TopicError):
+        make_client_cert(make_ca(), member_identity("w/1"))

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from aggregator.broker import LocalBroker, find_mosquitto
-from aggregator.certs import init_directory, issue_client
+from aggregator.certs import init_directory, issue_client, member_identity
 from aggregator.device_registry import DeviceRegistry, parse_public_key
 from bundle_format.signing import write_key_pair
 from iomt.cli import main
@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.tf]
 
 FLEET = "secure"
 DEVICES = ("ward-a", "ward-b")
+WORKERS = ("w1", "w2")
 ROUNDS = 2
 
 
@@ -30,8 +31,8 @@ def tls_broker(tmp_path: Path) -> Iterator[tuple[LocalBroker, Path]]:
     if find_mosquitto() is None:
         pytest.skip("mosquitto is not installed")
     certs = init_directory(tmp_path / "certs")
-    for device_id in DEVICES:
-        issue_client(certs, device_id)
+    for name in (*DEVICES, *(member_identity(w) for w in WORKERS)):
+        issue_client(certs, name)
     with LocalBroker(tls_dir=certs.root, acl_fleet=FLEET) as broker:
         yield broker, certs.root
 
@@ -133,3 +134,44 @@ def test_secure_aggregation_rounds_end_to_end(
     device_log = [json.loads(line) for line in started[1].output() if line.startswith("{")]
     events = [r.get("event") for r in device_log]
     assert events.count("secure_round") == ROUNDS and "update" not in events  # no clear delta
+
+
+def test_workers_with_certificates_and_keys_of_their_own_run_rounds_over_tls(
+    tls_broker, tiny_task, processes, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    # Prepare: each worker its own TLS certificate (aggregator.ID) and signing key; the devices
+    # take acks from either worker's key and rounds and models only from the coordinator's
+    fleet = _SecuredFleet(*tls_broker, tiny_task, tmp_path)
+    signers = DeviceRegistry(tmp_path / "signers.json")
+    keys = {w: write_key_pair(tmp_path / f"{w}-key") for w in WORKERS}
+    for worker, pair in keys.items():
+        signers.add(worker, pair.public_key)
+    signers.save()
+    workers = [processes.start(w, [
+        "aggregator", "--broker", fleet.broker.url, "--fleet", FLEET, "--tls", str(fleet.certs),
+        "--state", str(tmp_path / f"{w}.sqlite"), "--registry", str(tmp_path / "fleet.json"),
+        "--role", "worker", "--worker-id", w, "--worker-key", str(keys[w].private_path),
+        "--aggregator-key", str(fleet.signer.public_path), "--partial-signers", str(signers.path),
+        "--json",
+    ]) for w in WORKERS]  # fmt: skip
+    for worker in workers:
+        worker.wait_for("0 committed updates")
+    coordinator = processes.start("coordinator", fleet.aggregator_args(
+        "--role", "coordinator", "--partial-signers", str(signers.path)))  # fmt: skip
+    site_keys = [arg for w in WORKERS for arg in ("--site-key", str(keys[w].public_path))]
+    devices = [processes.start(device_id, [*fleet.edge_args(index, device_id), *site_keys])
+               for index, device_id in enumerate(DEVICES)]  # fmt: skip
+
+    # Execute
+    exit_codes = [process.finish(timeout_s=120) for process in [coordinator, *devices]]
+
+    # Assert: every round closed with both devices, acked under a worker's key, models verified
+    assert exit_codes == [0] * (len(DEVICES) + 1)
+    rounds = [json.loads(line) for line in fleet.metrics_path.read_text().splitlines()]
+    assert [r["round"] for r in rounds] == [1, 2]
+    assert all(r["participants"] == len(DEVICES) for r in rounds)
+    for device in devices:
+        log = [json.loads(line) for line in device.output() if line.startswith("{")]
+        assert not any(r.get("event") == "bad_message" for r in log)
+        assert [r["version"] for r in log if r.get("event") == "installed"][-1] == ROUNDS
+    assert not any("refused" in line for line in coordinator.output())

@@ -14,6 +14,7 @@ from aggregator.certs import (
     client_tls_files,
     init_directory,
     issue_client,
+    member_identity,
     revoke_client,
 )
 from fleet_protocol.mqtt_link import LinkConfig, LinkEvent, MqttLink, MqttLinkError, TlsFiles
@@ -29,8 +30,8 @@ REFUSED_WITHIN_S = 2.0
 def certs(tmp_path_factory: pytest.TempPathFactory) -> CertDirectory:
     root = tmp_path_factory.mktemp("certs")
     directory = init_directory(root)
-    for device_id in ("dev-1", "dev-2"):
-        issue_client(directory, device_id)
+    for name in ("dev-1", "dev-2", member_identity("w1"), member_identity("w2")):
+        issue_client(directory, name)
     return directory
 
 
@@ -220,3 +221,45 @@ def test_the_broker_refuses_a_publish_larger_than_its_packet_limit(
         assert (event.topic, event.payload) == (f"{ROOT}/update/dev-2", b"small")
     finally:
         aggregator.stop()
+
+
+def test_a_worker_with_its_own_certificate_takes_updates_and_acks_devices(
+    broker: LocalBroker, certs: CertDirectory
+) -> None:
+    # Prepare: worker w1 on the workers' shared subscription, as `iomt aggregator --role worker`
+    worker = _connect(broker, certs, "aggregator.w1", f"$share/workers/{ROOT}/update/+")
+    device = _connect(broker, certs, "dev-1", f"{ROOT}/ack/+")
+    try:
+        # Execute
+        device.publish(f"{ROOT}/update/dev-1", b"update")
+        update = _next_message(worker)
+        worker.publish(f"{ROOT}/ack/dev-1", b"ack")
+
+        # Assert
+        assert (update.topic, update.payload) == (f"{ROOT}/update/dev-1", b"update")
+        assert _next_message(device).payload == b"ack"
+    finally:
+        device.stop()
+        worker.stop()
+
+
+def test_a_worker_writes_only_its_own_partial_sum_never_a_round(
+    broker: LocalBroker, certs: CertDirectory
+) -> None:
+    # Prepare: the coordinator follows rounds and partial sums; both workers connected at once
+    coordinator = _connect(broker, certs, "aggregator", f"{ROOT}/round", f"{ROOT}/partial/+")
+    w1 = _connect(broker, certs, "aggregator.w1")
+    w2 = _connect(broker, certs, "aggregator.w2")
+    try:
+        # Execute: w1 forges w2's sum and a round, then sends its own
+        w1.publish(f"{ROOT}/partial/w2", b"w2's sum, forged")
+        w1.publish(f"{ROOT}/round", b"a round from a worker")
+        w1.publish(f"{ROOT}/partial/w1", b"w1's sum")
+        event = _next_message(coordinator)
+
+        # Assert: only its own sum arrived; neither worker pushed the other off
+        assert (event.topic, event.payload) == (f"{ROOT}/partial/w1", b"w1's sum")
+        assert w1.connected.is_set() and w2.connected.is_set()
+    finally:
+        for link in (w1, w2, coordinator):
+            link.stop()

@@ -82,6 +82,8 @@ CASES: list[tuple[str, str, int]] = [  # (subcommand, argv, exit status)
     ("certs", "certs", 2),
     ("certs init", "certs init --out notes.txt", 2),
     ("certs device", "certs device d1 --out missing-ca", 2),
+    ("certs device", "certs device aggregator.w1 --out missing-ca", 2),
+    ("certs aggregator", "certs aggregator w1 --out missing-ca", 2),
     ("certs server", "certs server --out missing-ca", 2),
     ("certs revoke", "certs revoke d1 --out missing-ca", 2),
     ("report", "report", 2),

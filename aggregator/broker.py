@@ -20,7 +20,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aggregator.broker_bridge import BridgeTls
 
 LOOPBACK = "127.0.0.1"
 MAX_PACKET_BYTES = 1024 * 1024  # same as the TLS config (aggregator.broker_acl)
@@ -91,6 +94,7 @@ class LocalBroker:
     tls_dir: Path | None = None  # certificate directory (`iomt certs`): TLS + client certs + ACL
     acl_fleet: str | tuple[str, ...] = ()  # fleet(s) the generated ACL covers ("+": any)
     bridge_to: str | None = None  # a central broker: bridge `acl_fleet`'s rounds, models down
+    bridge_tls: BridgeTls | None = None  # the bridge's certificate for an mqtts:// central broker
     _process: subprocess.Popen[bytes] | None = None
     _config_dir: tempfile.TemporaryDirectory[str] | None = None
     _embedded: _EmbeddedBroker | None = None
@@ -138,8 +142,9 @@ class LocalBroker:
 
             fleets = (self.acl_fleet,) if isinstance(self.acl_fleet, str) else self.acl_fleet
             name = f"iomt-site-{self.port}"
-            return mosquitto_config(self.port, self.host) + bridge_config(
-                name, self.bridge_to, fleets
+            user = [f"user {getpass.getuser()}"] if os.geteuid() == 0 else []  # reads 0600 keys
+            return "\n".join([*user, mosquitto_config(self.port, self.host)]) + bridge_config(
+                name, self.bridge_to, fleets, self.bridge_tls
             )
         if self.tls_dir is None:
             return mosquitto_config(self.port, self.host)

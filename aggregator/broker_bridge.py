@@ -8,9 +8,16 @@ retained `model/{version}` heads, one way, at QoS 1. Updates, acks and statuses 
 site. `try_private` tells a Mosquitto at the other end that this is a bridge, so it keeps the
 retain flag on what it forwards (the site broker then keeps the round and models retained for
 devices that connect later).
+
+To a TLS central broker (`iomt broker --tls`) the bridge presents a client certificate of the
+fleet's CA (`BridgeTls`; a device certificate is enough: the central ACL lets any certificate
+read the round and the models, and the bridge reads nothing else).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
 
 from fleet_protocol.errors import TopicError
 from fleet_protocol.mqtt_link import MqttLinkError, broker_addresses
@@ -20,7 +27,18 @@ BRIDGE_QOS = 1
 RESTART_S = (1, 10)  # Mosquitto's restart_timeout: first retry after 1 s, backing off to 10 s
 
 
-def bridge_config(name: str, upstream_url: str, fleets: tuple[str, ...]) -> str:
+@dataclass(frozen=True)
+class BridgeTls:
+    """What the bridge shows a TLS central broker: the fleet CA and its client certificate."""
+
+    ca_cert: Path
+    client_cert: Path
+    client_key: Path
+
+
+def bridge_config(
+    name: str, upstream_url: str, fleets: tuple[str, ...], tls: BridgeTls | None = None
+) -> str:
     """The `connection` section that bridges `fleets`' rounds and models down from upstream."""
     if not fleets:
         raise ValueError("a bridge carries at least one fleet")
@@ -28,8 +46,10 @@ def bridge_config(name: str, upstream_url: str, fleets: tuple[str, ...]) -> str:
         upstream = broker_addresses(upstream_url)
     except MqttLinkError as exc:
         raise ValueError(str(exc)) from exc
-    if any(address.tls for address in upstream):
-        raise ValueError("the generated bridge speaks plain MQTT; put TLS options in by hand")
+    if upstream[0].tls and tls is None:
+        raise ValueError("an mqtts:// central broker needs the bridge's client certificate")
+    if tls is not None and not upstream[0].tls:
+        raise ValueError("a bridge certificate needs an mqtts:// central broker")
     lines = [
         f"connection {name}",
         f"addresses {' '.join(f'{a.host}:{a.port}' for a in upstream)}",
@@ -41,6 +61,11 @@ def bridge_config(name: str, upstream_url: str, fleets: tuple[str, ...]) -> str:
         f"restart_timeout {RESTART_S[0]} {RESTART_S[1]}",
         "notifications false",
     ]
+    if tls is not None:
+        lines += [f"bridge_cafile {tls.ca_cert.resolve()}",
+                  f"bridge_certfile {tls.client_cert.resolve()}",
+                  f"bridge_keyfile {tls.client_key.resolve()}",
+                  "bridge_insecure false"]  # fmt: skip
     for fleet in fleets:
         try:
             validate_fleet(fleet)

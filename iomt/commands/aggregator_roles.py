@@ -105,6 +105,14 @@ def check_role_arguments(args: argparse.Namespace) -> None:
         if args.upstream is None:
             raise UsageError("--role site needs --upstream URL (the central broker)")
         check_broker(args.upstream)
+        if args.tls is not None and not (_is_tls(args.broker) or _is_tls(args.upstream)):
+            raise UsageError("--role site --tls: neither --broker nor --upstream is mqtts://")
+
+
+def _is_tls(url: str) -> bool:
+    from fleet_protocol.mqtt_link import broker_addresses
+
+    return broker_addresses(url)[0].tls
 
 
 def _check_keys(args: argparse.Namespace) -> None:
@@ -211,7 +219,8 @@ def run_worker(args: argparse.Namespace, log: Any, device_key: Any, signing_key:
               else worker_subscriptions(args.fleet, shared=not queued))  # fmt: skip
     if site and args.secure_agg:
         topics = secure_site_subscriptions(args.fleet)
-    link_config = LinkConfig(args.broker, client_id, topics, tls=_tls(args),
+    link_config = LinkConfig(args.broker, client_id, topics,
+                             tls=_tls(args, args.broker if site else None),
                              max_queued_messages=WORKER_QUEUE_MESSAGES,
                              max_queued_bytes=WORKER_QUEUE_BYTES)  # fmt: skip
     with MqttLink(link_config) as link, ExitStack() as stack:
@@ -248,7 +257,8 @@ def _site_link(args: argparse.Namespace, client_id: str, site: Any, stack: ExitS
     from aggregator.site_link import SiteLink
     from fleet_protocol.mqtt_link import LinkConfig, MqttLink
 
-    upstream = MqttLink(LinkConfig(args.upstream, f"{client_id}-upstream", tls=_tls(args)))
+    upstream = MqttLink(LinkConfig(args.upstream, f"{client_id}-upstream",
+                                   tls=_tls(args, args.upstream)))  # fmt: skip
     stack.enter_context(upstream)
     return SiteLink(site, upstream)
 
@@ -264,9 +274,13 @@ def _queue_feed(urls: str, fleet: str, client_id: str, link: Any, log: Any) -> A
                          name=client_id, log=log)  # fmt: skip
 
 
-def _tls(args: argparse.Namespace) -> Any:
-    """A worker or site presents a certificate of its own (`iomt certs aggregator ID`)."""
+def _tls(args: argparse.Namespace, url: str | None = None) -> Any:
+    """A worker or site presents a certificate of its own (`iomt certs aggregator ID`). A site's
+    `--tls` goes to those of its two brokers (`url`) that are mqtts://: its own broker is
+    usually plain, bridged to a TLS central one."""
     from aggregator.certs import member_identity
     from iomt.commands.certs import tls_from_arguments
 
+    if url is not None and not _is_tls(url):
+        return None
     return tls_from_arguments(args, member_identity(args.worker_id))

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
 from iomt.termination import Terminated, raise_on_sigterm
+
+if TYPE_CHECKING:
+    from aggregator.broker_bridge import BridgeTls
 
 HELP = "run a local MQTT broker on 127.0.0.1 (Mosquitto if installed, else embedded amqtt)"
 NATS_NODES = 3
@@ -39,6 +43,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " broker (Mosquitto bridge, QoS 1, retained kept); updates and acks stay here",
     )
     parser.add_argument(
+        "--bridge-tls",
+        type=Path,
+        metavar="DIR",
+        help="with an mqtts:// --bridge: the certificate directory (`iomt certs`) whose CA and"
+        " --bridge-identity certificate the bridge presents to the central broker",
+    )
+    parser.add_argument(
+        "--bridge-identity",
+        metavar="NAME",
+        help="with --bridge-tls: the client certificate DIR/clients/NAME.crt (a device"
+        " certificate will do: `iomt certs device site-north-bridge`)",
+    )
+    parser.add_argument(
         "--nats-cluster",
         type=Path,
         metavar="DIR",
@@ -63,17 +80,37 @@ def _acl_fleets(args: argparse.Namespace) -> tuple[str, ...]:
         raise UsageError(f"--fleet: {exc}") from exc
 
 
-def _bridge_url(url: str | None) -> str | None:
-    """The --bridge URL, checked (plain MQTT, one list of one kind) before anything starts."""
+def _bridge_url(url: str | None, tls: BridgeTls | None) -> str | None:
+    """The --bridge URL, checked (one list of one kind, TLS iff mqtts://) before anything starts."""
     if url is None:
         return None
     from aggregator.broker_bridge import bridge_config
 
     try:
-        bridge_config("check", url, ("check",))
+        bridge_config("check", url, ("check",), tls)
     except ValueError as exc:
         raise UsageError(f"--bridge: {exc}") from exc
     return url
+
+
+def _bridge_tls(args: argparse.Namespace) -> BridgeTls | None:
+    """--bridge-tls DIR and --bridge-identity NAME: the bridge's CA and certificate, checked."""
+    if (args.bridge_tls is None) != (args.bridge_identity is None):
+        raise UsageError("--bridge-tls DIR and --bridge-identity NAME go together")
+    if args.bridge_tls is None:
+        return None
+    if args.bridge is None:
+        raise UsageError("--bridge-tls applies to a --bridge")
+    from aggregator.broker_bridge import BridgeTls
+    from aggregator.certs import CertDirectory
+
+    certs = CertDirectory(args.bridge_tls)
+    name = args.bridge_identity
+    tls = BridgeTls(certs.ca_cert, certs.client_cert(name), certs.client_key(name))
+    for path in (tls.ca_cert, tls.client_cert, tls.client_key):
+        if not path.exists():
+            raise UsageError(f"--bridge-tls: missing {path} (create it with `iomt certs`)")
+    return tls
 
 
 def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
@@ -82,6 +119,7 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
 
     check_port("--port", args.port, allow_zero=True)
     fleets = _acl_fleets(args)
+    bridge_tls = _bridge_tls(args)
     raise_on_sigterm()  # stops the broker like Ctrl-C, so no Mosquitto is left behind
     if args.nats_cluster is not None:
         return _run_nats_cluster(env, args)
@@ -90,7 +128,8 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         prefer="embedded" if args.embedded else "mosquitto",
         tls_dir=args.tls,
         acl_fleet=fleets,
-        bridge_to=_bridge_url(args.bridge),
+        bridge_to=_bridge_url(args.bridge, bridge_tls),
+        bridge_tls=bridge_tls,
     )
     broker.start()
     try:

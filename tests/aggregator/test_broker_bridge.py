@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.broker_bridge import bridge_config
+from aggregator.broker_bridge import BridgeTls, bridge_config
 from aggregator.site_link import SiteLink, site_subscriptions
 from fleet_protocol.mqtt_link import LinkEvent
 from iomt.cli import main
@@ -35,8 +35,20 @@ def test_bridge_brings_only_rounds_and_models_down_from_every_upstream_node() ->
     assert "try_private true" in lines and "bridge_protocol_version mqttv50" in lines
 
 
-def test_bridge_refuses_tls_and_bad_fleets() -> None:
-    with pytest.raises(ValueError, match="TLS"):
+def test_bridge_to_a_tls_broker_presents_its_certificate_and_checks_the_brokers() -> None:
+    # Execute
+    tls = BridgeTls(Path("/c/ca.crt"), Path("/c/clients/b.crt"), Path("/c/clients/b.key"))
+    lines = bridge_config("site1", "mqtts://c1:8883", ("ward",), tls).splitlines()
+
+    # Assert
+    assert "bridge_cafile /c/ca.crt" in lines and "bridge_certfile /c/clients/b.crt" in lines
+    assert "bridge_keyfile /c/clients/b.key" in lines and "bridge_insecure false" in lines
+    with pytest.raises(ValueError, match="mqtts://"):
+        bridge_config("s", "mqtt://c:1883", ("ward",), tls)
+
+
+def test_bridge_refuses_tls_without_a_certificate_and_bad_fleets() -> None:
+    with pytest.raises(ValueError, match="client certificate"):
         bridge_config("s", "mqtts://c:8883", ("ward",))
     with pytest.raises(ValueError, match="at least one fleet"):
         bridge_config("s", "mqtt://c:1883", ())
@@ -81,6 +93,10 @@ def test_site_link_sends_partial_sums_upstream_and_acks_to_the_site() -> None:
         (["--role", "site", "--upstream", "mqtt://c:1883"], "--worker-id"),
         (["--role", "worker", "--worker-id", "w1", "--upstream", "mqtt://c:1"], "--role site"),
         (["--role", "site", "--worker-id", "s1", "--upstream", "ftp://c"], "--broker"),
+        (
+            ["--role", "site", "--worker-id", "s1", "--upstream", "mqtt://c:1", "--tls", "certs"],
+            "neither --broker nor --upstream is mqtts://",
+        ),
     ],
 )
 def test_site_role_refusals_are_usage_errors(argv: list[str], says: str, tmp_path: Path) -> None:
@@ -114,3 +130,20 @@ def test_site_with_an_unreachable_upstream_fails_and_writes_no_state(tmp_path: P
     # Assert
     assert code == 1 and "did not accept the connection" in err
     assert not state.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--bridge-tls", "certs"], "go together"),
+        (["--bridge-identity", "b"], "go together"),
+        (["--bridge", "mqtts://c:8883"], "client certificate"),
+        (
+            ["--bridge", "mqtts://c:8883", "--bridge-tls", "nowhere", "--bridge-identity", "b"],
+            "missing nowhere/ca.crt",
+        ),
+    ],
+)
+def test_broker_bridge_tls_refusals_are_usage_errors(argv: list[str], says: str) -> None:
+    code, _, err = _run(["broker", "--port", "0", "--fleet", "ward", *argv])
+    assert code == 2 and says in err and len(err.strip().splitlines()) == 1

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from iomt.commands.aggregator import DEFAULT_BUFFER_SIZE, DEFAULT_MAX_STALENESS
+from iomt.commands.aggregator_options import DEFAULT_BUFFER_SIZE, DEFAULT_MAX_STALENESS
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
 from iomt.progress import PhaseProgress

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from iomt.commands.aggregator import DEFAULT_BUFFER_SIZE, DEFAULT_MAX_STALENESS
+from iomt.commands.aggregator_options import DEFAULT_BUFFER_SIZE, DEFAULT_MAX_STALENESS
 from iomt.simulation.mcu_boards import start_board
 from iomt.simulation.processes import ProcessGroup
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from iomt.commands.aggregator import DEFAULT_BUFFER_SIZE, DEFAULT_MAX_STALENESS
+from iomt.commands.aggregator_options import DEFAULT_BUFFER_SIZE, DEFAULT_MAX_STALENESS
 from iomt.simulation import baselines
 from iomt.simulation.baselines import DeviceData, Split
 from iomt.simulation.fleet import DevicePlan, FleetOutcome, FleetPlan, run_fleet

@@ -7,7 +7,7 @@ import numpy as np
 from edge_runtime.head import Head
 from edge_runtime.local_update import local_update
 from fleet_protocol.messages import FitConfig
-from iomt.commands.aggregator import ROOT_SET_SEED, root_set_update
+from iomt.commands.aggregator_serve import ROOT_SET_SEED, root_set_update
 
 
 def test_the_fltrust_root_update_equals_a_devices_update_on_the_same_data() -> None:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +22,34 @@ from typing import Any
 from bench.fleet_devices import device_signing_key
 
 RSS_POLL_S = 0.05
+LOG_TAIL_BYTES = 300
+
+
+class AggregatorExitedError(RuntimeError):
+    """An aggregator process ended while the bench still needed it."""
+
+
+@dataclass(frozen=True)
+class AggregatorProcess:
+    """One `iomt aggregator` process of a run: what to call it and where its output goes."""
+
+    name: str
+    log: Path
+    popen: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+
+def check_running(processes: Sequence[AggregatorProcess]) -> None:
+    """Raise, in one line, if a process has ended: its name, exit code and the tail of its log."""
+    for process in processes:
+        code = process.popen.poll()
+        if code is not None:
+            tail = process.log.read_bytes()[-LOG_TAIL_BYTES:].decode(errors="replace")
+            tail = " | ".join(line.strip() for line in tail.splitlines() if line.strip())
+            raise AggregatorExitedError(f"{process.name} exited with code {code}: {tail}")
 
 
 @dataclass(frozen=True)
@@ -80,26 +109,30 @@ def _manifest(bundle: Path, head: Any) -> dict[str, Any]:
 
 def start_aggregator(
     broker_url: str, fleet: str, setup: RoundSetup, count: int, workdir: Path, role: str = "single"
-) -> subprocess.Popen[bytes]:
+) -> AggregatorProcess:
     """`iomt aggregator` for one round that needs every device (a second round keeps it alive)."""
     args = [
         *_aggregator_command(broker_url, fleet, setup, setup.state),
         "--bundle", str(setup.bundle), "--rounds", "2", "--min-clients", str(count),
         "--deadline", "600", "--codec", "int8", "--local-epochs", "1", "--role", role,
     ]  # fmt: skip
-    log = (workdir / f"aggregator-{role}.log").open("wb")
-    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    return _start(f"aggregator ({role})", workdir / f"aggregator-{role}.log", args)
 
 
 def start_worker(
     broker_url: str, fleet: str, setup: RoundSetup, worker: int, workdir: Path
-) -> subprocess.Popen[bytes]:
+) -> AggregatorProcess:
     """`iomt aggregator --role worker` with its own state file; it logs once it is connected."""
     state = workdir / f"worker-{worker}.sqlite"
     args = [*_aggregator_command(broker_url, fleet, setup, state), "--role", "worker",
             "--worker-id", f"w{worker}", "--json"]  # fmt: skip
-    log = (workdir / f"worker-{worker}.log").open("wb")
-    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    return _start(f"worker w{worker}", workdir / f"worker-{worker}.log", args)
+
+
+def _start(name: str, log: Path, args: list[str]) -> AggregatorProcess:
+    with log.open("wb") as out:  # the child keeps its own descriptor
+        popen = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+    return AggregatorProcess(name, log, popen)
 
 
 def _aggregator_command(broker_url: str, fleet: str, setup: RoundSetup, state: Path) -> list[str]:
@@ -107,12 +140,13 @@ def _aggregator_command(broker_url: str, fleet: str, setup: RoundSetup, state: P
             "--fleet", fleet, "--state", str(state), "--registry", str(setup.registry)]  # fmt: skip
 
 
-def wait_for_log(path: Path, text: str, timeout_s: float) -> None:
-    """Until `text` appears in a process's log file."""
+def wait_for_log(process: AggregatorProcess, text: str, timeout_s: float) -> None:
+    """Until `text` appears in a process's log file (or the process ends: that raises)."""
     deadline = time.monotonic() + timeout_s
-    while text not in path.read_text(errors="replace"):
+    while text not in process.log.read_text(errors="replace"):
+        check_running([process])
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{path.name}: no {text!r} within {timeout_s:.0f} s")
+            raise TimeoutError(f"{process.log.name}: no {text!r} within {timeout_s:.0f} s")
         time.sleep(0.1)
 
 
@@ -173,8 +207,11 @@ class RoundObserver:
         with self.lock:
             self.pids = list(pids)
 
-    def wait_round(self, pids: list[int], devices: int, timeout_s: float) -> RoundTiming:
-        """Sample the aggregators until the new model is out and every device has its ack."""
+    def wait_round(
+        self, pids: list[int], devices: int, timeout_s: float, check: Callable[[], None]
+    ) -> RoundTiming:
+        """Sample the aggregators until the new model is out and every device has its ack;
+        `check()` raises if the round can no longer close (an aggregator process ended)."""
         import psutil
 
         self.watch(pids)
@@ -182,6 +219,7 @@ class RoundObserver:
         peak_mb = dict.fromkeys(pids, 0.0)
         deadline = time.monotonic() + timeout_s
         while not (self.model_seen.wait(RSS_POLL_S) and self._acks() >= devices):
+            check()
             for process in processes:
                 peak_mb[process.pid] = max(peak_mb[process.pid], process.memory_info().rss / 2**20)
             if time.monotonic() > deadline:

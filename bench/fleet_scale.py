@@ -38,7 +38,9 @@ from bench.common import median_of, write_results
 from bench.fleet_devices import WorkerSpec, run_worker
 from bench.fleet_report import report_section, update_scaling_doc
 from bench.fleet_round import (
+    AggregatorProcess,
     RoundObserver,
+    check_running,
     peak_mb_of,
     start_aggregator,
     start_worker,
@@ -146,19 +148,20 @@ def measure_round(
                  for spec in specs]  # fmt: skip
     for emulator in emulators:
         emulator.start()
-    aggregators: list[subprocess.Popen[bytes]] = []
+    aggregators: list[AggregatorProcess] = []
     try:
         _expect(events, "ready", len(emulators), timeout_s=900.0)
         with RoundObserver(broker.host, broker.port, fleet) as observer:
             aggregators = _start_aggregators(broker.url, fleet, setup, count, workers, workdir)
             observer.watch([p.pid for p in aggregators])
             pids = [p.pid for p in aggregators]
-            timing = observer.wait_round(pids, count, timeout_s=900.0)
+            timing = observer.wait_round(pids, count, timeout_s=900.0,
+                                         check=lambda: check_running(aggregators))  # fmt: skip
             tallies = _expect(events, "done", len(emulators), timeout_s=900.0)
             peaks = peak_mb_of(pids, timing.peak_rss_mb)
     finally:
         for process in aggregators:
-            _stop(process)
+            _stop(process.popen)
         for emulator in emulators:
             emulator.join(timeout=30)
             if emulator.is_alive():
@@ -168,13 +171,18 @@ def measure_round(
 
 def _start_aggregators(
     url: str, fleet: str, setup: Any, count: int, workers: int, workdir: Path
-) -> list[subprocess.Popen[bytes]]:
+) -> list[AggregatorProcess]:
     """The single aggregator, or W workers (subscribed first) and their coordinator."""
     if workers == 0:
         return [start_aggregator(url, fleet, setup, count, workdir)]
     started = [start_worker(url, fleet, setup, w, workdir) for w in range(1, workers + 1)]
-    for w in range(1, workers + 1):
-        wait_for_log(workdir / f"worker-{w}.log", "committed updates in its file", 120.0)
+    try:
+        for worker in started:
+            wait_for_log(worker, "committed updates in its file", 120.0)
+    except BaseException:
+        for worker in started:
+            _stop(worker.popen)
+        raise
     time.sleep(0.5)  # their SUBACKs: a shared subscription must exist before updates flow
     return [*started, start_aggregator(url, fleet, setup, count, workdir, role="coordinator")]
 

@@ -85,3 +85,20 @@ def test_byte_proxy_counts_every_byte_each_way() -> None:
             traffic = proxy.traffic["node"]
     assert traffic.up == 100
     assert traffic.down == 10
+
+
+def test_an_aggregator_that_dies_at_startup_fails_the_run_in_one_line(tmp_path: Path) -> None:
+    """A worker that exits (here: an unreadable device registry) is named at once, with its
+    exit code and what it printed, instead of the bench waiting for its log line or round."""
+    from bench.fleet_round import AggregatorExitedError, write_setup
+    from bench.fleet_scale import _start_aggregators, _synthetic_head
+
+    setup = write_setup(tmp_path, ("d00000",), _synthetic_head())
+    setup.registry.write_text("not json")
+    with pytest.raises(AggregatorExitedError) as raised:
+        _start_aggregators("mqtt://127.0.0.1:9", "dead", setup, 1, 2, tmp_path)
+    message = str(raised.value)
+    assert message.startswith("worker w1 exited with code ") and "\n" not in message
+    assert "registry" in message.lower()
+    assert int(message.split("code ")[1].split(":")[0]) != 0
+    print(message)

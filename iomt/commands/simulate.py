@@ -215,6 +215,12 @@ def _print_summary(env: Environment, report: dict[str, Any], out: Path) -> None:
     env.print(f"{'model':<44}{'accuracy':>9}")
     for name, value in summary_lines(summary):
         env.print(f"{name:<44}{value:>9.3f}")
+    pooled = report.get("pooled")
+    if pooled and pooled["validation"]:
+        scores = pooled["validation"]
+        env.print(f"pooled row: {pooled['recipe']}, chosen by leave-one-device-out "
+                  f"({scores[pooled['recipe']]:.3f}; the fleet's procedure "
+                  f"{scores[pooled['fleet_recipe']]:.3f})")  # fmt: skip
     rounds = report["rounds"]
     total_up = sum(r["bytes_up"] for r in rounds)
     env.print(

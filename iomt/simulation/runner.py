@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from fleet_protocol.messages import FitConfig
 from iomt.commands.aggregator_options import DEFAULT_BUFFER_SIZE, DEFAULT_MAX_STALENESS
 from iomt.simulation import baselines
 from iomt.simulation.baselines import DeviceData, Split
@@ -27,7 +28,8 @@ from iomt.simulation.partition import (
     partition_by_subject,
     partition_dirichlet,
 )
-from iomt.simulation.report import Summary, build_report, round_rows, write_report
+from iomt.simulation.pooled import pooled_head
+from iomt.simulation.report import PooledChoice, Summary, build_report, round_rows, write_report
 from iomt.simulation.tasks import TASKS, device_subjects
 
 
@@ -115,10 +117,10 @@ def run_simulation(
     fleet_s = time.monotonic() - fleet_started
 
     global_head = _final_head(outcome, parts.head)
-    central = baselines.central_config(
-        config.rounds, config.local_epochs, _learning_rate(config), config.momentum
-    )
-    summary, per_device = _score(parts.head, global_head, embedded, test_split, central)
+    fleet_fit = FitConfig(local_epochs=config.local_epochs, learning_rate=_learning_rate(config),
+                          momentum=config.momentum)  # what the aggregator announces  # fmt: skip
+    pooled = pooled_head(parts.head, embedded, fleet_fit, config.rounds, config.seed)
+    summary, per_device = _score(parts.head, global_head, embedded, test_split, pooled.head)
     for device in plan.devices:  # which device trained where, and what personalising gave it
         row = per_device[device.device_id]
         row["trained_on"] = "mcu" if device.mcu else "pi"
@@ -131,6 +133,7 @@ def run_simulation(
         faults=_faults(config, plan, outcome),
         timings={"prepare": round(prepared_s, 1), "fleet": round(fleet_s, 1),
                  "total": round(time.monotonic() - started, 1)},
+        pooled=PooledChoice(pooled.recipe, pooled.validation, pooled.fleet_recipe),
     )  # fmt: skip
     write_report(config.out, report)
     return report
@@ -314,7 +317,7 @@ def _score(
     global_head: Any,
     devices: list[DeviceData],
     test: Split,
-    central: Any,
+    pooled: Any,
 ) -> tuple[Summary, dict[str, dict[str, Any]]]:
     local = baselines.local_only(pretrained, devices, test)
     personal = baselines.personalisation(global_head, devices)
@@ -334,7 +337,7 @@ def _score(
         federated=baselines.accuracy(global_head, test),
         personalised=float(np.mean([p[1] for p in personal.values()])),
         federated_on_device=float(np.mean([p[0] for p in personal.values()])),
-        pooled_upper_bound=baselines.pooled_upper_bound(pretrained, devices, test, central),
+        pooled_upper_bound=baselines.accuracy(pooled, test),
         local_only=float(np.mean(list(local.values()))),
     )
     return summary, per_device

@@ -1,6 +1,14 @@
+import json
 from pathlib import Path
 
-from iomt.simulation.report import Summary, build_report, markdown, round_rows, write_report
+from iomt.simulation.report import (
+    PooledChoice,
+    Summary,
+    build_report,
+    markdown,
+    round_rows,
+    write_report,
+)
 
 
 def test_round_rows_carry_the_documented_fields() -> None:
@@ -72,18 +80,23 @@ def test_report_says_what_the_pooled_bound_is_and_whether_it_bounded(tmp_path: P
             local_only=0.75,
         )
 
+    choice = PooledChoice("sgd, 5 passes", {"none": 0.7, "sgd, 5 passes": 0.83, "fedavg": 0.81},
+                          "fedavg")  # fmt: skip
     config = {"task": "stress", "devices": 1, "rounds": 1, "strategy": "fedavg",
               "codec": "int8", "test_subjects": [8], "pretrain_subjects": [1]}  # fmt: skip
     # Execute
     texts = {}
     for pooled in (0.82, 0.78):
-        report = build_report(config, [], summary(pooled), {}, {}, {})
+        report = build_report(config, [], summary(pooled), {}, {}, {}, choice)
         texts[pooled] = markdown(report, [])
     # Assert
     for text in texts.values():
         assert "trained centrally on every window the devices hold" in text
+        assert "chose `sgd, 5 passes` among 3 recipes" in text
+        assert "procedure run centrally (0.810)" in text and "by construction" in text
     assert "0.020 above the federated head" in texts[0.82]
-    assert "beat it by 0.020" in texts[0.78] and "not an upper bound" in texts[0.78]
+    assert "beat it by 0.020" in texts[0.78] and "not an upper bound in fact" in texts[0.78]
+    assert json.loads(json.dumps(report))["pooled"]["recipe"] == "sgd, 5 passes"
 
 
 def _report() -> dict:  # type: ignore[type-arg]

@@ -36,13 +36,17 @@ def shared_group(fleet: str) -> str:
 def worker_subscriptions(fleet: str, *, shared: bool = True) -> tuple[str, ...]:
     """Rounds, heads and partial sums for every worker; updates shared across the group.
 
-    `shared=False` leaves the updates out: they come from a NATS queue group instead
+    `shared=False` leaves the updates out: they come from a connection of their own instead,
+    libmosquitto's (`aggregator.mosquitto_feed`) or a NATS queue group's
     (`aggregator.nats_queue`, for NATS, which has no MQTT shared subscriptions).
     """
     common = tuple(subscription_topic(fleet, kind) for kind in ("round", "model", "partial"))
-    if not shared:
-        return common
-    return (*common, f"$share/{shared_group(fleet)}/{subscription_topic(fleet, 'update')}")
+    return (*common, shared_update_topic(fleet)) if shared else common
+
+
+def shared_update_topic(fleet: str) -> str:
+    """The fleet's updates, shared across its workers (`$share/{group}/...`)."""
+    return f"$share/{shared_group(fleet)}/{subscription_topic(fleet, 'update')}"
 
 
 class BatchCore(Protocol):

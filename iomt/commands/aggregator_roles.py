@@ -30,6 +30,7 @@ from iomt.environment import ExitStatus
 from iomt.errors import UsageError
 
 ROLES = ("single", "coordinator", "worker", "site")
+UPDATE_CLIENTS = ("auto", "libmosquitto", "paho")
 SITE_PARTIAL_EVERY_S = 1.0  # a site's growing sum goes upstream at most this often
 WORKER_QUEUE_MESSAGES = 100_000  # a worker takes bursts: updates wait here for the next batch
 WORKER_QUEUE_BYTES = 256 * 1024 * 1024
@@ -67,6 +68,12 @@ def add_role_arguments(parser: argparse.ArgumentParser) -> None:
         " signed by its signer's key is refused",
     )  # fmt: skip
     parser.add_argument(
+        "--update-client", choices=UPDATE_CLIENTS, default="auto",
+        help="with --role worker: what takes its share of the updates; auto (default):"
+        " libmosquitto (C, less CPU per update) when installed and the broker is one plain"
+        " mqtt:// URL, else paho",
+    )  # fmt: skip
+    parser.add_argument(
         "--queue-group-url", metavar="URL",
         help="with --role worker on a NATS cluster (no MQTT shared subscriptions): take updates"
         " from a NATS queue group at nats://HOST:PORT[,...] (the nodes' client ports)",
@@ -80,6 +87,8 @@ def check_role_arguments(args: argparse.Namespace) -> None:
     _check_keys(args)
     if args.queue_group_url is not None:
         _check_queue_group_url(args)
+    if args.update_client == "libmosquitto":
+        _check_libmosquitto(args)
     if args.role == "single":
         if args.worker_id is not None:
             raise UsageError("--worker-id needs --role worker")
@@ -162,6 +171,34 @@ def _check_queue_group_url(args: argparse.Namespace) -> None:
         raise UsageError(f"--queue-group-url: {exc}") from exc
 
 
+def _check_libmosquitto(args: argparse.Namespace) -> None:
+    from aggregator.mosquitto_feed import available, usable_for
+
+    if args.role != "worker" or args.queue_group_url is not None:
+        raise UsageError("--update-client libmosquitto needs --role worker without"
+                         " --queue-group-url")  # fmt: skip
+    if not usable_for(args.broker, _tls_asked(args)):
+        raise UsageError("--update-client libmosquitto takes one plain mqtt:// broker (TLS and"
+                         " broker lists go through paho)")  # fmt: skip
+    if not available():
+        raise UsageError("--update-client libmosquitto: pymosquitto or libmosquitto1 is not"
+                         " installed")  # fmt: skip
+
+
+def _tls_asked(args: argparse.Namespace) -> bool:
+    return args.tls is not None or args.ca is not None
+
+
+def _uses_libmosquitto(args: argparse.Namespace) -> bool:
+    """`--update-client`: libmosquitto where asked, or (auto) wherever it can serve."""
+    if args.update_client != "auto":
+        return bool(args.update_client == "libmosquitto")
+    from aggregator.mosquitto_feed import available, usable_for
+
+    plain_worker = args.role == "worker" and args.queue_group_url is None
+    return plain_worker and usable_for(args.broker, _tls_asked(args)) and available()
+
+
 def coordination(signing_key: Any, signers: Any) -> Any:
     """The coordinator's trust in partial sums: each signer's registered key, or (no
     `--partial-signers`) its own public key whoever the worker is, or none (unsigned)."""
@@ -215,8 +252,9 @@ def run_worker(args: argparse.Namespace, log: Any, device_key: Any, signing_key:
     trust = worker_trust(args, device_key, signing_key)
     client_id = args.client_id or f"aggregator-{args.fleet}-{args.worker_id}"
     queued = args.queue_group_url is not None
+    own_feed = _uses_libmosquitto(args)
     topics = (site_subscriptions(args.fleet) if site
-              else worker_subscriptions(args.fleet, shared=not queued))  # fmt: skip
+              else worker_subscriptions(args.fleet, shared=not (queued or own_feed)))  # fmt: skip
     if site and args.secure_agg:
         topics = secure_site_subscriptions(args.fleet)
     link_config = LinkConfig(args.broker, client_id, topics,
@@ -227,6 +265,8 @@ def run_worker(args: argparse.Namespace, log: Any, device_key: Any, signing_key:
         service_link = _site_link(args, client_id, link, stack) if site else link
         if queued:
             stack.enter_context(_queue_feed(args.queue_group_url, args.fleet, client_id, link, log))
+        if own_feed:
+            stack.enter_context(_mosquitto_feed(args.broker, args.fleet, client_id, link, log))
         store = stack.enter_context(WorkerStore(args.state))  # only once the brokers answered
         stored = store.open_round()
         rows = store.updates(stored.round_id) if stored else []
@@ -272,6 +312,15 @@ def _queue_feed(urls: str, fleet: str, client_id: str, link: Any, log: Any) -> A
     subject = subject_of(subscription_topic(fleet, "update"))
     return NatsQueueFeed(nats_servers(urls), subject, shared_group(fleet), link.events,
                          name=client_id, log=log)  # fmt: skip
+
+
+def _mosquitto_feed(url: str, fleet: str, client_id: str, link: Any, log: Any) -> Any:
+    """The fleet's updates through libmosquitto's shared subscription, into the link's queue."""
+    from aggregator.mosquitto_feed import MosquittoFeed
+    from aggregator.worker_service import shared_update_topic
+
+    return MosquittoFeed(url, f"{client_id}-updates", shared_update_topic(fleet), link.events,
+                         log=log)  # fmt: skip
 
 
 def _tls(args: argparse.Namespace, url: str | None = None) -> Any:

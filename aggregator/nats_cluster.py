@@ -38,6 +38,16 @@ def find_nats_server() -> str | None:
     return next((p for p in NATS_CANDIDATES if Path(p).is_file()), None)
 
 
+def nats_server_version(executable: str) -> str:
+    """The version `executable --version` reports (`2.9.10`), or `unknown`."""
+    try:
+        done = subprocess.run([executable, "--version"], capture_output=True, text=True,
+                              timeout=10, check=False)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return done.stdout.strip().rsplit("v", 1)[-1] or "unknown"
+
+
 @dataclass(frozen=True)
 class NatsNode:
     """One node: its name, the ports it listens on, where JetStream keeps its files."""

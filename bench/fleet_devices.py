@@ -53,6 +53,7 @@ class _Tally:
     acked: int = 0
     refused: int = 0
     resent: int = 0
+    refused_subscriptions: int = 0  # SUBACK refusals (each topic asked for again)
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -113,6 +114,7 @@ def _summary(tally: _Tally) -> dict[str, int]:
             "acked": tally.acked,
             "refused": tally.refused,
             "resent": tally.resent,
+            "refused_subscriptions": tally.refused_subscriptions,
         }
 
 
@@ -137,6 +139,7 @@ class _Connection:
         self.sent: dict[str, tuple[bytes, float]] = {}  # device -> its update, when sent
         self.acked: set[str] = set()
         self.answered_round: int | None = None
+        self.subscribing: dict[int, list[str]] = {}  # SUBSCRIBE message id -> its topics
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"{spec.fleet}-{device_ids[0]}"
         )
@@ -163,12 +166,24 @@ class _Connection:
         self.client.loop_stop()
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        topics = [self.round_topic, *self.ack_topics]
-        client.subscribe([(topic, 1) for topic in topics])
+        self._subscribe([self.round_topic, *self.ack_topics])
+
+    def _subscribe(self, topics: list[str]) -> None:
+        _, mid = self.client.subscribe([(topic, 1) for topic in topics])
+        if mid is not None:  # paho's thread: its SUBACK cannot come before this
+            self.subscribing[mid] = topics
 
     def _on_subscribe(self, client: Any, userdata: Any, mid: Any, codes: Any, props: Any) -> None:
+        """Count the granted topics; ask again for the refused ones (NATS refuses a QoS 1
+        subscription whose JetStream consumer it could not create in time), as `iomt edge`'s
+        link does."""
+        topics = self.subscribing.pop(mid, [])
+        refused = [t for t, code in zip(topics, codes, strict=False) if code.is_failure]
         with self.tally.lock:
-            self.tally.subscribed += len(codes)
+            self.tally.subscribed += len(codes) - len(refused)
+            self.tally.refused_subscriptions += len(refused)
+        if refused:
+            self._subscribe(refused)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         if message.topic == self.round_topic:

@@ -120,12 +120,20 @@ def start_aggregator(
 
 
 def start_worker(
-    broker_url: str, fleet: str, setup: RoundSetup, worker: int, workdir: Path
+    broker_url: str,
+    fleet: str,
+    setup: RoundSetup,
+    worker: int,
+    workdir: Path,
+    extra: tuple[str, ...] = (),
 ) -> AggregatorProcess:
-    """`iomt aggregator --role worker` with its own state file; it logs once it is connected."""
+    """`iomt aggregator --role worker` with its own state file; it logs once it is connected.
+
+    `extra`: more options, e.g. `--queue-group-url` on a NATS cluster.
+    """
     state = workdir / f"worker-{worker}.sqlite"
     args = [*_aggregator_command(broker_url, fleet, setup, state), "--role", "worker",
-            "--worker-id", f"w{worker}", "--json"]  # fmt: skip
+            "--worker-id", f"w{worker}", "--json", *extra]  # fmt: skip
     return _start(f"worker w{worker}", workdir / f"worker-{worker}.log", args)
 
 
@@ -175,10 +183,13 @@ class RoundObserver:
         from fleet_protocol.topics import subscription_topic
 
         self.fleet = fleet
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{fleet}-observer")
+        # a persistent session: acks published while a node drops the observer's connection
+        # wait for it (NATS closes a connection whose QoS 1 publish it cannot store in time)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{fleet}-observer",
+                                  clean_session=False)  # fmt: skip
         self.client.on_message = self._on_message
         self.subscribed = threading.Event()
-        self.client.on_subscribe = lambda *args: self.subscribed.set()
+        self.client.on_subscribe = self._on_subscribe
         self.topics = [subscription_topic(fleet, kind) for kind in ("round", "ack", "model")]
         self.client.on_connect = lambda c, *args: c.subscribe([(t, 1) for t in self.topics])
         self.host, self.port = host, port
@@ -223,7 +234,9 @@ class RoundObserver:
             for process in processes:
                 peak_mb[process.pid] = max(peak_mb[process.pid], process.memory_info().rss / 2**20)
             if time.monotonic() > deadline:
-                raise TimeoutError("the round did not close in time")
+                raise TimeoutError(f"the round did not close within {timeout_s:.0f} s (model"
+                                   f" seen: {self.model_seen.is_set()}, acks seen:"
+                                   f" {self._acks()} of {devices})")  # fmt: skip
         cpu_end = {process.pid: _cpu_s(process) for process in processes}
         with self.lock:
             used = {pid: cpu - self.cpu_at_announce.get(pid, 0.0) for pid, cpu in cpu_end.items()}
@@ -236,6 +249,13 @@ class RoundObserver:
                 cpu_by_process_s=used,
                 peak_rss_mb=peak_mb,
             )
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: Any, codes: Any, props: Any) -> None:
+        """Subscribed once every topic is granted; a refusal (NATS, under load) asks again."""
+        if any(code.is_failure for code in codes):
+            client.subscribe([(t, 1) for t in self.topics])
+        else:
+            self.subscribed.set()
 
     def _acks(self) -> int:
         with self.lock:

@@ -15,6 +15,9 @@ summed), broker throughput over the round. Each configuration runs `--repeats` t
 min and max go to `bench/results/fleet.json`, and the figures block of `docs/scaling.md`.
 
     python -m bench.fleet_scale [--devices 100,1000,10000] [--workers 0,1,2,4] [--repeats 1]
+
+`--broker nats` runs the same rounds on a fresh 3-node NATS cluster per run, workers in a NATS
+queue group (`bench/fleet_nats.py`; `bench/results/fleet-nats.json`).
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ import argparse
 import itertools
 import json
 import multiprocessing
+import queue
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,11 +41,12 @@ import numpy as np
 
 from bench.common import median_of, write_results
 from bench.fleet_devices import WorkerSpec, run_worker
+from bench.fleet_liveness import FleetProcessDiedError, FleetWatch
 from bench.fleet_report import report_section, update_scaling_doc
 from bench.fleet_round import (
+    AggregatorExitedError,
     AggregatorProcess,
     RoundObserver,
-    check_running,
     peak_mb_of,
     start_aggregator,
     start_worker,
@@ -72,6 +78,7 @@ class RunResult:
     update_bytes: int
     accepted: int
     resent: int  # updates the devices sent again after no ack within 15 s
+    refused_subscriptions: int = 0  # device subscriptions the broker refused (asked again)
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     plan = BenchPlan([int(n) for n in args.devices.split(",")],
                      [int(w) for w in args.workers.split(",")], args.repeats, args.processes,
                      args.devices_per_connection)  # fmt: skip
-    result = run_bench(plan, args.out)
+    try:
+        if args.broker == "nats":
+            from bench import fleet_nats
+
+            result = fleet_nats.run_bench(plan, args.out or fleet_nats.RESULTS)
+        else:
+            result = run_bench(plan, args.out or RESULTS)
+    except (AggregatorExitedError, FleetProcessDiedError) as exc:
+        print(f"fleet bench: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps(result["summary"], indent=2))
     return 0
 
@@ -109,7 +125,13 @@ def _parser() -> argparse.ArgumentParser:
         default=25,
         help="device identities sharing one MQTT connection",
     )
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--broker",
+        choices=("mosquitto", "nats"),
+        default="mosquitto",
+        help="one Mosquitto, or a fresh 3-node NATS cluster per run (workers in a queue group)",
+    )
+    parser.add_argument("--out", type=Path, help="results file (default: bench/results/)")
     return parser  # fmt: skip
 
 
@@ -117,7 +139,7 @@ def run_bench(plan: BenchPlan, out: Path | None) -> dict[str, Any]:
     """Every (count, workers) `repeats` times through one broker; writes `out` and returns it."""
     from aggregator.broker import LocalBroker
 
-    _raise_open_files_limit()
+    raise_open_files_limit()
     runs: list[RunResult] = []
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp, LocalBroker() as broker:
         for count, workers, repeat in itertools.product(plan.counts, plan.workers,
@@ -126,7 +148,7 @@ def run_bench(plan: BenchPlan, out: Path | None) -> dict[str, Any]:
             runs.append(measure_round(broker, count, workers, plan, workdir))
             print(f"fleet: {count} devices, {workers} workers: {runs[-1]}", file=sys.stderr)
         broker_kind = broker.kind
-    result = _result(runs, plan, broker_kind)
+    result = results_of(runs, plan, broker_kind)
     if out is not None:
         write_results("fleet", result, out)
         if out == RESULTS:
@@ -148,16 +170,18 @@ def measure_round(
                  for spec in specs]  # fmt: skip
     for emulator in emulators:
         emulator.start()
-    aggregators: list[AggregatorProcess] = []
+    watch = FleetWatch(emulators, [], getattr(broker, "dead", lambda: None))
+    aggregators = watch.aggregators
     try:
-        _expect(events, "ready", len(emulators), timeout_s=900.0)
+        _expect(events, "ready", len(emulators), 900.0, watch.check)
         with RoundObserver(broker.host, broker.port, fleet) as observer:
-            aggregators = _start_aggregators(broker.url, fleet, setup, count, workers, workdir)
+            options = getattr(broker, "worker_options", None)  # a NATS cluster's queue group
+            aggregators += _start_aggregators(broker.url, fleet, setup, count, workers, workdir,
+                                              options)  # fmt: skip
             observer.watch([p.pid for p in aggregators])
             pids = [p.pid for p in aggregators]
-            timing = observer.wait_round(pids, count, timeout_s=900.0,
-                                         check=lambda: check_running(aggregators))  # fmt: skip
-            tallies = _expect(events, "done", len(emulators), timeout_s=900.0)
+            timing = observer.wait_round(pids, count, 900.0, watch.check)
+            tallies = _expect(events, "done", len(emulators), 900.0, watch.check)
             peaks = peak_mb_of(pids, timing.peak_rss_mb)
     finally:
         for process in aggregators:
@@ -170,12 +194,26 @@ def measure_round(
 
 
 def _start_aggregators(
-    url: str, fleet: str, setup: Any, count: int, workers: int, workdir: Path
+    url: str,
+    fleet: str,
+    setup: Any,
+    count: int,
+    workers: int,
+    workdir: Path,
+    worker_options: Callable[[int], tuple[str, tuple[str, ...]]] | None = None,
 ) -> list[AggregatorProcess]:
-    """The single aggregator, or W workers (subscribed first) and their coordinator."""
+    """The single aggregator, or W workers (subscribed first) and their coordinator.
+
+    `worker_options(w)`: worker w's `--broker` and extra options (a NATS cluster's queue group);
+    by default every process gets `url`.
+    """
     if workers == 0:
         return [start_aggregator(url, fleet, setup, count, workdir)]
-    started = [start_worker(url, fleet, setup, w, workdir) for w in range(1, workers + 1)]
+    options = worker_options or (lambda w: (url, ()))
+    started = []
+    for w in range(1, workers + 1):
+        worker_url, extra = options(w)
+        started.append(start_worker(worker_url, fleet, setup, w, workdir, extra))
     try:
         for worker in started:
             wait_for_log(worker, "committed updates in its file", 120.0)
@@ -191,19 +229,29 @@ def _worker_specs(
     broker: Any, fleet: str, device_ids: tuple[str, ...], head: Path, plan: BenchPlan
 ) -> list[WorkerSpec]:
     shares = np.array_split(np.array(device_ids), max(1, min(plan.processes, len(device_ids))))
+    address = getattr(broker, "device_address", lambda i: (broker.host, broker.port))
     return [
-        WorkerSpec(i, broker.host, broker.port, fleet, tuple(str(d) for d in share), str(head),
+        WorkerSpec(i, address(i)[0], address(i)[1], fleet, tuple(str(d) for d in share), str(head),
                    devices_per_connection=plan.devices_per_connection, prepare=True)
         for i, share in enumerate(shares)
     ]  # fmt: skip
 
 
-def _expect(events: Any, kind: str, count: int, timeout_s: float) -> list[Any]:
-    """`count` events of `kind` from the device processes (their payloads)."""
+def _expect(
+    events: Any, kind: str, count: int, timeout_s: float, check: Callable[[], None]
+) -> list[Any]:
+    """`count` events of `kind` from the device processes (their payloads); `check` raises
+    between polls if a process the round needs died."""
     payloads: list[Any] = []
     deadline = time.monotonic() + timeout_s
     while len(payloads) < count:
-        event = events.get(timeout=max(0.1, deadline - time.monotonic()))
+        check()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(payloads)} of {count} device processes {kind} in time")
+        try:
+            event = events.get(timeout=1.0)
+        except queue.Empty:
+            continue
         if event[0] == kind:
             payloads.append(event[2])
     return payloads
@@ -242,6 +290,7 @@ def _run_result(
         update_bytes=update_bytes,
         accepted=accepted,
         resent=sum(t["resent"] for t in tallies),
+        refused_subscriptions=sum(t.get("refused_subscriptions", 0) for t in tallies),
     )
 
 
@@ -259,7 +308,7 @@ def _synthetic_head(shape: tuple[int, int, int] = DEFAULT_HEAD) -> Any:
     return Head.from_weights(weights, ("relu", "softmax"))
 
 
-def _raise_open_files_limit() -> None:
+def raise_open_files_limit() -> None:
     """Mosquitto (our child) inherits this: 1,000 devices need well over 1,024 descriptors."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
@@ -285,15 +334,16 @@ def setup_label(workers: int) -> str:
     return "single" if workers == 0 else f"{workers} worker{'s' if workers > 1 else ''}"
 
 
-def _result(runs: list[RunResult], plan: BenchPlan, broker: str) -> dict[str, Any]:
-    fields = [f for f in asdict(runs[0]) if f not in ("devices", "workers", "update_bytes",
-                                                      "accepted", "resent")]  # fmt: skip
+def results_of(runs: list[RunResult], plan: BenchPlan, broker: str) -> dict[str, Any]:
+    counts = ("devices", "workers", "update_bytes", "accepted", "resent", "refused_subscriptions")
+    fields = [f for f in asdict(runs[0]) if f not in counts]
     by_count: dict[str, dict[str, Any]] = {}
     for n, w in itertools.product(plan.counts, plan.workers):
         mine = [r for r in runs if r.devices == n and r.workers == w]
         stats: dict[str, Any] = {f: _stats([getattr(r, f) for r in mine]) for f in fields}
         stats["accepted_min"] = min(r.accepted for r in mine)
         stats["resent_max"] = max(r.resent for r in mine)
+        stats["refused_subscriptions_max"] = max(r.refused_subscriptions for r in mine)
         by_count.setdefault(str(n), {})[setup_label(w)] = stats
     growth = _growth(by_count, plan)
     return {

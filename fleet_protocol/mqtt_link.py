@@ -7,7 +7,9 @@ The queue is bounded (`fleet_protocol.event_queue`): when the owner falls behind
 messages are dropped and counted (`dropped`), never buffered without limit. Sessions are
 persistent (MQTT v5, clean_start False + session expiry), every topic travels at QoS 1 (each
 message matters, and resends are recognised by sequence and hash, so at-least-once is what the
-round protocol wants), subscriptions are renewed on every (re)connect, and paho return codes
+round protocol wants), subscriptions are renewed on every (re)connect, a subscription the SUBACK
+refuses is asked for again after a growing delay (NATS refuses one whose JetStream consumer it
+could not create in time, under load or while a node fails over), and paho return codes
 become `MqttLinkError`.
 
 The broker may be a list (`mqtt://a:1883,mqtt://b:1883`: the nodes of one cluster). paho's own
@@ -39,6 +41,7 @@ QOS = 1
 SESSION_EXPIRY_S = 24 * 3600
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
 PUBLISH_TIMEOUT_S = 10.0
+RESUBSCRIBE_MIN_S, RESUBSCRIBE_MAX_S = 1.0, 30.0  # after a refused subscription, doubling
 PUBACK_POLL_S = 0.1  # how often a waiting publish checks that the connection still stands
 MAX_PACKET_BYTES = 1024 * 1024  # what we ask the broker to send us at most (MQTT 5)
 _NOT_CONNECTED = "MQTT broker {url} did not accept the connection within {timeout:.0f} s"
@@ -159,6 +162,10 @@ class MqttLink:
     _addresses: tuple[BrokerAddress, ...] = ()
     _address_index: int = 0
     _stopping: bool = False
+    subscribe_refusals: int = 0  # topics a SUBACK refused (each asked for again later)
+    _subscribing: dict[int, tuple[tuple[str, ...], int]] = field(default_factory=dict)
+    _subscribe_lock: threading.Lock = field(default_factory=threading.Lock)
+    _retries: list[threading.Timer] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.events = BoundedEventQueue(
@@ -184,6 +191,7 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_connect_fail = self._on_connect_fail
+        client.on_subscribe = self._on_subscribe
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.max_queued_messages_set(0)
         if self.config.tls is not None:
@@ -276,7 +284,7 @@ class MqttLink:
         """
         if self._client is None:
             raise MqttLinkError("subscribe before start()")
-        _check(self._client.subscribe(topic, qos=QOS)[0], f"subscribe to {topic}")
+        _check(self._subscribe(self._client, (topic,)), f"subscribe to {topic}")
 
     def unsubscribe(self, topic: str) -> None:
         """Stop following a topic `subscribe` added."""
@@ -298,6 +306,8 @@ class MqttLink:
         if client is None:
             return
         self._stopping = True  # no failover for our own disconnect
+        for timer in self._retries:
+            timer.cancel()
         client.disconnect()
         client.loop_stop()
         self.connected.clear()
@@ -339,8 +349,10 @@ class MqttLink:
         if reason.is_failure:
             self.events.put_control(LinkEvent("disconnected", reason=str(reason)))
             return
-        for topic in self.config.subscriptions:
-            client.subscribe(topic, qos=QOS)
+        with self._subscribe_lock:
+            self._subscribing.clear()  # SUBACKs of the last connection will not come
+        if self.config.subscriptions:
+            self._subscribe(client, self.config.subscriptions)
         self.connected.set()
         present = bool(flags.session_present)
         self.events.put_control(LinkEvent("connected", session_present=present, broker=self.broker))
@@ -359,6 +371,41 @@ class MqttLink:
 
     def _on_connect_fail(self, client: paho.Client, userdata: object) -> None:
         self._fail_over(client)
+
+    def _subscribe(self, client: paho.Client, topics: tuple[str, ...], attempt: int = 0) -> int:
+        """One SUBSCRIBE at QoS 1, remembered by message id until its SUBACK is checked."""
+        with self._subscribe_lock:  # the SUBACK's callback waits until the id is recorded
+            code, mid = client.subscribe([(topic, QOS) for topic in topics])
+            if code == paho.MQTT_ERR_SUCCESS and mid is not None:
+                self._subscribing[mid] = (topics, attempt)
+        return int(code)
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: object,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        """Ask again, later, for each topic the SUBACK refused (a timer: no waiting here)."""
+        with self._subscribe_lock:
+            topics, attempt = self._subscribing.pop(mid, ((), 0))
+        refused = tuple(t for t, r in zip(topics, reasons, strict=False) if r.is_failure)
+        if not refused or self._stopping:
+            return
+        self.subscribe_refusals += len(refused)
+        delay = min(RESUBSCRIBE_MAX_S, RESUBSCRIBE_MIN_S * 2**attempt)
+        timer = threading.Timer(delay, self._resubscribe, (refused, attempt + 1))
+        timer.daemon = True
+        self._retries = [t for t in self._retries if t.is_alive()] + [timer]
+        timer.start()
+
+    def _resubscribe(self, topics: tuple[str, ...], attempt: int) -> None:
+        """A refused subscription again, if still connected (a reconnect renews them anyway)."""
+        client = self._client
+        if client is not None and not self._stopping and self.connected.is_set():
+            self._subscribe(client, topics, attempt)
 
     def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
         payload = bytes(message.payload)

@@ -52,9 +52,14 @@ class FleetSim:
         self.changed = threading.Condition()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{name}-{fleet}")
         self.client.on_message = self._on_message
+        self.client.on_connect = self._on_connect
         self.client.connect(host, int(port))
-        self.client.subscribe([(subscription_topic(fleet, k), 1) for k in ("round", "ack")])
         self.client.loop_start()
+
+    def _on_connect(self, client: Any, *args: Any) -> None:
+        """Subscribe on every (re)connect, as `iomt edge`'s link does: NATS closes a connection
+        whose QoS 1 publish it cannot store during a failover, and this session is clean."""
+        client.subscribe([(subscription_topic(self.fleet, k), 1) for k in ("round", "ack")])
 
     def close(self) -> None:
         self.client.disconnect()

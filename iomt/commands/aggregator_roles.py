@@ -237,6 +237,7 @@ def worker_trust(args: argparse.Namespace, device_key: Any, signing_key: Any) ->
 
 def run_worker(args: argparse.Namespace, log: Any, device_key: Any, signing_key: Any) -> ExitStatus:
     """Serve as one worker (or site aggregator) until interrupted."""
+    from aggregator.mosquitto_feed import FeedLink
     from aggregator.site_link import secure_site_subscriptions, site_subscriptions
     from aggregator.update_bounds import BoundsPolicy
     from aggregator.worker_core import PARTIAL_EVERY_S, WorkerConfig, WorkerCore
@@ -266,7 +267,9 @@ def run_worker(args: argparse.Namespace, log: Any, device_key: Any, signing_key:
         if queued:
             stack.enter_context(_queue_feed(args.queue_group_url, args.fleet, client_id, link, log))
         if own_feed:
-            stack.enter_context(_mosquitto_feed(args.broker, args.fleet, client_id, link, log))
+            feed = stack.enter_context(_mosquitto_feed(args.broker, args.fleet, client_id, link,
+                                                       log))  # fmt: skip
+            service_link = FeedLink(link, feed)
         store = stack.enter_context(WorkerStore(args.state))  # only once the brokers answered
         stored = store.open_round()
         rows = store.updates(stored.round_id) if stored else []
@@ -315,7 +318,8 @@ def _queue_feed(urls: str, fleet: str, client_id: str, link: Any, log: Any) -> A
 
 
 def _mosquitto_feed(url: str, fleet: str, client_id: str, link: Any, log: Any) -> Any:
-    """The fleet's updates through libmosquitto's shared subscription, into the link's queue."""
+    """The fleet's updates through libmosquitto's shared subscription, into the link's queue
+    (its acks go out the same way: `FeedLink`)."""
     from aggregator.mosquitto_feed import MosquittoFeed
     from aggregator.worker_service import shared_update_topic
 

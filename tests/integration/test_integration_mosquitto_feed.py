@@ -29,6 +29,17 @@ def _drain(queue: BoundedEventQueue[LinkEvent], count: int) -> list[LinkEvent]:
     return events
 
 
+def _messages(queue: BoundedEventQueue[LinkEvent], count: int) -> list[LinkEvent]:
+    """The next `count` messages (connection events skipped)."""
+    messages: list[LinkEvent] = []
+    while len(messages) < count:
+        event = queue.get(10.0)
+        assert event is not None, f"{len(messages)} of {count} messages arrived"
+        if event.kind == "message":
+            messages.append(event)
+    return messages
+
+
 def _publish(url: str, fleet: str, devices: range) -> None:
     with MqttLink(LinkConfig(url, f"{fleet}-devices", persistent_session=False)) as link:
         for i in devices:
@@ -92,3 +103,28 @@ def test_asking_for_libmosquitto_where_it_cannot_serve_is_one_line() -> None:
     assert completed.returncode != 0
     lines = completed.stderr.strip().splitlines()
     assert len(lines) == 1 and "--update-client libmosquitto takes one plain" in lines[0]
+
+
+def test_acks_go_out_through_libmosquitto_and_partial_sums_through_paho(mosquitto) -> None:  # type: ignore[no-untyped-def]
+    # Prepare: a worker's two connections, and a spy on acks and partial sums
+    from aggregator.mosquitto_feed import FeedLink
+    from fleet_protocol.topics import ack_topic, partial_topic, subscription_topic
+
+    fleet = "acks"
+    spy_topics = (subscription_topic(fleet, "ack"), subscription_topic(fleet, "partial"))
+    spy_config = LinkConfig(mosquitto.url, "acks-spy", spy_topics, persistent_session=False)
+    paho_config = LinkConfig(mosquitto.url, "acks-w1", (), persistent_session=False)
+    with MqttLink(spy_config) as spy, MqttLink(paho_config) as paho_link, \
+            MosquittoFeed(mosquitto.url, "acks-w1-updates", shared_update_topic(fleet),
+                          paho_link.events) as feed:  # fmt: skip
+        link = FeedLink(paho_link, feed)
+        # Execute
+        link.publish(ack_topic(fleet, "d1"), b"ack", wait=False)
+        link.publish(partial_topic(fleet, "w1"), b"sum", retain=True, wait=False)
+        got = _messages(spy.events, 2)
+        paho_bytes = paho_link.bytes_out
+    # Assert: both arrived; only the partial sum went through paho
+    assert sorted((e.topic, e.payload) for e in got) == sorted(
+        [(ack_topic(fleet, "d1"), b"ack"), (partial_topic(fleet, "w1"), b"sum")]
+    )
+    assert paho_bytes == len(b"sum")

@@ -30,15 +30,14 @@ from aggregator.secure_aggregation.service_round import (
     SecureRound,
     SecureRoundResult,
 )
-from aggregator.worker_core import CUTOFF_S, WorkerTrust
-from fleet_protocol.errors import FederationError, TopicError
+from aggregator.worker_core import CUTOFF_S, WorkerTrust, from_coordinator
+from fleet_protocol.errors import TopicError
 from fleet_protocol.messages import GlobalModel, RoundAnnouncement
 from fleet_protocol.partial_sum import PartialSum, encode_partial_sum
 from fleet_protocol.publish import Publish
 from fleet_protocol.secure_aggregation.fixed_point import flatten
 from fleet_protocol.secure_aggregation.transport import is_phase_topic
 from fleet_protocol.topics import parse_topic, partial_topic
-from fleet_protocol.wire import decode_message
 
 
 @dataclass(frozen=True)
@@ -97,24 +96,14 @@ class SecureSiteCore:
         except TopicError:
             return
         if kind == "round" and payload:
-            message = self._from_coordinator(payload, RoundAnnouncement, "round")
+            message = from_coordinator(payload, RoundAnnouncement, self.trust, self.counts, "round")
             if isinstance(message, RoundAnnouncement):
                 self._announcement = message
         elif kind == "model" and payload:
-            head = self._from_coordinator(payload, GlobalModel, "model")
+            head = from_coordinator(payload, GlobalModel, self.trust, self.counts, "model")
             if isinstance(head, GlobalModel):
                 self._heads[head.model_version] = head
         self._begin_if_ready()
-
-    def _from_coordinator(self, payload: bytes, kind: type, counter: str) -> object | None:
-        try:
-            return decode_message(payload, expected_type=kind,
-                                  verify_key=self.trust.coordinator_key)  # fmt: skip
-        except FederationError as exc:
-            self.counts[f"{counter}_{exc.reason}"] = (
-                self.counts.get(f"{counter}_{exc.reason}", 0) + 1
-            )
-            return None
 
     def _begin_if_ready(self) -> None:
         announcement = self._announcement

@@ -164,17 +164,8 @@ class WorkerCore:
                 return
             self._on_update(self._round, parsed.arg or "", payload, now)
 
-    def _from_coordinator(self, payload: bytes, kind: type, counter: str) -> object | None:
-        """The coordinator's signed message, or None (counted under `counter`_reason)."""
-        try:
-            return decode_message(payload, expected_type=kind,
-                                  verify_key=self.trust.coordinator_key)  # fmt: skip
-        except FederationError as exc:
-            self._count(f"{counter}_{exc.reason}")
-            return None
-
     def _on_round(self, payload: bytes) -> None:
-        message = self._from_coordinator(payload, RoundAnnouncement, "round")
+        message = from_coordinator(payload, RoundAnnouncement, self.trust, self.counts, "round")
         if not isinstance(message, RoundAnnouncement):
             return
         current = self._round
@@ -185,7 +176,7 @@ class WorkerCore:
         self._begin_if_ready()
 
     def _on_model(self, payload: bytes) -> None:
-        message = self._from_coordinator(payload, GlobalModel, "model")
+        message = from_coordinator(payload, GlobalModel, self.trust, self.counts, "model")
         if not isinstance(message, GlobalModel):
             return
         self._heads[message.model_version] = message
@@ -353,6 +344,17 @@ class WorkerCore:
 
     def _count(self, reason: str) -> None:
         self.counts[reason] = self.counts.get(reason, 0) + 1
+
+
+def from_coordinator(payload: bytes, kind: type, trust: WorkerTrust, counts: dict[str, int],
+                     counter: str) -> object | None:  # fmt: skip
+    """The coordinator's signed message (a worker's or a site's copy of its round or head), or
+    None, counted under `counter`_reason."""
+    try:
+        return decode_message(payload, expected_type=kind, verify_key=trust.coordinator_key)
+    except FederationError as exc:
+        counts[f"{counter}_{exc.reason}"] = counts.get(f"{counter}_{exc.reason}", 0) + 1
+        return None
 
 
 def _flat64(delta: list[np.ndarray]) -> np.ndarray:

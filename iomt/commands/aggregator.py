@@ -14,13 +14,13 @@ from iomt.commands.aggregator_options import (
     add_run_arguments,
     check_run_arguments,
     model_signing_key,
-    registry_verify_key,
 )
 from iomt.commands.aggregator_roles import check_role_arguments
 from iomt.commands.aggregator_serve import serve
 from iomt.commands.aggregator_state import add_state_actions, run_state_action
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
+from iomt.registry_option import registry_keys
 from iomt.termination import Terminated, raise_on_sigterm
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         key = model_signing_key(args.model_signing_key)
         log = _logger(env, args.json)
         return _until_sigterm(
-            env, lambda: run_worker(args, log, registry_verify_key(args.registry), key)
+            env, lambda: run_worker(args, log, registry_keys("--registry", args.registry), key)
         )
     if args.promotion_margin is not None and (args.holdout is None or args.promotion_margin < 0):
         raise UsageError("--promotion-margin needs --holdout and a margin >= 0")

@@ -148,15 +148,6 @@ def model_signing_key(path: Path | None) -> Any:
         raise UsageError(f"--model-signing-key: {exc}") from exc
 
 
-def registry_verify_key(registry_path: Path | None) -> Any:
-    """`--registry`: device id -> its public key, or None without the option."""
-    if registry_path is None:
-        return None
-    from aggregator.device_registry import DeviceRegistry
-
-    return DeviceRegistry.load(registry_path).verify_key()
-
-
 def bundle_parts(path: Path, trusted: tuple[bytes, ...] | None = None) -> Any:
     """The bundle's backbone, head and labels; one line for the user if it cannot be read."""
     from edge_runtime.device_loop import read_bundle_parts

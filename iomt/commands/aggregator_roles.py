@@ -28,6 +28,7 @@ from typing import Any
 
 from iomt.environment import ExitStatus
 from iomt.errors import UsageError
+from iomt.registry_option import registry_keys
 
 ROLES = ("single", "coordinator", "worker", "site")
 UPDATE_CLIENTS = ("auto", "libmosquitto", "paho")
@@ -148,18 +149,6 @@ def _check_keys(args: argparse.Namespace) -> None:
                          " other workers' partial sums)")  # fmt: skip
 
 
-def partial_signers(path: Path | None) -> Any:
-    """`--partial-signers`: signer id -> public key, or None without the option."""
-    if path is None:
-        return None
-    from aggregator.device_registry import DeviceRegistry, RegistryError
-
-    try:
-        return DeviceRegistry.load(path).verify_key()
-    except RegistryError as exc:
-        raise UsageError(f"--partial-signers: {exc}") from exc
-
-
 def _check_queue_group_url(args: argparse.Namespace) -> None:
     from aggregator.nats_queue import NatsQueueError, nats_servers
 
@@ -219,7 +208,7 @@ def worker_trust(args: argparse.Namespace, device_key: Any, signing_key: Any) ->
     from bundle_format.signing import SigningKeyError, load_private_key, load_public_key_bytes
     from fleet_protocol.aggregator_identity import aggregator_verifier
 
-    peers = partial_signers(args.partial_signers)
+    peers = registry_keys("--partial-signers", args.partial_signers)
     if args.worker_key is None:
         public = signing_key.public_key() if signing_key is not None else None
         shared = (lambda signer: public) if public else None

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from iomt.commands.aggregator_options import bundle_parts, model_signing_key, registry_verify_key
-from iomt.commands.aggregator_roles import coordination, partial_signers
+from iomt.commands.aggregator_options import bundle_parts, model_signing_key
+from iomt.commands.aggregator_roles import coordination
 from iomt.commands.certs import tls_from_arguments
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
@@ -23,6 +23,7 @@ from iomt.privacy_options import (
     dp_strategy,
     privacy_plan,
 )
+from iomt.registry_option import registry_keys
 from iomt.trust import trusted_keys
 
 if TYPE_CHECKING:
@@ -50,7 +51,10 @@ def serve(env: Environment, args: argparse.Namespace, log: Callable[[str], None]
     from fleet_protocol.messages import FitConfig
     from fleet_protocol.mqtt_link import LinkConfig, MqttLink
 
-    signers = partial_signers(args.partial_signers)  # before anything is opened
+    # keys before anything is opened: a bad one leaves no state file behind
+    signers = registry_keys("--partial-signers", args.partial_signers)
+    device_keys = registry_keys("--registry", args.registry)
+    signing_key = model_signing_key(args.model_signing_key)
     parts = bundle_parts(args.bundle, trusted_keys(env, args))
     _check_datasets(args, len(parts.bundle.labels))
     fit = FitConfig(
@@ -88,10 +92,9 @@ def serve(env: Environment, args: argparse.Namespace, log: Callable[[str], None]
         on_metrics = _metrics_writer(env, args.metrics_out, args.json)
         if dp_config is not None:  # epsilon per round in the metrics, budget policy applied
             on_metrics = with_privacy_report(strategy, on_metrics, log)
-        signing_key = model_signing_key(args.model_signing_key)
         service = AggregatorService(
             config, link, store, strategy, parts.head.weights,
-            evaluate=evaluate, verify_key=registry_verify_key(args.registry),
+            evaluate=evaluate, verify_key=device_keys,
             on_metrics=on_metrics, log=log, signing_key=signing_key,
             secure_agg=_secure_options(args), privacy=privacy_plan(dp_config, store, args),
             async_settings=_async_settings(args),

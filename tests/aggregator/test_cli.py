@@ -153,3 +153,26 @@ def test_edge_secure_agg_takes_one_site_key(tmp_path: Path) -> None:
                          "--site-key", str(tmp_path / "b.pub")])  # fmt: skip
     assert code == 2 and "--secure-agg takes one --site-key" in err and err.count("\n") == 1
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_a_bad_key_or_registry_is_one_line_and_writes_no_state(tmp_path: Path) -> None:
+    # Prepare: a broker that would answer, so only the files can stop the command
+    (tmp_path / "bad.key").write_text("not a key\n")
+    (tmp_path / "bad.json").write_text("{")
+    common = ["aggregator", "--broker", "mqtt://127.0.0.1:1", "--fleet", "f",
+              "--state", str(tmp_path / "s.sqlite"), "--bundle", str(tmp_path / "missing"),
+              "--rounds", "1", "--min-clients", "1"]  # fmt: skip
+    for extra, said in (
+        (["--model-signing-key", str(tmp_path / "bad.key")], "--model-signing-key"),
+        (["--registry", str(tmp_path / "bad.json")], "--registry"),
+        (
+            ["--role", "worker", "--worker-id", "w1", "--registry", str(tmp_path / "bad.json")],
+            "--registry",
+        ),
+    ):
+        # Execute
+        code, _, err = _run([*common, *extra])
+
+        # Assert
+        assert code == 2 and said in err and err.count("\n") == 1, (extra, err)
+    assert not (tmp_path / "s.sqlite").exists()

@@ -230,7 +230,12 @@ def run_worker(args: argparse.Namespace, log: Any, device_key: Any, signing_key:
     from aggregator.site_link import secure_site_subscriptions, site_subscriptions
     from aggregator.update_bounds import BoundsPolicy
     from aggregator.worker_core import PARTIAL_EVERY_S, WorkerConfig, WorkerCore
-    from aggregator.worker_service import BatchCore, WorkerService, worker_subscriptions
+    from aggregator.worker_service import (
+        BatchCore,
+        WorkerService,
+        shared_update_topic,
+        worker_subscriptions,
+    )
     from aggregator.worker_store import WorkerStore
     from fleet_protocol.mqtt_link import LinkConfig, MqttLink
 
@@ -259,6 +264,8 @@ def run_worker(args: argparse.Namespace, log: Any, device_key: Any, signing_key:
             feed = stack.enter_context(_mosquitto_feed(args.broker, args.fleet, client_id, link,
                                                        log))  # fmt: skip
             service_link = FeedLink(link, feed)
+            # a persistent session from a paho-only start still holds the shared subscription
+            link.unsubscribe(shared_update_topic(args.fleet))
         store = stack.enter_context(WorkerStore(args.state))  # only once the brokers answered
         stored = store.open_round()
         rows = store.updates(stored.round_id) if stored else []

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -180,8 +180,9 @@ def measure_round(
                                               options)  # fmt: skip
             observer.watch([p.pid for p in aggregators])
             pids = [p.pid for p in aggregators]
-            timing = observer.wait_round(pids, count, 900.0, watch.check)
-            tallies = _expect(events, "done", len(emulators), 900.0, watch.check)
+            reports = DeviceReports(events, len(emulators))
+            timing = observer.wait_round(pids, count, 900.0, watch.check, reports.all_done)
+            tallies = reports.payloads
             peaks = peak_mb_of(pids, timing.peak_rss_mb)
     finally:
         for process in aggregators:
@@ -235,6 +236,26 @@ def _worker_specs(
                    devices_per_connection=plan.devices_per_connection, prepare=True)
         for i, share in enumerate(shares)
     ]  # fmt: skip
+
+
+@dataclass
+class DeviceReports:
+    """The device processes' `done` reports (each: every device of it heard its ack), drained
+    without blocking while the round is watched."""
+
+    events: Any
+    count: int
+    payloads: list[Any] = field(default_factory=list)
+
+    def all_done(self) -> bool:
+        while len(self.payloads) < self.count:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return False
+            if event[0] == "done":
+                self.payloads.append(event[2])
+        return True
 
 
 def _expect(

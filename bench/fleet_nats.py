@@ -92,16 +92,24 @@ def run_bench(plan: BenchPlan, out: Path | None = RESULTS) -> dict[str, Any]:
     """Every (count, workers) `repeats` times, each on a fresh cluster; writes `out`."""
     raise_open_files_limit()  # the nodes inherit it: 1,000 devices need > 1,024 descriptors
     runs: list[RunResult] = []
+    failed: list[dict[str, Any]] = []  # runs that did not end, each with its one line
     root = Path(tempfile.mkdtemp(prefix="fleet-nats-"))
-    try:
-        for count, workers, repeat in itertools.product(plan.counts, plan.workers,
-                                                        range(plan.repeats)):  # fmt: skip
+    for count, workers, repeat in itertools.product(plan.counts, plan.workers,
+                                                    range(plan.repeats)):  # fmt: skip
+        try:
             runs.append(_one_run(root, count, workers, repeat, plan))
-            print(f"fleet (nats): {count} devices, {workers} workers: {runs[-1]}", file=sys.stderr)
-    except (FleetProcessDiedError, AggregatorExitedError, TimeoutError) as exc:
-        raise FleetProcessDiedError(f"{exc} (logs kept in {root})") from exc
-    shutil.rmtree(root, ignore_errors=True)
-    result = results_of(runs, plan, broker_kind())
+        except (FleetProcessDiedError, AggregatorExitedError, TimeoutError) as exc:
+            failed.append({"devices": count, "workers": workers, "error": str(exc)})
+            print(f"fleet (nats): {count} devices, {workers} workers: FAILED {exc}"
+                  f" (logs kept in {root})", file=sys.stderr)  # fmt: skip
+            continue
+        print(f"fleet (nats): {count} devices, {workers} workers: {runs[-1]}", file=sys.stderr)
+    if not failed:
+        shutil.rmtree(root, ignore_errors=True)
+    done = {(r.devices, r.workers) for r in runs}
+    if done != set(itertools.product(plan.counts, plan.workers)):
+        raise FleetProcessDiedError(f"no run ended for some configurations: {failed}")
+    result = {**results_of(runs, plan, broker_kind()), "failed_runs": failed}
     if out is not None:
         write_results("fleet-nats", result, out)
         if out == RESULTS:

@@ -53,6 +53,7 @@ class FleetSim:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{name}-{fleet}")
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.connect(host, int(port))
         self.client.loop_start()
 
@@ -60,6 +61,12 @@ class FleetSim:
         """Subscribe on every (re)connect, as `iomt edge`'s link does: NATS closes a connection
         whose QoS 1 publish it cannot store during a failover, and this session is clean."""
         client.subscribe([(subscription_topic(self.fleet, k), 1) for k in ("round", "ack")])
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: Any, codes: Any, props: Any) -> None:
+        """Ask again when the SUBACK refuses (NATS, its JetStream consumer not made in time
+        during a failover), as the link does."""
+        if any(code.is_failure for code in codes):
+            self._on_connect(client)
 
     def close(self) -> None:
         self.client.disconnect()

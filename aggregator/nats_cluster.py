@@ -159,10 +159,14 @@ class NatsCluster:
     def start(self) -> NatsCluster:
         """Start every node and return once each MQTT listener accepts connections."""
         self.write_configs()
-        for node in self.nodes:
-            self.start_node(node.name)
-        for node in self.nodes:
-            _wait_mqtt_ready(node)
+        try:
+            for node in self.nodes:
+                self.start_node(node.name)
+            for node in self.nodes:
+                _wait_mqtt_ready(node)
+        except BaseException:  # `with` never reaches __exit__: stop the nodes started so far
+            self.stop()
+            raise
         return self
 
     def start_node(self, name: str) -> None:

@@ -11,12 +11,14 @@ every update a device saw acknowledged is in the aggregator's state file.
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from aggregator.broker import LOOPBACK, BrokerError
 from aggregator.nats_cluster import NatsCluster, find_nats_server
 
 pytestmark = [
@@ -91,3 +93,21 @@ def test_node_killed_mid_round_all_rounds_complete_nothing_acknowledged_lost(
     assert acked <= stored
     reconnects = [json.loads(line) for line in devices[0].output() if '"connected"' in line]
     assert reconnects[-1]["broker"] != reconnects[0]["broker"]
+
+
+def test_a_cluster_that_fails_to_start_leaves_no_node_running(tmp_path: Path) -> None:
+    # Prepare: n2's client port is taken, so n2 exits at start-up after n0 and n1 started
+    cluster = NatsCluster(tmp_path / "nats")
+    cluster.write_configs()
+    try:
+        with socket.socket() as blocker:
+            blocker.bind((LOOPBACK, cluster.nodes[2].client_port))
+            blocker.listen()
+            # Execute
+            with pytest.raises(BrokerError):
+                cluster.start()
+        running = cluster.running()
+    finally:
+        cluster.stop()  # for a failing run's sake; safe twice
+    # Assert: `with NatsCluster(...)` never reaches __exit__ here; start() stopped n0 and n1
+    assert running == []

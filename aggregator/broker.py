@@ -137,12 +137,14 @@ class LocalBroker:
         self.kind = "mosquitto"
 
     def _config_text(self, directory: Path) -> str:
+        # as root, Mosquitto drops to its own user, which could not read our 0600 keys
+        run_as = getpass.getuser() if os.geteuid() == 0 else None
         if self.bridge_to is not None:
             from aggregator.broker_bridge import bridge_config
 
             fleets = (self.acl_fleet,) if isinstance(self.acl_fleet, str) else self.acl_fleet
             name = f"iomt-site-{self.port}"
-            user = [f"user {getpass.getuser()}"] if os.geteuid() == 0 else []  # reads 0600 keys
+            user = [f"user {run_as}"] if run_as else []
             return "\n".join([*user, mosquitto_config(self.port, self.host)]) + bridge_config(
                 name, self.bridge_to, fleets, self.bridge_tls
             )
@@ -154,7 +156,6 @@ class LocalBroker:
         certs = CertDirectory(self.tls_dir)
         acl = directory / "acl"
         acl.write_text(mosquitto_acl(self.acl_fleet, members=certs.member_ids()))
-        run_as = getpass.getuser() if os.geteuid() == 0 else None
         return mosquitto_tls_config(self.port, self.host, certs, str(acl), run_as)
 
     def _alive(self) -> bool:

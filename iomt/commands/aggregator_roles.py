@@ -161,31 +161,30 @@ def _check_queue_group_url(args: argparse.Namespace) -> None:
 
 
 def _check_libmosquitto(args: argparse.Namespace) -> None:
+    why = _libmosquitto_refusal(args)
+    if why is not None:
+        raise UsageError(f"--update-client libmosquitto{why}")
+
+
+def _libmosquitto_refusal(args: argparse.Namespace) -> str | None:
+    """Why libmosquitto cannot take this worker's updates (the rest of a one-line refusal),
+    or None where it can."""
     from aggregator.mosquitto_feed import available, usable_for
 
     if args.role != "worker" or args.queue_group_url is not None:
-        raise UsageError("--update-client libmosquitto needs --role worker without"
-                         " --queue-group-url")  # fmt: skip
-    if not usable_for(args.broker, _tls_asked(args)):
-        raise UsageError("--update-client libmosquitto takes one plain mqtt:// broker (TLS and"
-                         " broker lists go through paho)")  # fmt: skip
+        return " needs --role worker without --queue-group-url"
+    if not usable_for(args.broker, args.tls is not None or args.ca is not None):
+        return " takes one plain mqtt:// broker (TLS and broker lists go through paho)"
     if not available():
-        raise UsageError("--update-client libmosquitto: pymosquitto or libmosquitto1 is not"
-                         " installed")  # fmt: skip
-
-
-def _tls_asked(args: argparse.Namespace) -> bool:
-    return args.tls is not None or args.ca is not None
+        return ": pymosquitto or libmosquitto1 is not installed"
+    return None
 
 
 def _uses_libmosquitto(args: argparse.Namespace) -> bool:
     """`--update-client`: libmosquitto where asked, or (auto) wherever it can serve."""
     if args.update_client != "auto":
         return bool(args.update_client == "libmosquitto")
-    from aggregator.mosquitto_feed import available, usable_for
-
-    plain_worker = args.role == "worker" and args.queue_group_url is None
-    return plain_worker and usable_for(args.broker, _tls_asked(args)) and available()
+    return _libmosquitto_refusal(args) is None
 
 
 def coordination(signing_key: Any, signers: Any) -> Any:

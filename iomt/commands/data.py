@@ -10,6 +10,7 @@ from typing import Any
 
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
+from iomt.subject_ids import subject_ids_argument
 
 HELP = "prepare a window dataset (.npz) from a real or simulated source"
 SOURCE_NAMES = "watch | simulated-har | simulated-stress | uci-har | wisdm | wesad"
@@ -31,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "larger N only adds people); real data: keep the first N",
     )
     prepare.add_argument(
+        "--lab-subjects",
+        type=subject_ids_argument,
+        metavar="IDS",
+        help="simulated-stress: these people (e.g. 1-4) record a laboratory protocol like "
+        "WESAD's (seated; stressors and rests only) instead of daily life",
+    )
+    prepare.add_argument(
         "--skip-malformed",
         action="store_true",
         help="wisdm: drop malformed lines instead of failing",
@@ -50,6 +58,8 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
         if args.source != "wisdm":
             raise UsageError("--skip-malformed applies to the wisdm source only")
         opts["skip_malformed"] = True
+    if args.lab_subjects:
+        opts["lab_subjects"] = _lab_subjects(args)
     try:
         with _spinner(env, f"preparing {args.source}"):
             dataset = prepare_dataset(args.source, args.path, seed=args.seed, **opts)
@@ -59,6 +69,19 @@ def run(env: Environment, args: argparse.Namespace) -> ExitStatus:
     summary = _summary(dataset, args.source, written)
     env.print(json.dumps(summary) if args.json else _summary_line(summary))
     return ExitStatus.SUCCESS
+
+
+def _lab_subjects(args: argparse.Namespace) -> list[int]:
+    """`--lab-subjects`, checked against the people the simulator will draw."""
+    from training.datasets.simulated_stress import DEFAULT_SUBJECTS
+
+    if args.source != "simulated-stress":
+        raise UsageError("--lab-subjects applies to the simulated-stress source only")
+    count = args.subjects or DEFAULT_SUBJECTS
+    outside = [s for s in args.lab_subjects if not 1 <= s <= count]
+    if outside:
+        raise UsageError(f"--lab-subjects {outside}: the simulator draws subjects 1..{count}")
+    return list(args.lab_subjects)
 
 
 def _spinner(env: Environment, text: str) -> Any:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from iomt.simulation.tasks import TaskPreset
 
-CACHE_VERSION = 4  # bump when a loader, training or conversion changes what the cache holds
+CACHE_VERSION = 5  # bump when a loader, training or conversion changes what the cache holds
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,8 @@ def prepare_data(
         args = ["data", "prepare", preset.source, "--out", str(path), "--seed", str(seed)]
         if preset.source_subjects:
             args += ["--subjects", str(preset.source_subjects)]
+        if preset.lab_subjects:
+            args += ["--lab-subjects", _ids(preset.lab_subjects)]
         _iomt(args, announce)
     return path
 

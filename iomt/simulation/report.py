@@ -112,7 +112,7 @@ def markdown(report: dict[str, Any], plot_names: list[str]) -> str:
         f"{config['devices']} devices, {config['rounds']} rounds, strategy "
         f"`{config['strategy']}`, codec `{config['codec']}`. Test subjects "
         f"{config['test_subjects']}; backbone pretrained on {config['pretrain_subjects']} "
-        "only; devices federate the head only.",
+        f"only{_lab_words(config.get('lab_subjects'))}; devices federate the head only.",
         "",
         "| model | accuracy |",
         "|---|---|",
@@ -149,6 +149,16 @@ def markdown(report: dict[str, Any], plot_names: list[str]) -> str:
     lines += ["", f"Faults: {json.dumps(faults)}", ""]
     lines += [f"![{name}]({name})" for name in plot_names]
     return "\n".join(lines) + "\n"
+
+
+def _lab_words(lab_subjects: list[int] | None) -> str:
+    """Who was recorded in the lab: the pretrained head's gap to daily life starts there."""
+    if not lab_subjects:
+        return ""
+    return (
+        f" (subjects {lab_subjects} recorded in a lab protocol: seated, stressors of the TSST's "
+        "size; devices and test subjects in daily life)"
+    )
 
 
 def pooled_words(summary: Summary, choice: PooledChoice | None) -> str:

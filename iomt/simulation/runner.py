@@ -359,6 +359,8 @@ def _config_record(
         pretrain_subjects=list(pretrain),
         test_subjects=list(test),
         device_subjects=members,
+        # the simulator records these people in a lab; a user's --data decides for itself
+        lab_subjects=[] if config.data else list(TASKS[task].lab_subjects),
         bundle=str(model.bundle),
         bundle_cached=model.cached,
     )

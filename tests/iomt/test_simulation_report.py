@@ -99,6 +99,16 @@ def test_report_says_what_the_pooled_bound_is_and_whether_it_bounded(tmp_path: P
     assert json.loads(json.dumps(report))["pooled"]["recipe"] == "sgd, 5 passes"
 
 
+def test_report_says_who_was_recorded_in_the_lab() -> None:
+    summary = Summary(0.6, 0.8, 0.9, 0.85, 0.82, 0.75)
+    config = {"task": "stress", "devices": 1, "rounds": 1, "strategy": "fedavg",
+              "codec": "int8", "test_subjects": [8], "pretrain_subjects": [1]}  # fmt: skip
+    daily = markdown(build_report(config, [], summary, {}, {}, {}), [])
+    lab = markdown(build_report({**config, "lab_subjects": [1, 2]}, [], summary, {}, {}, {}), [])
+    assert "lab" not in daily
+    assert "pretrained on [1] only (subjects [1, 2] recorded in a lab protocol" in lab
+
+
 def _report() -> dict:  # type: ignore[type-arg]
     summary = Summary(0.6, 0.8, 0.9, 0.85, 0.82, 0.75)
     rows = round_rows([{"round": r, "accuracy": 0.7 + r / 100, "participants": 2,

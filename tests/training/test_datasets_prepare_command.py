@@ -11,6 +11,7 @@ import numpy as np
 
 from iomt.cli import main
 from iomt.environment import Environment, ExitStatus
+from training.datasets import simulated_stress
 from training.datasets.window_dataset import load_window_dataset
 
 
@@ -32,6 +33,26 @@ def test_prepare_simulated_stress_writes_file_and_json_summary(tmp_path):
     summary = json.loads(stdout)
     assert summary["subjects"] == [1, 2] and summary["channels"] == ["hr", "hr_diff"]
     assert load_window_dataset(out).num_windows == summary["windows"]
+
+
+def test_lab_subjects_are_recorded_in_the_lab_and_checked(tmp_path):
+    out = tmp_path / "stress.npz"
+    args = ["data", "prepare", "simulated-stress", "--out", str(out), "--subjects", "2"]
+    status, _, _ = _run([*args, "--lab-subjects", "2"], tmp_path)
+    assert status == ExitStatus.SUCCESS
+    lab = load_window_dataset(out)
+    expected = simulated_stress.prepare(seed=0, subjects=2, lab_subjects=[2])
+    np.testing.assert_array_equal(lab.X, expected.X)
+    refused = tmp_path / "refused.npz"
+    status, _, stderr = _run([*args[:4], str(refused), *args[5:], "--lab-subjects", "3"], tmp_path)
+    assert status == ExitStatus.USAGE and stderr.count("\n") == 1
+    assert "--lab-subjects [3]: the simulator draws subjects 1..2" in stderr
+    status, _, stderr = _run(
+        ["data", "prepare", "watch", "--out", str(refused), "--lab-subjects", "1"], tmp_path
+    )
+    assert status == ExitStatus.USAGE
+    assert "--lab-subjects applies to the simulated-stress source only" in stderr
+    assert not refused.exists()
 
 
 def test_prepare_watch_prints_one_line_summary(tmp_path):

@@ -18,6 +18,7 @@ from training.datasets.heart_rate_windows import HR_RATE_HZ
 from training.datasets.stress_day import (
     GRID_STEP_S,
     Block,
+    random_lab_session,
     random_session,
     session_profile,
 )
@@ -126,3 +127,36 @@ def test_a_subject_does_not_depend_on_how_many_are_drawn():
     few = simulated_stress.prepare(seed=0, subjects=1, sessions=1)
     more = simulated_stress.prepare(seed=0, subjects=2, sessions=1)
     np.testing.assert_array_equal(few.X, more.for_subjects([1]).X)
+
+
+def test_a_lab_session_holds_only_stressors_and_seated_rest():
+    rng = np.random.default_rng(0)
+    sessions = [random_lab_session(rng) for _ in range(50)]
+    assert {b.kind for blocks in sessions for b in blocks} == {"baseline", "stress", "sit"}
+    assert all(sum(b.kind == "stress" for b in blocks) == 2 for blocks in sessions)
+
+
+def test_lab_stressors_hit_harder_than_daily_ones():
+    """The lab's TSST-sized stressors: the gap a lab-pretrained head meets in daily life."""
+    rises: dict[bool, list[float]] = {False: [], True: []}
+    for lab in rises:
+        rng = np.random.default_rng(11)
+        for _ in range(20):
+            person = random_stress_person(rng)
+            blocks = [Block("baseline", 0.0, 240.0, False, False),
+                      Block("stress", 240.0, 300.0, True, True)]  # fmt: skip
+            scale = simulated_stress.LAB_STRESSOR_SCALE if lab else 1.0
+            profile = session_profile(person, blocks, rng, stressor_scale=scale)
+            late = slice(int(420 / GRID_STEP_S), int(540 / GRID_STEP_S))
+            rises[lab].append(profile.hr_bpm[late].mean() - person.rest_hr_bpm)
+    assert np.median(rises[True]) > 1.3 * np.median(rises[False])
+
+
+def test_lab_subjects_change_only_their_own_windows():
+    daily = simulated_stress.prepare(seed=0, subjects=3, sessions=1)
+    lab = simulated_stress.prepare(seed=0, subjects=3, sessions=1, lab_subjects=[2])
+    for subject in (1, 3):
+        same = daily.for_subjects([subject]).X, lab.for_subjects([subject]).X
+        np.testing.assert_array_equal(*same)
+    daily_2, lab_2 = daily.for_subjects([2]).X, lab.for_subjects([2]).X
+    assert daily_2.shape != lab_2.shape or not np.allclose(daily_2, lab_2)

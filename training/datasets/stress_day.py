@@ -1,9 +1,11 @@
 """A simulated recording session: blocks of sitting, standing, talking, walking, stairs and stress.
 
 Each session opens with a seated baseline, then deals out two stress episodes and two other
-activities in random order. Heart rate, RMSSD, breathing and the Mayer wave follow each block
-with first-order kinetics (a delay, a rise, a recovery after the block, two-phase after
-exercise), so transitions have no crisp edges and one block's recovery runs into the next. A
+activities in random order (`random_session`: daily life; `random_lab_session`: a laboratory
+protocol like WESAD's, where nothing but the stressors moves heart rate). Heart rate, RMSSD,
+breathing and the Mayer wave follow each block with first-order kinetics (a delay, a rise, a
+recovery after the block, two-phase after exercise), so transitions have no crisp edges and one
+block's recovery runs into the next. A
 stress episode lands with its own intensity (partial responses), and the label is what the
 person reported: whole blocks are sometimes misreported and the reported boundaries jitter.
 `session_profile` turns the blocks into arrays on a 0.5 s grid that `stress_rhythm` turns into
@@ -76,6 +78,17 @@ def random_session(rng: np.random.Generator) -> list[Block]:
     kinds = ["stress", "stress", "sit", str(rng.choice(EXERCISE))]
     if rng.uniform() < MILD_PROBABILITY:
         kinds.append(str(rng.choice(MILD_CONFOUNDERS)))
+    return _dealt_blocks(kinds, rng)
+
+
+def random_lab_session(rng: np.random.Generator) -> list[Block]:
+    """A laboratory protocol: baseline, then two stressors and two seated rests (amusement,
+    meditation, as in WESAD) in random order; no exercise, posture change or chat."""
+    return _dealt_blocks(["stress", "stress", "sit", "sit"], rng)
+
+
+def _dealt_blocks(kinds: list[str], rng: np.random.Generator) -> list[Block]:
+    """A seated baseline, then `kinds` in random order, with their durations and reports."""
     order = ["baseline", *(kinds[i] for i in rng.permutation(len(kinds)))]
     blocks: list[Block] = []
     start = 0.0
@@ -141,13 +154,14 @@ def _add_block(
     grid: np.ndarray,
     block: Block,
     person: StressPerson,
+    stressor_scale: float,
     rng: np.random.Generator,
 ) -> None:
     """Add one block's physiological effect (see the table in docs/data.md)."""
     inside = (grid >= block.start_s) & (grid < block.end_s)
     u = rng.uniform
     if block.kind == "stress":
-        intensity = u(0.8, 1.0)  # partial responses
+        intensity = stressor_scale * u(0.8, 1.0)  # partial responses
         shape = _response(grid, block, u(5.0, 20.0), u(10.0, 30.0), (u(30.0, 90.0),))
         effects.hr += intensity * person.stress_hr_bpm * shape
         effects.hr += _bursts(grid, block.start_s, block.end_s, person.stress_bursts_per_min,
@@ -183,11 +197,14 @@ def _add_block(
         effects.log_lf += np.log(u(1.1, 1.5)) * shape
 
 
-def _add_background(effects: _Effects, grid: np.ndarray, rng: np.random.Generator) -> None:
-    """Slow wander, spontaneous accelerations and, in half the sessions, a caffeine-like drift."""
+def _add_background(
+    effects: _Effects, grid: np.ndarray, drifts: bool, rng: np.random.Generator
+) -> None:
+    """Slow wander, spontaneous accelerations and, with `drifts`, in 30% of the sessions a
+    caffeine-like drift (lab participants are asked to abstain)."""
     effects.hr += ornstein_uhlenbeck(grid.size, GRID_STEP_S, 2.5, 180.0, rng)
     effects.hr += _bursts(grid, -20.0, float(grid[-1]), 0.1, rng.uniform(2.0, 5.0), rng)
-    if rng.uniform() < 0.3:
+    if drifts and rng.uniform() < 0.3:
         onset = rng.uniform(0.0, float(grid[-1]))
         lag = np.clip(grid - onset, 0.0, None)
         rise = 1.0 - np.exp(-lag / rng.uniform(300.0, 900.0))
@@ -205,8 +222,16 @@ def _reported_labels(grid: np.ndarray, blocks: list[Block], rng: np.random.Gener
     return label
 
 
-def session_profile(person: StressPerson, blocks: list[Block], rng: np.random.Generator) -> Profile:
-    """The person's physiology through `blocks`, on the `GRID_STEP_S` grid."""
+def session_profile(
+    person: StressPerson,
+    blocks: list[Block],
+    rng: np.random.Generator,
+    drifts: bool = True,
+    stressor_scale: float = 1.0,
+) -> Profile:
+    """The person's physiology through `blocks`, on the `GRID_STEP_S` grid (`drifts`: daily
+    life's caffeine-like drifts, which a lab session lacks; `stressor_scale`: how much harder
+    than daily life's its stressors hit)."""
     grid = np.arange(0.0, blocks[-1].end_s, GRID_STEP_S)
     effects = _Effects(
         hr=np.zeros_like(grid),
@@ -218,8 +243,8 @@ def session_profile(person: StressPerson, blocks: list[Block], rng: np.random.Ge
         dropouts=np.zeros_like(grid),
     )
     for block in blocks:
-        _add_block(effects, grid, block, person, rng)
-    _add_background(effects, grid, rng)
+        _add_block(effects, grid, block, person, stressor_scale, rng)
+    _add_background(effects, grid, drifts, rng)
     return Profile(
         hr_bpm=np.clip(person.rest_hr_bpm + effects.hr, 40.0, 175.0),
         rmssd_ms=person.rest_rmssd_ms * np.exp(effects.log_rmssd),

@@ -35,7 +35,10 @@ UPDATE_CLIENTS = ("auto", "libmosquitto", "paho")
 SITE_PARTIAL_EVERY_S = 1.0  # a site's growing sum goes upstream at most this often
 WORKER_QUEUE_MESSAGES = 100_000  # a worker takes bursts: updates wait here for the next batch
 WORKER_QUEUE_BYTES = 256 * 1024 * 1024
-WORKER_STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi")  # a plain weighted sum folds
+# Their round folds one example-weighted mean of the deltas, so a sum of updates (a worker's or a
+# site's partial sum, a secure-aggregation round's unmasked total) is all they need. Named here,
+# not in `aggregator.strategies`: `iomt --help` builds this parser where aggregator is absent.
+WEIGHTED_MEAN_STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi")
 
 
 def add_role_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,8 +100,8 @@ def check_role_arguments(args: argparse.Namespace) -> None:
     if args.secure_agg and args.role != "site":
         raise UsageError(f"--role {args.role} takes plain updates; --secure-agg needs --role"
                          " single or site")  # fmt: skip
-    if args.strategy not in WORKER_STRATEGIES:
-        allowed = " / ".join(WORKER_STRATEGIES)
+    if args.strategy not in WEIGHTED_MEAN_STRATEGIES:
+        allowed = " / ".join(WEIGHTED_MEAN_STRATEGIES)
         raise UsageError(f"--role {args.role} adds partial sums: use --strategy {allowed}")
     if getattr(args, "dp_noise_multiplier", None) is not None:
         raise UsageError(f"--role {args.role} adds partial sums; central --dp-* clips each update:"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from iomt.commands.aggregator_options import bundle_parts, model_signing_key
-from iomt.commands.aggregator_roles import coordination
+from iomt.commands.aggregator_roles import WEIGHTED_MEAN_STRATEGIES, coordination
 from iomt.commands.certs import tls_from_arguments
 from iomt.environment import Environment, ExitStatus
 from iomt.errors import UsageError
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from fleet_protocol.messages import FitConfig
     from fleet_protocol.types import Weights
 
-SECURE_AGG_STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi")
 ROOT_SET_SEED = 0
 
 
@@ -81,8 +80,8 @@ def serve(env: Environment, args: argparse.Namespace, log: Callable[[str], None]
     if dp_config is not None and args.secure_agg:
         raise UsageError("--dp-* (central) needs single updates; with --secure-agg use "
                          "iomt edge --dp-local-noise")  # fmt: skip
-    if args.secure_agg and args.strategy not in SECURE_AGG_STRATEGIES:
-        allowed = " / ".join(SECURE_AGG_STRATEGIES)
+    if args.secure_agg and args.strategy not in WEIGHTED_MEAN_STRATEGIES:
+        allowed = " / ".join(WEIGHTED_MEAN_STRATEGIES)
         raise UsageError(f"--secure-agg folds one mean per round: use --strategy {allowed}")
     # the broker first: an unreachable one leaves no state file behind
     with MqttLink(link_config) as link, StateStore(args.state) as store, _live_page(args, log):

@@ -37,13 +37,17 @@ def reference_head(mosquitto, process_group_class, tmp_path_factory) -> list[np.
     return single_aggregator_head(process_group_class, root, mosquitto.url, mosquitto.url, "single")
 
 
-def _worker_args(url: str, fleet: str, setup: Any, state: Path, worker_id: str) -> list[str]:
+def _worker_args(
+    url: str, fleet: str, setup: Any, state: Path, worker_id: str, update_client: str = "auto"
+) -> list[str]:
     return [
         *aggregator_args(url, fleet, setup, state),
         "--role",
         "worker",
         "--worker-id",
         worker_id,
+        "--update-client",
+        update_client,
     ]
 
 
@@ -51,24 +55,29 @@ def _coordinator_args(url: str, fleet: str, setup: Any, state: Path) -> list[str
     return [*aggregator_args(url, fleet, setup, state), *round_args(setup), "--role", "coordinator"]
 
 
-def _start_workers(processes: Any, url: str, fleet: str, setup: Any, root: Path) -> list[Any]:
+def _start_workers(
+    processes: Any, url: str, fleet: str, setup: Any, root: Path, update_client: str = "auto"
+) -> list[Any]:
     return [
-        processes.start(w, _worker_args(url, fleet, setup, root / f"{w}.sqlite", w))
+        processes.start(w, _worker_args(url, fleet, setup, root / f"{w}.sqlite", w, update_client))
         for w in ("w1", "w2")
     ]
 
 
+@pytest.mark.parametrize("update_client", ["auto", "paho"])
 def test_coordinator_and_two_workers_give_the_single_aggregators_head(
-    mosquitto, processes, reference_head, tmp_path: Path
+    mosquitto, processes, reference_head, tmp_path: Path, update_client: str
 ) -> None:
+    """auto takes the updates through libmosquitto here; paho is the fallback everywhere."""
     # Prepare
+    fleet = f"two-{update_client}"  # the broker is the module's: the other run's retained state
     setup = write_setup(tmp_path, DEVICES, make_head())
-    workers = _start_workers(processes, mosquitto.url, "two", setup, tmp_path)
+    workers = _start_workers(processes, mosquitto.url, fleet, setup, tmp_path, update_client)
     for worker in workers:
         worker.wait_for("0 committed updates")
-    coordinator_args = _coordinator_args(mosquitto.url, "two", setup, tmp_path / "c.s")
+    coordinator_args = _coordinator_args(mosquitto.url, fleet, setup, tmp_path / "c.s")
     coordinator = processes.start("coord", coordinator_args)
-    sim = FleetSim(mosquitto.url, "two")
+    sim = FleetSim(mosquitto.url, fleet)
     # Execute
     try:
         sim.send(DEVICES)
@@ -85,6 +94,10 @@ def test_coordinator_and_two_workers_give_the_single_aggregators_head(
         assert worker.finish() == 0
     shares = [worker_rows(tmp_path / f"{w}.sqlite") for w in ("w1", "w2")]
     assert sum(shares) == len(DEVICES) and min(shares) > 0
+    through_libmosquitto = [
+        any("through libmosquitto" in line for line in worker.output()) for worker in workers
+    ]
+    assert through_libmosquitto == [update_client == "auto"] * 2
 
 
 def _two_workers_and_coordinator(processes: Any, url: str, fleet: str, root: Path) -> Any:

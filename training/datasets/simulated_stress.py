@@ -12,8 +12,8 @@ would find with its quality index, and the `hr`, `hr_diff` series a wearable com
 mostly of untrusted heart rate dropped, short gaps filled). People listed as `lab_subjects`
 record a laboratory protocol instead (`stress_day.random_lab_session`: seated, stressors and
 rests only, no caffeine): what a public dataset such as WESAD holds, unlike a fleet's daily
-life. Each 60 s window takes the
-self-reported label at its centre (reports are sometimes wrong and their boundaries blurred).
+life. Each 60 s window takes the self-reported label at its centre (reports are sometimes wrong
+and their boundaries blurred).
 Heart rate rises for many reasons, so window-mean heart rate is a weak classifier; only the
 shape of the response tells stress apart, and not always. Parameters and sources: docs/data.md.
 """

@@ -218,9 +218,11 @@ def _print_summary(env: Environment, report: dict[str, Any], out: Path) -> None:
     pooled = report.get("pooled")
     if pooled and pooled["validation"]:
         scores = pooled["validation"]
+        pretrained = scores.get(pooled.get("pretrained_recipe", ""))
+        against = "" if pretrained is None else f", the pretrained head {pretrained:.3f}"
         env.print(f"pooled row: {pooled['recipe']}, chosen by leave-one-device-out "
                   f"({scores[pooled['recipe']]:.3f}; the fleet's procedure "
-                  f"{scores[pooled['fleet_recipe']]:.3f})")  # fmt: skip
+                  f"{scores[pooled['fleet_recipe']]:.3f}{against})")  # fmt: skip
     rounds = report["rounds"]
     total_up = sum(r["bytes_up"] for r in rounds)
     env.print(

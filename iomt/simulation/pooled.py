@@ -28,6 +28,7 @@ from fleet_protocol.messages import FitConfig
 from iomt.simulation.baselines import DeviceData, Split, accuracy, trained_head
 
 PULL = 1.0  # weight decay toward the pretrained head (FedProx's term, run centrally)
+KEEP_PRETRAINED = "pretrained head (no training)"
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class PooledResult:
     recipe: str
     validation: dict[str, float]
     fleet_recipe: str
+    pretrained_recipe: str = KEEP_PRETRAINED
 
 
 def fleet_procedure(fleet: FitConfig, rounds: int) -> Recipe:
@@ -68,7 +70,7 @@ def central_recipes(fleet: FitConfig, rounds: int) -> list[Recipe]:
     passes = max(1, rounds * fleet.local_epochs)
     pulled = replace(fleet, local_epochs=passes, proximal_mu=PULL)
     return [
-        Recipe("pretrained head (no training)", None),
+        Recipe(KEEP_PRETRAINED, None),
         Recipe(f"sgd on the pooled windows, {passes} passes, pull {PULL:g} to pretrained", pulled),
         fleet_procedure(fleet, rounds),
     ]

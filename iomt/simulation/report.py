@@ -29,6 +29,7 @@ class PooledChoice:
     recipe: str
     validation: dict[str, float]  # leave-one-device-out accuracy of every candidate recipe
     fleet_recipe: str  # the candidate that is the fleet's own procedure
+    pretrained_recipe: str = ""  # the candidate that keeps the pretrained head (absent: older)
 
 
 def round_rows(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -176,6 +177,14 @@ def pooled_words(summary: Summary, choice: PooledChoice | None) -> str:
             f"fleet's own procedure run centrally ({scores[choice.fleet_recipe]:.3f}), so on "
             "that validation the pooled row is an upper bound on federation by construction. "
         )
+        if choice.pretrained_recipe in scores:
+            words += (
+                f"Held out in turn, each device's person scores {scores[choice.fleet_recipe]:.3f} "
+                f"with the fleet's procedure run on the others against "
+                f"{scores[choice.pretrained_recipe]:.3f} with the pretrained head: what federation "
+                "gives people it did not train on, read over every device person rather than the "
+                "few test subjects. "
+            )
     gap = summary.pooled_upper_bound - summary.federated
     verdict = (
         f"On the test subjects it is {gap:.3f} above the federated head: here it bounds "

@@ -133,7 +133,8 @@ def run_simulation(
         faults=_faults(config, plan, outcome),
         timings={"prepare": round(prepared_s, 1), "fleet": round(fleet_s, 1),
                  "total": round(time.monotonic() - started, 1)},
-        pooled=PooledChoice(pooled.recipe, pooled.validation, pooled.fleet_recipe),
+        pooled=PooledChoice(pooled.recipe, pooled.validation, pooled.fleet_recipe,
+                            pooled.pretrained_recipe),
     )  # fmt: skip
     write_report(config.out, report)
     return report

@@ -110,6 +110,11 @@ def test_small_simulation_completes_and_reports(tmp_path: Path, tiny_data: Path)
     for key in ("pretrained", "federated", "personalised", "pooled_upper_bound", "local_only"):
         assert 0.0 <= summary[key] <= 1.0
     assert report["config"]["device_subjects"] == [4, 5, 6]
+    assert report["pooled"]["pretrained_recipe"] in report["pooled"]["validation"]
+    assert (
+        "Held out in turn, each device's person scores"
+        in (tmp_path / "sim" / "report.md").read_text()
+    )
     for name in (
         "report.md",
         "accuracy_per_round.png",

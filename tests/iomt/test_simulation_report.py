@@ -81,7 +81,7 @@ def test_report_says_what_the_pooled_bound_is_and_whether_it_bounded(tmp_path: P
         )
 
     choice = PooledChoice("sgd, 5 passes", {"none": 0.7, "sgd, 5 passes": 0.83, "fedavg": 0.81},
-                          "fedavg")  # fmt: skip
+                          "fedavg", "none")  # fmt: skip
     config = {"task": "stress", "devices": 1, "rounds": 1, "strategy": "fedavg",
               "codec": "int8", "test_subjects": [8], "pretrain_subjects": [1]}  # fmt: skip
     # Execute
@@ -94,9 +94,26 @@ def test_report_says_what_the_pooled_bound_is_and_whether_it_bounded(tmp_path: P
         assert "trained centrally on every window the devices hold" in text
         assert "chose `sgd, 5 passes` among 3 recipes" in text
         assert "procedure run centrally (0.810)" in text and "by construction" in text
+        assert "scores 0.810 with the fleet's procedure run on the others against 0.700" in text
     assert "0.020 above the federated head" in texts[0.82]
     assert "beat it by 0.020" in texts[0.78] and "not an upper bound in fact" in texts[0.78]
     assert json.loads(json.dumps(report))["pooled"]["recipe"] == "sgd, 5 passes"
+
+
+def test_the_summary_line_gives_the_pretrained_heads_held_out_devices_score() -> None:
+    import io
+
+    from iomt.commands.simulate import _print_summary
+    from iomt.environment import Environment
+
+    summary = Summary(0.6, 0.8, 0.9, 0.85, 0.82, 0.75)
+    choice = PooledChoice("fedavg", {"none": 0.7, "fedavg": 0.81}, "fedavg", "none")
+    report = build_report({}, [], summary, {}, {}, {"total": 1.0}, choice)
+    out = io.StringIO()
+    _print_summary(
+        Environment(stdout=out, stderr=io.StringIO(), interactive=False), report, Path("x")
+    )
+    assert "(0.810; the fleet's procedure 0.810, the pretrained head 0.700)" in out.getvalue()
 
 
 def test_report_says_who_was_recorded_in_the_lab() -> None:

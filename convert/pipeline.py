@@ -38,6 +38,7 @@ from convert.parity import (
     variant_outputs,
 )
 from convert.quantize import (
+    CALIBRATION_CLIP_SD,
     DEFAULT_CALIBRATION_WINDOWS,
     calibration_windows,
     convert_float32,
@@ -112,7 +113,7 @@ def convert_run(
     calibration = calibration_windows(train_windows, request.calibration_windows, request.seed)
     announce(
         f"representative data: {len(calibration)} windows of training subjects "
-        f"{list(trained.split.train_subjects)}"
+        f"{list(trained.split.train_subjects)}, clipped to +-{CALIBRATION_CLIP_SD:g} sd"
     )
     keras_model = trained.build_model(batch_size=1)
     converted = _convert_models(keras_model, calibration, step)

@@ -2,9 +2,9 @@
 
 The int8 converter is calibrated on windows from the training subjects only, so no test
 subject leaks into the quantisation ranges, clipped to +-`CALIBRATION_CLIP_SD` (see
-`calibration_windows`). Models must be built with batch size 1: the
-fused int8 `UNIDIRECTIONAL_SEQUENCE_LSTM` (what TFLM runs) needs a static batch. The legacy
-(non-MLIR) quantizer is used on purpose; see `convert_int8`.
+`calibration_windows`). Models must be built with batch size 1: the fused int8
+`UNIDIRECTIONAL_SEQUENCE_LSTM` (what TFLM runs) needs a static batch. The legacy (non-MLIR)
+quantizer is used on purpose; see `convert_int8`.
 """
 
 from __future__ import annotations

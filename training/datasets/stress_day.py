@@ -2,12 +2,12 @@
 
 Each session opens with a seated baseline, then deals out two stress episodes and two other
 activities in random order (`random_session`: daily life; `random_lab_session`: a laboratory
-protocol like WESAD's, where nothing but the stressors moves heart rate). Heart rate, RMSSD,
-breathing and the Mayer wave follow each block with first-order kinetics (a delay, a rise, a
-recovery after the block, two-phase after exercise), so transitions have no crisp edges and one
-block's recovery runs into the next. A
-stress episode lands with its own intensity (partial responses), and the label is what the
-person reported: whole blocks are sometimes misreported and the reported boundaries jitter.
+protocol like WESAD's, stressors and seated rests only). Heart rate, RMSSD, breathing and the
+Mayer wave follow each block with first-order kinetics (a delay, a rise, a recovery after the
+block, two-phase after exercise), so transitions have no crisp edges and one block's recovery
+runs into the next. A stress episode lands with its own intensity (partial responses), and the
+label is what the person reported: whole blocks are sometimes misreported and the reported
+boundaries jitter.
 `session_profile` turns the blocks into arrays on a 0.5 s grid that `stress_rhythm` turns into
 beats. Ranges and sources: docs/data.md.
 """

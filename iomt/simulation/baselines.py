@@ -52,6 +52,20 @@ def accuracy(head: Head, data: Split) -> float:
     return float(np.mean(head.predict(data.X) == data.y)) if len(data.y) else float("nan")
 
 
+def accuracy_per_subject(
+    heads: dict[str, Head], data: Split, subject: np.ndarray
+) -> dict[int, dict[str, float]]:
+    """Each head's top-1 accuracy on each subject's windows (`subject` labels `data`'s rows).
+
+    A mean over windows hides how many people a head helps; person by person shows it.
+    """
+    right = {name: head.predict(data.X) == data.y for name, head in heads.items()}
+    return {
+        int(s): {name: float(np.mean(r[subject == s])) for name, r in right.items()}
+        for s in np.unique(subject)
+    }
+
+
 def trained_head(start: Head, data: Split, config: FitConfig) -> Head:
     """`config` run centrally from `start` on `data`, classes weighted as balanced."""
     balanced = len(np.unique(data.y)) >= 2

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from iomt.simulation.tasks import TaskPreset
 
-CACHE_VERSION = 6  # bump when a loader, training or conversion changes what the cache holds
+CACHE_VERSION = 7  # bump when a loader, training or conversion changes what the cache holds
 
 
 @dataclass(frozen=True)

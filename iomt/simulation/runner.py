@@ -105,6 +105,7 @@ def run_simulation(
 
     parts = read_bundle_parts(model.bundle)
     embedded, test_split = _embed(parts, dataset, shards, test)
+    test_subject = dataset["subject"][np.isin(dataset["subject"], test)]
 
     plan = _fleet_plan(config, model.bundle, workdir, holdout, shards, replay_paths)
     if config.mcu_devices:
@@ -121,6 +122,9 @@ def run_simulation(
                           momentum=config.momentum)  # what the aggregator announces  # fmt: skip
     pooled = pooled_head(parts.head, embedded, fleet_fit, config.rounds, config.seed)
     summary, per_device = _score(parts.head, global_head, embedded, test_split, pooled.head)
+    per_test_subject = baselines.accuracy_per_subject(
+        {"pretrained": parts.head, "federated": global_head}, test_split, test_subject
+    )
     for device in plan.devices:  # which device trained where, and what personalising gave it
         row = per_device[device.device_id]
         row["trained_on"] = "mcu" if device.mcu else "pi"
@@ -130,6 +134,7 @@ def run_simulation(
         rows=round_rows(outcome.rounds),
         summary=summary,
         per_device=per_device,
+        per_test_subject=per_test_subject,
         faults=_faults(config, plan, outcome),
         timings={"prepare": round(prepared_s, 1), "fleet": round(fleet_s, 1),
                  "total": round(time.monotonic() - started, 1)},

@@ -110,6 +110,11 @@ def test_small_simulation_completes_and_reports(tmp_path: Path, tiny_data: Path)
     for key in ("pretrained", "federated", "personalised", "pooled_upper_bound", "local_only"):
         assert 0.0 <= summary[key] <= 1.0
     assert report["config"]["device_subjects"] == [4, 5, 6]
+    # one test subject: that person's accuracy is the table's
+    assert report["test_subjects"]["7"] == {
+        "pretrained": summary["pretrained"],
+        "federated": summary["federated"],
+    }
     assert report["pooled"]["pretrained_recipe"] in report["pooled"]["validation"]
     assert (
         "Held out in turn, each device's person scores"

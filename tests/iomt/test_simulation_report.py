@@ -6,6 +6,7 @@ from iomt.simulation.report import (
     Summary,
     build_report,
     markdown,
+    person_gain_words,
     round_rows,
     write_report,
 )
@@ -82,8 +83,7 @@ def test_report_says_what_the_pooled_bound_is_and_whether_it_bounded(tmp_path: P
 
     choice = PooledChoice("sgd, 5 passes", {"none": 0.7, "sgd, 5 passes": 0.83, "fedavg": 0.81},
                           "fedavg", "none")  # fmt: skip
-    config = {"task": "stress", "devices": 1, "rounds": 1, "strategy": "fedavg",
-              "codec": "int8", "test_subjects": [8], "pretrain_subjects": [1]}  # fmt: skip
+    config = _config()
     # Execute
     texts = {}
     for pooled in (0.82, 0.78):
@@ -118,12 +118,35 @@ def test_the_summary_line_gives_the_pretrained_heads_held_out_devices_score() ->
 
 def test_report_says_who_was_recorded_in_the_lab() -> None:
     summary = Summary(0.6, 0.8, 0.9, 0.85, 0.82, 0.75)
-    config = {"task": "stress", "devices": 1, "rounds": 1, "strategy": "fedavg",
-              "codec": "int8", "test_subjects": [8], "pretrain_subjects": [1]}  # fmt: skip
+    config = _config()
     daily = markdown(build_report(config, [], summary, {}, {}, {}), [])
     lab = markdown(build_report({**config, "lab_subjects": [1, 2]}, [], summary, {}, {}, {}), [])
     assert "lab" not in daily
     assert "pretrained on [1] only (subjects [1, 2] recorded in a lab protocol" in lab
+
+
+def test_report_gives_the_federated_gain_person_by_person() -> None:
+    # Prepare: three people gain 10, 4 and -2 points, one is unchanged
+    summary = Summary(0.6, 0.8, 0.9, 0.85, 0.82, 0.75)
+    scores = {16: (0.70, 0.80), 17: (0.50, 0.54), 41: (0.90, 0.88), 42: (0.60, 0.60)}
+    per_subject = {s: {"pretrained": a, "federated": b} for s, (a, b) in scores.items()}
+    # Execute
+    report = json.loads(json.dumps(build_report(_config(), [], summary, {}, {}, {},
+                                                per_test_subject=per_subject)))  # fmt: skip
+    one = build_report(_config(), [], summary, {}, {}, {}, per_test_subject={16: per_subject[16]})
+    # Assert: mean 3.0, sample sd 5.29, so a standard error of 2.6 over four people
+    assert report["test_subjects"]["41"] == {"pretrained": 0.9, "federated": 0.88}
+    assert person_gain_words(report["test_subjects"]).startswith(
+        "Person by person, the federated head gains +3.0 points on the pretrained one over the "
+        "4 test subjects (standard error 2.6); 2 gain, 1 lose."
+    )
+    assert "standard error 2.6" in markdown(report, [])
+    assert "Person by person" not in markdown(one, [])  # no spread to give from one person
+
+
+def _config() -> dict:  # type: ignore[type-arg]
+    return {"task": "stress", "devices": 1, "rounds": 1, "strategy": "fedavg",
+            "codec": "int8", "test_subjects": [8], "pretrain_subjects": [1]}  # fmt: skip
 
 
 def _report() -> dict:  # type: ignore[type-arg]

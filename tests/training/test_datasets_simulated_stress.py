@@ -24,7 +24,8 @@ from training.datasets.stress_day import (
 )
 from training.datasets.stress_person import random_stress_person
 
-TEST_SUBJECTS = (16, 17, 18, 19, 20)  # the held-out subjects of `iomt simulate --task stress`
+# the first five test subjects of `iomt simulate --task stress`
+TEST_SUBJECTS = (16, 17, 18, 19, 20)
 
 
 @pytest.fixture(scope="module")

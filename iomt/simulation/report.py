@@ -72,7 +72,7 @@ def build_report(
         "rounds": rows,
         "summary": summary.__dict__,
         "pooled": None if pooled is None else asdict(pooled),
-        "test_subjects": {str(s): scores for s, scores in (per_test_subject or {}).items()},
+        "per_test_subject": {str(s): scores for s, scores in (per_test_subject or {}).items()},
         "devices": per_device,
         "faults": faults,
         "timings_s": timings,
@@ -123,8 +123,8 @@ def markdown(report: dict[str, Any], plot_names: list[str]) -> str:
     lines += [f"| {name} | {value:.3f} |" for name, value in summary_lines(summary)]
     pooled = report.get("pooled")
     lines += ["", pooled_words(summary, None if pooled is None else PooledChoice(**pooled))]
-    if len(report.get("test_subjects") or {}) >= 2:
-        lines += ["", person_gain_words(report["test_subjects"])]
+    if len(report.get("per_test_subject") or {}) >= 2:
+        lines += ["", person_gain_words(report["per_test_subject"])]
     lines += [
         "",
         "The first four rows are on the test subjects; the last two on each device's "

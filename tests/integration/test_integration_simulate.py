@@ -111,7 +111,7 @@ def test_small_simulation_completes_and_reports(tmp_path: Path, tiny_data: Path)
         assert 0.0 <= summary[key] <= 1.0
     assert report["config"]["device_subjects"] == [4, 5, 6]
     # one test subject: that person's accuracy is the table's
-    assert report["test_subjects"]["7"] == {
+    assert report["per_test_subject"]["7"] == {
         "pretrained": summary["pretrained"],
         "federated": summary["federated"],
     }

@@ -9,10 +9,10 @@ from iomt.simulation.baselines import Split, accuracy, accuracy_per_subject
 
 
 def test_accuracy_per_subject_scores_each_persons_windows_alone() -> None:
-    # Prepare: a head that calls class 1 when x0 > 0; subject 3 follows it, subject 5 does not
-    kernel = np.array([[-1.0, 1.0], [0.0, 0.0]], dtype=np.float32)
-    head = Head.from_weights([kernel, np.zeros(2, dtype=np.float32)], ["softmax"])
-    X = np.array([[1, 0], [-1, 0], [1, 0], [1, 0], [-1, 0], [2, 0]], dtype=np.float32)
+    # Prepare: a head that calls class 1 when x1 > x0; subject 3 follows it, subject 5 does not
+    head = Head.from_weights([np.eye(2, dtype=np.float32), np.zeros(2, dtype=np.float32)],
+                             ["softmax"])  # fmt: skip
+    X = np.array([[0, 1], [1, 0], [0, 1], [0, 1], [1, 0], [0, 2]], dtype=np.float32)
     y = np.array([1, 0, 1, 0, 1, 1])
     subject = np.array([3, 3, 3, 5, 5, 5])
     # Execute

@@ -135,8 +135,8 @@ def test_report_gives_the_federated_gain_person_by_person() -> None:
                                                 per_test_subject=per_subject)))  # fmt: skip
     one = build_report(_config(), [], summary, {}, {}, {}, per_test_subject={16: per_subject[16]})
     # Assert: mean 3.0, sample sd 5.29, so a standard error of 2.6 over four people
-    assert report["test_subjects"]["41"] == {"pretrained": 0.9, "federated": 0.88}
-    assert person_gain_words(report["test_subjects"]).startswith(
+    assert report["per_test_subject"]["41"] == {"pretrained": 0.9, "federated": 0.88}
+    assert person_gain_words(report["per_test_subject"]).startswith(
         "Person by person, the federated head gains +3.0 points on the pretrained one over the "
         "4 test subjects (standard error 2.6); 2 gain, 1 lose."
     )

@@ -98,14 +98,12 @@ def run_simulation(
     workdir = config.out / "fleet"
     _fresh(workdir)
     replay_paths = _write_replays(workdir, dataset, shards)
-    holdout = _write_subset(
-        workdir / "holdout.npz", dataset, np.flatnonzero(np.isin(dataset["subject"], test))
-    )
+    test_index = np.flatnonzero(np.isin(dataset["subject"], test))
+    holdout = _write_subset(workdir / "holdout.npz", dataset, test_index)
     from edge_runtime.device_loop import read_bundle_parts
 
     parts = read_bundle_parts(model.bundle)
-    embedded, test_split = _embed(parts, dataset, shards, test)
-    test_subject = dataset["subject"][np.isin(dataset["subject"], test)]
+    embedded, test_split = _embed(parts, dataset, shards, test_index)
 
     plan = _fleet_plan(config, model.bundle, workdir, holdout, shards, replay_paths)
     if config.mcu_devices:
@@ -123,7 +121,9 @@ def run_simulation(
     pooled = pooled_head(parts.head, embedded, fleet_fit, config.rounds, config.seed)
     summary, per_device = _score(parts.head, global_head, embedded, test_split, pooled.head)
     per_test_subject = baselines.accuracy_per_subject(
-        {"pretrained": parts.head, "federated": global_head}, test_split, test_subject
+        {"pretrained": parts.head, "federated": global_head},
+        test_split,
+        dataset["subject"][test_index],
     )
     for device in plan.devices:  # which device trained where, and what personalising gave it
         row = per_device[device.device_id]
@@ -227,7 +227,7 @@ def _write_replays(
 
 
 def _embed(
-    parts: Any, dataset: dict[str, np.ndarray], shards: list[DeviceShard], test: tuple[int, ...]
+    parts: Any, dataset: dict[str, np.ndarray], shards: list[DeviceShard], test_index: np.ndarray
 ) -> tuple[list[DeviceData], Split]:
     """Backbone embeddings for the harness's scoring (each device computes its own too)."""
     backbone = parts.backbone()
@@ -240,7 +240,7 @@ def _embed(
         DeviceData(s.device_id, s.subject, split(s.train_index), split(s.eval_index))
         for s in shards
     ]
-    return devices, split(np.flatnonzero(np.isin(dataset["subject"], test)))
+    return devices, split(test_index)
 
 
 def _fleet_plan(

@@ -238,10 +238,10 @@ class WorkerCore:
         held = round_.held.get(update.device_id)
         history = _NEW if held is None else DeviceHistory(held.sequence, held.sha256, None)
         reason = check_update(update, topic_device, round_.opened, history)
+        if reason is None and any(update.device_id in d for d in round_.others.values()):
+            reason = "duplicate"  # another worker holds it: its resend reached us (at any time)
         if reason is None and now > announcement.deadline_unix - self.config.cutoff_s:
             reason = "stale"  # too late for its partial sum to reach the coordinator in time
-        if reason is None and any(update.device_id in d for d in round_.others.values()):
-            reason = "duplicate"  # another worker holds it: its resend reached us
         digest = hashlib.sha256(payload).hexdigest()
         if reason == "duplicate":  # the same bytes again, or held by another worker: stored
             resend = held is None or held.sha256 == digest

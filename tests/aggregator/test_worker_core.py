@@ -132,6 +132,26 @@ def test_a_resend_of_a_device_another_worker_holds_is_acked_not_taken() -> None:
     assert core.counts == {"resent": 1}
 
 
+def test_after_the_deadline_a_resend_of_a_device_another_worker_holds_is_still_acked() -> None:
+    """Once the round closed, the coordinator re-announces it with its deadline passed; a device
+    whose ack was lost still resends, and whichever worker the queue hands it to must say stored
+    (a `stale` refusal would tell the device its update is not in the head)."""
+    from fleet_protocol.partial_sum import encode_partial_sum
+
+    core = WorkerCore(WorkerConfig(FLEET, "w2"), trust(), None, [])
+    core.handle(gen_round(), 10.0)
+    other = PartialSum(FLEET, 1, 0, "w1", 1, np.zeros(8), 10, ("dev-0",), tuple(SHAPES))
+    core.handle([(partial_topic(FLEET, "w1"), encode_partial_sum(other, None))], 11.0)
+    finished = RoundAnnouncement(FLEET, 1, 0, message_sha256(BASE), 500.0, 4)
+    core.handle([(round_topic(FLEET), encode_message(finished))], 500.0)
+    effects = core.handle([gen_update("dev-0"), gen_update("dev-1")], 600.0)
+    assert [(a.device_id, a.accepted, a.reason) for a in acks_of(effects)] == [
+        ("dev-0", True, ""),
+        ("dev-1", False, "stale"),
+    ]
+    assert not any(isinstance(e, CommitWorkerBatch) for e in effects)
+
+
 def test_a_resend_of_an_update_this_worker_stored_is_acked_as_stored_not_taken_again() -> None:
     """A lost ack costs the device one resend: the same bytes are acked, not added twice."""
     core = WorkerCore(WorkerConfig(FLEET, "w1"), trust(), None, [])

@@ -134,7 +134,7 @@ class FleetSim:
                         break
                 self.resend_unacked(devices)
         self._wait(lambda: set(devices) <= self.acked, f"acks of {devices}")
-        assert not self.refused
+        assert not self.refused, [(ack.device_id, ack.reason) for ack in self.refused]
 
 
 def aggregator_args(url: str, fleet: str, setup: Any, state: Path) -> list[str]:

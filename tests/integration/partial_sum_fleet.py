@@ -142,9 +142,9 @@ def aggregator_args(url: str, fleet: str, setup: Any, state: Path) -> list[str]:
             "--registry", str(setup.registry), "--json"]  # fmt: skip
 
 
-def round_args(setup: Any) -> list[str]:
+def round_args(setup: Any, deadline_s: int = 120) -> list[str]:
     return ["--bundle", str(setup.bundle), "--rounds", "1", "--min-clients", str(len(DEVICES)),
-            "--deadline", "120", "--codec", "int8"]  # fmt: skip
+            "--deadline", str(deadline_s), "--codec", "int8"]  # fmt: skip
 
 
 def head_of(state: Path) -> list[np.ndarray]:

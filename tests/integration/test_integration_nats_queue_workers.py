@@ -46,6 +46,7 @@ pytestmark = [
 ]
 
 RESEND_S = 3.0  # the test's devices resend sooner than `iomt edge` (15 s) to keep it short
+DEADLINE_S = 300  # beyond the failover test's waits (60 s to reconnect, 180 s to close)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,7 @@ class _Fleet:
         mqtt_urls = [node.mqtt_url for node in cluster.nodes]
         self.coordinator = processes.start("coord", [
             *aggregator_args(_rotated(mqtt_urls, 2), fleet, self.setup, root / "c.s"),
-            *round_args(self.setup), "--role", "coordinator",
+            *round_args(self.setup, DEADLINE_S), "--role", "coordinator",
         ])  # fmt: skip
         self.sim = FleetSim(_plain(cluster.nodes[2]), fleet)
 

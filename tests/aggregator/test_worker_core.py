@@ -14,7 +14,7 @@ from aggregator.worker_core import (
 )
 from aggregator.worker_store import WorkerRound
 from fleet_protocol.messages import GlobalModel, ModelUpdate, RoundAnnouncement, UpdateAck
-from fleet_protocol.partial_sum import PartialSum, decode_partial_sum
+from fleet_protocol.partial_sum import PartialSum, decode_partial_sum, encode_partial_sum
 from fleet_protocol.publish import Publish
 from fleet_protocol.topics import model_topic, partial_topic, round_topic, update_topic
 from fleet_protocol.wire import decode_message, encode_message, message_sha256
@@ -123,8 +123,6 @@ def test_a_resend_of_a_device_another_worker_holds_is_acked_not_taken() -> None:
     core = WorkerCore(WorkerConfig(FLEET, "w2"), trust(), None, [])
     core.handle(gen_round(), 10.0)
     other = PartialSum(FLEET, 1, 0, "w1", 1, np.zeros(8), 10, ("dev-0",), tuple(SHAPES))
-    from fleet_protocol.partial_sum import encode_partial_sum
-
     effects = core.handle([(partial_topic(FLEET, "w1"), encode_partial_sum(other, None)),
                            gen_update("dev-0")], 11.0)  # fmt: skip
     assert [a.accepted for a in acks_of(effects)] == [True]
@@ -136,8 +134,6 @@ def test_after_the_deadline_a_resend_of_a_device_another_worker_holds_is_still_a
     """Once the round closed, the coordinator re-announces it with its deadline passed; a device
     whose ack was lost still resends, and whichever worker the queue hands it to must say stored
     (a `stale` refusal would tell the device its update is not in the head)."""
-    from fleet_protocol.partial_sum import encode_partial_sum
-
     core = WorkerCore(WorkerConfig(FLEET, "w2"), trust(), None, [])
     core.handle(gen_round(), 10.0)
     other = PartialSum(FLEET, 1, 0, "w1", 1, np.zeros(8), 10, ("dev-0",), tuple(SHAPES))
@@ -172,8 +168,6 @@ def test_the_worker_with_the_larger_id_drops_a_device_both_took() -> None:
     core = WorkerCore(WorkerConfig(FLEET, "w2"), trust(), None, [])
     effects = core.handle([*gen_round(), gen_update("dev-0"), gen_update("dev-1", 30)], 10.0)
     (with_both,) = partials_of(effects)
-    from fleet_protocol.partial_sum import encode_partial_sum
-
     w1 = PartialSum(FLEET, 1, 0, "w1", 3, np.zeros(8), 10, ("dev-0",), tuple(SHAPES))
     # Execute: the restarted w1's partial sum names dev-0
     effects = core.handle([(partial_topic(FLEET, "w1"), encode_partial_sum(w1, None))], 11.0)
